@@ -1,0 +1,95 @@
+"""``openwen chat`` (interactive) and ``openwen ask`` (one-shot)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from openwen.chat.service import ChatService
+from openwen.cli.common import fail_on_errors, settings_or_exit, stdin_text
+from openwen.cli.render import AnswerView
+from openwen.cli.session import ChatSession
+from openwen.engines.base import ChatRequest, Sampling
+from openwen.messages import Message
+
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="model name or .gguf path")]
+ThinkOpt = Annotated[bool | None, typer.Option("--think/--no-think",
+                                               help="reasoning on/off for thinking models")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(chat)
+    app.command()(ask)
+
+
+def chat(
+    model: ModelOpt = None,
+    system: Annotated[str | None, typer.Option("--system", "-s", help="system prompt")] = None,
+    think: ThinkOpt = None,
+) -> None:
+    """Chat in the terminal. Type /help for commands; Ctrl-C stops an answer, Ctrl-D quits."""
+    settings = settings_or_exit(model=model)
+    session = ChatSession(ChatService(settings), Console(), model=settings.model, system=system,
+                          thinking=think)
+    with fail_on_errors():
+        session.run()
+
+
+def ask(
+    question: Annotated[str | None, typer.Argument(help="the question; stdin is appended")] = None,
+    model: ModelOpt = None,
+    system: Annotated[str | None, typer.Option("--system", "-s")] = None,
+    think: ThinkOpt = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1)] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", min=0.0, max=2.0)] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON object")] = False,
+) -> None:
+    """Ask one question and print the answer. Reads stdin when piped."""
+    piped = stdin_text()
+    text = "\n\n".join(p for p in ((question or "").strip(), piped.strip()) if p)
+    settings = settings_or_exit(model=model)
+    messages = ([Message("system", system)] if system else []) + [Message("user", text)]
+    request = ChatRequest(messages=tuple(messages), model=settings.model, thinking=think,
+                          max_tokens=max_tokens,
+                          sampling=Sampling(temperature=temperature, seed=seed))
+    with fail_on_errors():
+        view = asyncio.run(_answer(ChatService(settings), request, as_json))
+    if as_json:
+        typer.echo(json.dumps(_as_json(view, request), ensure_ascii=False, indent=2))
+
+
+async def _answer(service: ChatService, request: ChatRequest, quiet: bool) -> AnswerView:
+    console = Console(stderr=quiet)
+    view = AnswerView(console)
+    try:
+        if quiet:
+            async for event in service.stream(request):
+                view.add(event)
+            return view
+        with view:
+            async for event in service.stream(request):
+                view.add(event)
+        return view
+    finally:
+        await service.aclose()
+
+
+def _as_json(view: AnswerView, request: ChatRequest) -> dict[str, object]:
+    done = view.done
+    return {
+        "model": request.model,
+        "content": view.text,
+        "reasoning": view.reasoning or None,
+        "tool_calls": [{"id": t.call.id, "name": t.call.name, "arguments": t.call.arguments}
+                       for t in view.tool_calls],
+        "finish_reason": done.finish_reason if done else None,
+        "usage": {"prompt_tokens": done.usage.prompt_tokens,
+                  "completion_tokens": done.usage.completion_tokens} if done else None,
+    }
+
+

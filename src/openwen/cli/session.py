@@ -1,0 +1,121 @@
+"""The interactive terminal chat loop behind ``openwen chat``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from rich.console import Console
+
+from openwen.chat.service import ChatService
+from openwen.cli.render import AnswerView
+from openwen.engines.base import ChatRequest
+from openwen.errors import OpenwenError
+from openwen.messages import Message
+
+HELP = """\
+Commands:
+  /help            this help
+  /reset           forget the conversation
+  /model NAME      switch model (empty: show the current one)
+  /system TEXT     set the system prompt (empty: clear it)
+  /think on|off    reasoning on or off for thinking models (/think alone: model default)
+  /thinking        show the last answer's reasoning in full
+  /exit            quit (or Ctrl-D)
+Multi-line input: start and end a block with a line of three double quotes (\"\"\").
+Ctrl-C stops the current answer; the conversation keeps what was said so far."""
+
+
+class ChatSession:
+    def __init__(self, service: ChatService, console: Console, *, model: str,
+                 system: str | None = None, thinking: bool | None = None):
+        self.service = service
+        self.console = console
+        self.model = model
+        self.system = system
+        self.thinking = thinking
+        self.history: list[Message] = []
+        self.last_reasoning = ""
+        self._runner = asyncio.Runner()
+
+    def run(self) -> None:
+        self.console.print(f"[bold]openwen[/bold] chat with [cyan]{self.model}[/cyan] "
+                           "(/help for commands, Ctrl-D to quit)")
+        try:
+            while (text := self.read_input()) is not None:
+                if text.startswith("/"):
+                    if not self.command(text):
+                        break
+                elif text.strip():
+                    self.turn(text)
+        finally:
+            self._runner.run(self.service.aclose())
+            self._runner.close()
+
+    def read_input(self) -> str | None:
+        try:
+            line = self.console.input("[bold green]> [/]") if sys.stdin.isatty() else input()
+        except (EOFError, KeyboardInterrupt):
+            self.console.print()
+            return None
+        if line.strip() != '"""':
+            return line
+        lines: list[str] = []
+        while True:
+            try:
+                more = input()
+            except (EOFError, KeyboardInterrupt):
+                break
+            if more.strip() == '"""':
+                break
+            lines.append(more)
+        return "\n".join(lines)
+
+    def command(self, text: str) -> bool:
+        """Run a slash command; False means quit."""
+        name, _, arg = text.partition(" ")
+        arg = arg.strip()
+        if name in ("/exit", "/quit"):
+            return False
+        if name == "/help":
+            self.console.print(HELP, markup=False)
+        elif name == "/reset":
+            self.history.clear()
+            self.console.print("[dim]conversation cleared[/dim]")
+        elif name == "/model":
+            self.model = arg or self.model
+            self.console.print(f"model: [cyan]{self.model}[/cyan]")
+        elif name == "/system":
+            self.system = arg or None
+            self.console.print(f"system prompt {'set' if arg else 'cleared'}")
+        elif name == "/think":
+            self.thinking = {"on": True, "off": False}.get(arg.lower()) if arg else None
+            state = {True: "on", False: "off", None: "model default"}[self.thinking]
+            self.console.print(f"thinking: {state}")
+        elif name == "/thinking":
+            self.console.print(self.last_reasoning or "(no reasoning in the last answer)",
+                               style="dim", markup=False)
+        else:
+            self.console.print(f"unknown command {name}; /help lists them")
+        return True
+
+    def turn(self, text: str) -> None:
+        user = Message("user", text)
+        system = [Message("system", self.system)] if self.system else []
+        request = ChatRequest(messages=(*system, *self.history, user), model=self.model,
+                              thinking=self.thinking)
+        view = AnswerView(self.console)
+        try:
+            self._runner.run(self._stream(request, view))
+        except KeyboardInterrupt:
+            self.console.print("[dim](stopped)[/dim]")
+        except OpenwenError as exc:
+            self.console.print(f"[red]error:[/red] {exc.message}")
+            return
+        self.history += [user, Message("assistant", view.text, reasoning=view.reasoning or None)]
+        self.last_reasoning = view.reasoning
+
+    async def _stream(self, request: ChatRequest, view: AnswerView) -> None:
+        with view:
+            async for event in self.service.stream(request):
+                view.add(event)

@@ -1,0 +1,155 @@
+"""Settings: environment (``OPENWEN_*``) beats the config file beats defaults.
+
+The config file is TOML, found at ``$OPENWEN_CONFIG`` or ``<config home>/openwen/config.toml``
+(``$XDG_CONFIG_HOME`` or ``~/.config``). Data lives under ``$OPENWEN_HOME`` or
+``<XDG data home>/openwen`` (``$XDG_DATA_HOME`` or ``~/.local/share``).
+
+Keys in the file use the field names below (``port = 8800``); nested tables are flattened with an
+underscore (``[remote] base_url = ...`` is ``remote_base_url``). Environment variables are the upper-case
+field name with the ``OPENWEN_`` prefix (``OPENWEN_REMOTE_BASE_URL``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from openwen.errors import ConfigError
+
+ENV_PREFIX = "OPENWEN_"
+Source = Literal["default", "file", "env"]
+
+
+class Settings(BaseModel):
+    """Every setting openwen reads. Field docs are shown by ``openwen config``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: Path = Field(default_factory=lambda: data_home(os.environ), description="data directory")
+    model: str = Field("smollm2", description="default chat model (name or path)")
+    models_dir: Path | None = Field(None, description="local model store (default <home>/models)")
+    n_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=512,
+                           description="CPU threads for the embedded engine")
+    n_ctx: int = Field(8192, ge=256, le=1_048_576, description="context size in tokens")
+    n_batch: int = Field(512, ge=8, le=65536, description="prompt batch size in tokens")
+
+    engine: Literal["embedded", "remote"] = Field("embedded", description="default engine")
+    remote_base_url: str | None = Field(None, description="OpenAI-compatible upstream base URL")
+    remote_api_key: SecretStr | None = Field(None, description="API key for the upstream")
+    remote_model: str | None = Field(None, description="model id at the upstream")
+    remote_timeout: float = Field(600.0, gt=0, description="upstream read timeout, seconds")
+    remote_connect_timeout: float = Field(10.0, gt=0, description="upstream connect timeout")
+    remote_retries: int = Field(2, ge=0, le=10, description="retries on connection errors only")
+
+    hub_endpoint: str = Field("https://huggingface.co", description="model hub for `openwen pull`")
+    hub_token: SecretStr | None = Field(None, description="token for the model hub")
+
+    host: str = Field("127.0.0.1", description="address `openwen serve` binds")
+    port: int = Field(8800, ge=1, le=65535, description="port `openwen serve` binds")
+    require_api_key: bool = Field(False, description="require API keys on loopback too")
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest request body")
+    max_queue: int = Field(16, ge=1, le=10_000, description="requests waiting per engine")
+    database_url: str | None = Field(None, description="SQLAlchemy URL (default SQLite in home)")
+    single_user: bool = Field(False, description="no login (loopback only)")
+    embedding_model: str = Field("all-minilm-l6-v2", description="local embedding model")
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir or self.home / "models"
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'openwen.db'}"
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """Settings plus where each value came from, and the config file consulted."""
+
+    settings: Settings
+    sources: dict[str, Source]
+    config_file: Path
+
+
+def config_file_path(env: dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if path := env.get(ENV_PREFIX + "CONFIG"):
+        return Path(path).expanduser()
+    xdg = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(xdg) / "openwen" / "config.toml"
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}".replace("-", "_")
+        if isinstance(value, dict) and name not in Settings.model_fields:
+            flat.update(_flatten(value, name + "_"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read the TOML config file; a missing file is empty, a broken one is a clear error."""
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    flat = _flatten(data)
+    unknown = sorted(set(flat) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
+    return flat
+
+
+def read_env(env: dict[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        key = ENV_PREFIX + name.upper()
+        if key in env and env[key] != "":
+            values[name] = env[key]
+    return values
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> LoadedSettings:
+    """Build settings from defaults, the config file, the environment and explicit overrides."""
+    env = dict(os.environ if env is None else env)
+    path = config_file_path(env)
+    file_values = read_config_file(path)
+    env_values = read_env(env)
+    merged: dict[str, Any] = {**file_values, **env_values, **overrides}
+    sources: dict[str, Source] = {name: "default" for name in Settings.model_fields}
+    sources.update({k: "file" for k in file_values})
+    sources.update({k: "env" for k in env_values})
+    sources.update({k: "env" for k in overrides})
+    if "home" not in merged:
+        merged["home"] = data_home(env)
+    try:
+        settings = Settings(**merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc
+    return LoadedSettings(settings=settings, sources=sources, config_file=path)
+
+
+def data_home(env: Mapping[str, str]) -> Path:
+    """``$OPENWEN_HOME``, else ``<XDG data home>/openwen``."""
+    if home := env.get(ENV_PREFIX + "HOME"):
+        return Path(home).expanduser()
+    xdg = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "openwen"
+
+
+def get_settings() -> Settings:
+    return load_settings().settings

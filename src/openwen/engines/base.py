@@ -1,0 +1,101 @@
+"""The engine seam: a chat request in, a stream of typed events out.
+
+Every engine (embedded llama.cpp, a remote OpenAI-compatible upstream) implements :class:`Engine`.
+Cancellation is the consumer's: closing the async iterator (or cancelling the task reading it) stops
+generation; the embedded engine stops within one token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from openwen.messages import Message, StreamEvent
+
+ToolChoice = Literal["auto", "none", "required"] | dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling parameters. ``None`` means the engine's (or model family's) default."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repeat_penalty: float | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """What an engine is asked to do.
+
+    ``tools`` are OpenAI tool definitions (``{"type": "function", "function": {...}}``).
+    ``response_format`` is the OpenAI object (``{"type": "json_schema", "json_schema": {...}}``).
+    ``thinking`` switches reasoning on or off for thinking models; ``None`` keeps the model default.
+    ``logprobs``/``top_logprobs`` ask for per-token log probabilities of the answer text.
+    ``prompt`` (legacy ``/v1/completions``) is raw text sent without a chat template; ``messages``
+    is then empty.
+    """
+
+    messages: tuple[Message, ...] = ()
+    prompt: str | None = None
+    model: str | None = None
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool = True
+    sampling: Sampling = field(default_factory=Sampling)
+    stop: tuple[str, ...] = ()
+    max_tokens: int | None = None
+    response_format: dict[str, Any] | None = None
+    thinking: bool | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    tools: bool = True
+    thinking: bool = False
+    grammar: bool = False
+    logprobs: bool = False
+    embeddings: bool = False
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model an engine can serve, as listed by ``/v1/models`` and ``openwen models``."""
+
+    id: str
+    owned_by: str = "openwen"
+    context_length: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """An inference backend. Implementations must be safe to call from one event loop."""
+
+    name: str
+    capabilities: Capabilities
+
+    def models(self) -> list[ModelInfo]:
+        """The models this engine serves."""
+        ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Generate an answer. The last event is always :class:`~openwen.messages.Done`."""
+        ...
+
+    def count_tokens(self, request: ChatRequest) -> int:
+        """Tokens the rendered prompt takes (best effort for remote engines)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Free the model and threads."""
+        ...

@@ -1,0 +1,244 @@
+"""The embedded engine: a GGUF model run by llama.cpp through llama-cpp-python.
+
+One :class:`~openwen.engines.scheduler.ModelWorker` thread owns the ``Llama`` instance. A request's
+prompt is rendered with the model's own chat template (``formats``), tokenised, checked against the
+context size, then decoded token by token; each token is detokenised UTF-8-safely, checked against stop
+strings, and parsed into reasoning / text / tool-call events. Cancellation is checked after every token.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from openwen.engines.base import Capabilities, ChatRequest, ModelInfo, Sampling
+from openwen.engines.grammar import grammar_for
+from openwen.engines.logprobs import LogprobReader
+from openwen.engines.scheduler import Emit, ModelWorker
+from openwen.engines.stops import StopMatcher
+from openwen.errors import ContextLengthError, InvalidRequestError, ModelFileError
+from openwen.formats import ChatFormat, IncrementalDetokenizer, RenderedPrompt, format_for
+from openwen.formats.base import OutputParser, PlainParser
+from openwen.messages import Done, FinishReason, StreamEvent, TextDelta, Timings, Usage
+
+log = logging.getLogger(__name__)
+
+# llama.cpp's own defaults, used where neither the request nor the model family says otherwise.
+BASE_SAMPLING = Sampling(temperature=0.8, top_p=0.95, top_k=40, min_p=0.05, presence_penalty=0.0,
+                         frequency_penalty=0.0, repeat_penalty=1.0)
+
+
+def merge_sampling(*layers: Sampling) -> Sampling:
+    """Later layers win where they set a value."""
+    values: dict[str, Any] = {}
+    for layer in layers:
+        values.update({k: v for k, v in layer.__dict__.items() if v is not None})
+    return Sampling(**values)
+
+
+class LlamaCppEngine:
+    """Serves one GGUF model on the CPU."""
+
+    capabilities = Capabilities(tools=True, thinking=True, grammar=True, logprobs=True)
+
+    def __init__(self, model_path: Path, *, name: str, n_ctx: int = 8192, n_threads: int = 2,
+                 n_batch: int = 512, max_queue: int = 16):
+        self.name = name
+        self.model_path = Path(model_path)
+        self.worker = ModelWorker(name, max_queue=max_queue)
+        self._llm: Any = self.worker.call(
+            lambda: _load_llama(self.model_path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch)
+        )
+        self.n_ctx: int = self._llm.n_ctx()
+        self.format: ChatFormat = self._make_format()
+        # decoded tokens of the running request, and of the last cancelled one when it stopped
+        self.progress_tokens = 0
+        self.last_cancelled_tokens = 0
+
+    def _make_format(self) -> ChatFormat:
+        meta = self._llm.metadata
+        vocab = self._llm._model
+        return format_for(
+            meta.get("tokenizer.chat_template"),
+            architecture=meta.get("general.architecture"),
+            bos_token=vocab.token_get_text(self._llm.token_bos()) if self._llm.token_bos() >= 0 else "",
+            eos_token=vocab.token_get_text(self._llm.token_eos()) if self._llm.token_eos() >= 0 else "",
+            model_name=meta.get("general.name"),
+        )
+
+    def models(self) -> list[ModelInfo]:
+        return [ModelInfo(id=self.name, context_length=self.n_ctx,
+                          details={"engine": "embedded", "path": str(self.model_path)})]
+
+    def render(self, request: ChatRequest) -> RenderedPrompt:
+        if request.prompt is not None:
+            return RenderedPrompt(request.prompt)
+        return self.format.render(request.messages, tools=request.tools,
+                                  enable_thinking=request.thinking)
+
+    def tokenize(self, text: str) -> list[int]:
+        bos = self.format_bos()
+        add_bos = self._llm._model.add_bos_token() and not (bos and text.startswith(bos))
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
+
+    def format_bos(self) -> str:
+        bos = self._llm.token_bos()
+        return self._llm._model.token_get_text(bos) if bos >= 0 else ""
+
+    def count_tokens(self, request: ChatRequest) -> int:
+        return len(self.tokenize(self.render(request).text))
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        accepted = time.perf_counter()
+
+        def job(emit: Emit, cancel: threading.Event) -> None:
+            self._generate(request, emit, cancel, accepted)
+
+        return self.worker.stream(job)
+
+    async def aclose(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            self.worker.call(llm.close)
+        self.worker.close()
+
+    # -- runs on the worker thread ------------------------------------------------------------
+
+    def _generate(self, request: ChatRequest, emit: Emit, cancel: threading.Event,
+                  accepted: float) -> None:
+        rendered = self.render(request)
+        tokens = self.tokenize(rendered.text)
+        n_prompt = len(tokens)
+        if n_prompt >= self.n_ctx:
+            raise ContextLengthError(n_prompt, self.n_ctx)
+        room = self.n_ctx - n_prompt
+        if request.max_tokens is not None and request.max_tokens < 1:
+            raise InvalidRequestError("max_tokens must be at least 1", param="max_tokens")
+        budget = min(request.max_tokens or room, room)
+        sampling = merge_sampling(BASE_SAMPLING, self.format.sampling_defaults(rendered.thinking),
+                                  request.sampling)
+        self._llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(31))
+        decoder = _Decoder(self, request, rendered)
+        cached = _common_prefix(self._llm, tokens)
+        start = time.perf_counter()
+        first: float | None = None
+        finish: FinishReason = "length"
+        n_out = 0
+        for token in self._llm.generate(tokens, reset=True, grammar=grammar_for(request),
+                                        **_llama_sampling(sampling)):
+            if cancel.is_set():
+                self.last_cancelled_tokens = n_out
+                return
+            if first is None:
+                first = time.perf_counter()
+            if _is_eog(self._llm, token):
+                finish = "stop"
+                break
+            n_out += 1
+            self.progress_tokens = n_out
+            for event in decoder.add(token):
+                emit(event)
+            if decoder.stopped:
+                finish = "stop"
+                break
+            if n_out >= budget:
+                break
+        for event in decoder.finish():
+            emit(event)
+        if finish == "stop" and decoder.tool_call_count:
+            finish = "tool_calls"
+        end = time.perf_counter()
+        first = first or end
+        emit(Done(
+            finish_reason=finish,
+            usage=Usage(prompt_tokens=n_prompt, completion_tokens=n_out, cached_tokens=cached),
+            timings=Timings(queue_ms=(start - accepted) * 1000, prompt_ms=(first - start) * 1000,
+                            decode_ms=(end - first) * 1000, ttft_ms=(first - accepted) * 1000),
+        ))
+
+
+class _Decoder:
+    """Token ids in; reasoning, text and tool-call events out."""
+
+    def __init__(self, engine: LlamaCppEngine, request: ChatRequest, rendered: RenderedPrompt):
+        llm = engine._llm
+        self._detok = IncrementalDetokenizer(lambda t: llm._model.detokenize([t], special=False))
+        self._stops = StopMatcher(tuple(request.stop) + engine.format.stop_strings)
+        self._parser: OutputParser = (
+            PlainParser() if request.prompt is not None else
+            engine.format.parser(rendered, tools_enabled=bool(request.tools)
+                                 and request.tool_choice != "none"))
+        self._logprobs = LogprobReader(llm, request.top_logprobs) if request.logprobs else None
+
+    @property
+    def stopped(self) -> bool:
+        return self._stops.stopped
+
+    @property
+    def tool_call_count(self) -> int:
+        return self._parser.tool_call_count
+
+    def add(self, token: int) -> list[StreamEvent]:
+        logprob = self._logprobs.read(token) if self._logprobs else None
+        text = self._stops.feed(self._detok.add(token))
+        events = self._parser.feed(text) if text else []
+        if logprob is not None:
+            events = _attach_logprob(events, logprob)
+        return events
+
+    def finish(self) -> list[StreamEvent]:
+        text = self._stops.feed(self._detok.flush()) + self._stops.flush()
+        return [*(self._parser.feed(text) if text else []), *self._parser.finish()]
+
+
+def _attach_logprob(events: list[StreamEvent], logprob: Any) -> list[StreamEvent]:
+    """Attach a token's logprob to the first text event it produced (if any)."""
+    for i, event in enumerate(events):
+        if isinstance(event, TextDelta):
+            events[i] = TextDelta(event.text, logprobs=(logprob,))
+            break
+    return events
+
+
+def _common_prefix(llm: Any, tokens: list[int]) -> int:
+    """Prompt tokens already in the KV cache (llama-cpp-python reuses the longest common prefix)."""
+    n = 0
+    for cached, new in zip(llm._input_ids[: llm.n_tokens], tokens, strict=False):
+        if cached != new:
+            break
+        n += 1
+    return min(n, max(len(tokens) - 1, 0))
+
+
+def _is_eog(llm: Any, token: int) -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_vocab_is_eog(llm._model.vocab, token))
+
+
+def _llama_sampling(s: Sampling) -> dict[str, Any]:
+    return {
+        "temp": s.temperature, "top_p": s.top_p, "top_k": s.top_k, "min_p": s.min_p,
+        "presence_penalty": s.presence_penalty, "frequency_penalty": s.frequency_penalty,
+        "repeat_penalty": s.repeat_penalty,
+    }
+
+
+def _load_llama(path: Path, *, n_ctx: int, n_threads: int, n_batch: int) -> Any:
+    from llama_cpp import Llama
+
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    with path.open("rb") as fh:
+        if fh.read(4) != b"GGUF":
+            raise ModelFileError(f"{path} is not a GGUF model file")
+    try:
+        return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
+                     n_threads_batch=n_threads, n_batch=min(n_batch, n_ctx), verbose=False)
+    except (ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"llama.cpp could not load {path}: {exc}") from exc

@@ -1,0 +1,101 @@
+"""Which engine serves which model name. Embedded models load lazily on first use."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+
+from openwen.config import Settings
+from openwen.engines.base import Engine, ModelInfo
+from openwen.errors import ModelNotFoundError
+
+log = logging.getLogger(__name__)
+
+
+class EngineRegistry:
+    """Resolves a request's model name to a running engine.
+
+    Embedded models are any model the local store resolves (``smollm2``, pulled models, a .gguf path);
+    at most ``max_loaded`` stay loaded, least recently used unloaded first. A configured remote
+    upstream serves its own model ids.
+    """
+
+    def __init__(self, settings: Settings, *, max_loaded: int = 2):
+        from openwen.models.store import ModelStore
+
+        self.settings = settings
+        self.store = ModelStore(settings)
+        self.max_loaded = max_loaded
+        self._loaded: OrderedDict[str, Engine] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._remote: Engine | None = None
+        if settings.remote_base_url:
+            from openwen.engines.remote import RemoteEngine
+
+            self._remote = RemoteEngine.from_settings(settings)
+
+    @property
+    def default_model(self) -> str:
+        if self.settings.engine == "remote" and self.settings.remote_model:
+            return self.settings.remote_model
+        return self.settings.model
+
+    def loaded(self) -> list[Engine]:
+        return list(self._loaded.values())
+
+    async def list_models(self) -> list[ModelInfo]:
+        infos = [ModelInfo(id=m.name, context_length=m.metadata.context_length if m.metadata else None,
+                           details={"engine": "embedded", "path": str(m.path)})
+                 for m in await asyncio.to_thread(self.store.list)]
+        if self._remote is not None:
+            infos.extend(await self._remote_models())
+        return infos
+
+    async def _remote_models(self) -> list[ModelInfo]:
+        if self._remote is None:
+            return []
+        return list(await self._remote.list_models())  # type: ignore[attr-defined]
+
+    async def available_names(self) -> list[str]:
+        return [m.id for m in await self.list_models()]
+
+    async def get(self, model: str | None) -> Engine:
+        name = model or self.default_model
+        if self._remote is not None and name in {m.id for m in await self._remote_models()}:
+            return self._remote
+        if name in self._loaded:
+            self._loaded.move_to_end(name)
+            return self._loaded[name]
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            if name not in self._loaded:
+                remote = [m.id for m in await self._remote_models()]
+                self._loaded[name] = await asyncio.to_thread(self._load, name, remote)
+                await self._evict()
+        return self._loaded[name]
+
+    def _load(self, name: str, remote: list[str]) -> Engine:
+        from openwen.engines.llamacpp import LlamaCppEngine
+
+        try:
+            local = self.store.resolve(name)
+        except ModelNotFoundError as exc:
+            raise ModelNotFoundError(name, sorted(set(exc.available) | set(remote))) from None
+        log.info("loading %s from %s", name, local.path)
+        s = self.settings
+        return LlamaCppEngine(local.path, name=name, n_ctx=s.n_ctx, n_threads=s.n_threads,
+                              n_batch=s.n_batch, max_queue=s.max_queue)
+
+    async def _evict(self) -> None:
+        while len(self._loaded) > self.max_loaded:
+            name, engine = self._loaded.popitem(last=False)
+            log.info("unloading %s", name)
+            await engine.aclose()
+
+    async def aclose(self) -> None:
+        for engine in list(self._loaded.values()):
+            await engine.aclose()
+        self._loaded.clear()
+        if self._remote is not None:
+            await self._remote.aclose()

@@ -1,0 +1,402 @@
+"""An engine that streams from any OpenAI-compatible upstream: vLLM, SGLang, llama-server,
+Ollama, or a cloud endpoint.
+
+The base URL is used as given, like the ``openai`` SDK: requests go to
+``{base_url}/chat/completions`` and ``{base_url}/models``, so the URL carries whatever prefix the
+upstream serves the API under
+(``http://gpu-box:8000/v1``, ``http://localhost:11434/v1``, ``https://host/proxy/v1``). A trailing
+slash is ignored; ``/v1`` is never added or removed.
+
+Model choice: a configured ``model`` pins the upstream model id for every request (the engine serves
+exactly that model). Without one, the request's ``model`` is passed through, and when that is also
+unset the first model the upstream lists is used.
+
+Connection failures (refused, reset before any response byte) are retried ``retries`` times with a
+short backoff. Nothing is retried once the upstream answered with a status or began streaming.
+The API key only ever travels in the ``Authorization`` header: it is never logged and never put in
+an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from openwen.engines.base import Capabilities, ChatRequest, ModelInfo
+from openwen.engines.remote_body import build_body, convert_messages
+from openwen.engines.remote_errors import (
+    error_for_status,
+    is_model_not_found,
+    model_not_found,
+    parse_error_body,
+    redact_url,
+    scrub,
+)
+from openwen.engines.remote_stream import ChunkReader, iter_sse
+from openwen.errors import ConfigError, OpenwenError, UpstreamError
+from openwen.messages import StreamEvent
+
+if TYPE_CHECKING:
+    from openwen.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Failures that happen before the upstream sent a single response byte: safe to retry.
+RETRYABLE = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
+MAX_BACKOFF = 2.0
+LIST_RETRY_SECONDS = 30.0
+
+
+class RemoteEngine:
+    """Streams chat completions from an OpenAI-compatible server over HTTP."""
+
+    capabilities = Capabilities(tools=True, thinking=True, grammar=False, logprobs=True)
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        model: str | None = None,
+        timeout: float = 600.0,
+        connect_timeout: float = 10.0,
+        retries: int = 2,
+        name: str = "remote",
+        backoff: float = 0.25,
+    ):
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"the remote base URL must start with http:// or https://, got {base_url!r}"
+            )
+        self._base = httpx.URL(base_url)
+        self._prefix = self._base.path.rstrip("/")
+        self.base_url = str(self._base.copy_with(path=self._prefix or "/")).rstrip("/")
+        self.model = model or None
+        self.name = name
+        self.retries = retries
+        self.backoff = backoff
+        self.timeout = timeout
+        self._api_key = api_key or None
+        self._where = redact_url(self.base_url)
+        self._upstream_models: list[ModelInfo] | None = None
+        self._list_retry_at = 0.0
+        self._timeouts = httpx.Timeout(timeout, connect=connect_timeout)
+        self._client = httpx.AsyncClient(headers=self._headers(), timeout=self._timeouts)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RemoteEngine:
+        """An engine from ``settings.remote_*``; a clear :class:`ConfigError` without a base URL."""
+        if not settings.remote_base_url:
+            raise ConfigError(
+                "the remote engine needs remote_base_url (OPENWEN_REMOTE_BASE_URL), "
+                "e.g. http://localhost:8000/v1"
+            )
+        key = settings.remote_api_key
+        return cls(
+            settings.remote_base_url,
+            api_key=key.get_secret_value() if key is not None else None,
+            model=settings.remote_model,
+            timeout=settings.remote_timeout,
+            connect_timeout=settings.remote_connect_timeout,
+            retries=settings.remote_retries,
+        )
+
+    def __repr__(self) -> str:
+        return f"RemoteEngine({self._where!r}, model={self.model!r}, name={self.name!r})"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"User-Agent": "openwen"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def models(self) -> list[ModelInfo]:
+        """The configured model, else the upstream's ``/models`` (fetched once, then cached).
+
+        Without a configured model and an empty cache this makes one blocking HTTP request (call
+        :meth:`list_models` from async code to fill the cache without blocking the event loop).
+        An unreachable or failing upstream lists nothing, is logged, and is asked again only after
+        ``LIST_RETRY_SECONDS``, so a registry that consults every engine keeps working.
+        """
+        if self.model:
+            return [self._configured_info()]
+        if self._upstream_models is None and time.monotonic() >= self._list_retry_at:
+            try:
+                self._upstream_models = self._fetch_models_blocking()
+            except OpenwenError as exc:
+                log.warning("cannot list models of %s: %s", self._where, exc)
+                self._list_retry_at = time.monotonic() + LIST_RETRY_SECONDS
+        return list(self._upstream_models or ())
+
+    async def list_models(self, *, refresh: bool = False) -> list[ModelInfo]:
+        """The upstream's ``/models`` listing (cached; ``refresh`` fetches it again)."""
+        if self._upstream_models is None or refresh:
+            response = await self._send("GET", "/models", None, model=None)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+            self._upstream_models = self._parse_models(response)
+        return list(self._upstream_models)
+
+    def _configured_info(self) -> ModelInfo:
+        assert self.model is not None
+        for info in self._upstream_models or ():
+            if info.id == self.model:
+                return info
+        return ModelInfo(self.model, owned_by=self.name, details=self._details())
+
+    def _details(self) -> dict[str, Any]:
+        return {"engine": self.name, "upstream": self._where}
+
+    def _fetch_models_blocking(self) -> list[ModelInfo]:
+        timeout = httpx.Timeout(self._timeouts.connect, connect=self._timeouts.connect)
+        try:
+            response = httpx.get(self._url("/models"), headers=self._headers(), timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"cannot list models at {self._where}: {_describe(exc)}") from exc
+        if response.status_code >= 400:
+            message, error = parse_error_body(response.content)
+            message = scrub(message, self._api_key)
+            raise self._plain_status_error(response, message, error, "/models")
+        return self._parse_models(response)
+
+    def _parse_models(self, response: httpx.Response) -> list[ModelInfo]:
+        try:
+            entries = response.json()["data"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UpstreamError(f"{self._where}/models did not answer a model list") from exc
+        models = []
+        for entry in entries:
+            if not isinstance(entry, dict) or not entry.get("id"):
+                continue
+            length = entry.get("max_model_len") or entry.get("context_length")
+            models.append(
+                ModelInfo(
+                    id=str(entry["id"]),
+                    owned_by=str(entry.get("owned_by") or self.name),
+                    context_length=int(length) if isinstance(length, int) else None,
+                    details=self._details(),
+                )
+            )
+        return models
+
+    async def _model_for(self, request: ChatRequest) -> str | None:
+        if self.model or request.model:
+            return self.model or request.model
+        try:
+            listed = await self.list_models()
+        except OpenwenError as exc:
+            log.debug("no model id for %s: %s", self._where, exc)
+            return None
+        return listed[0].id if listed else None
+
+    # -- generation -----------------------------------------------------------------------------
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Stream one answer. Close the iterator to stop early: the HTTP response is closed."""
+        started = time.perf_counter()
+        model = await self._model_for(request)
+        reader = ChunkReader(started, lambda: self.count_tokens(request))
+        response = await self._send("POST", "/chat/completions", build_body(request, model), model)
+        if response.headers.get("content-type", "").startswith("application/json"):
+            events = self._read_whole(response, reader)
+        else:
+            events = self._read_stream(response, reader)
+        try:
+            async with aclosing(events):
+                async for event in events:
+                    yield event
+        finally:
+            await response.aclose()
+
+    async def _read_stream(
+        self, response: httpx.Response, reader: ChunkReader
+    ) -> AsyncGenerator[StreamEvent, None]:
+        finished = False
+        try:
+            async with aclosing(iter_sse(response.aiter_lines())) as events:
+                async for sse in events:
+                    if sse.data.strip() == "[DONE]":
+                        finished = True
+                        break
+                    for event in reader.feed(self._parse_chunk(sse.data, sse.event)):
+                        yield event
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(
+                f"the upstream at {self._where} sent nothing for {self.timeout:g} s mid-answer"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                f"the connection to the upstream at {self._where} broke mid-answer: "
+                f"{_describe(exc)}"
+            ) from exc
+        if not finished and reader.finish_reason is None:
+            raise UpstreamError(
+                f"the upstream at {self._where} closed the stream before the answer was "
+                "finished (no [DONE])"
+            )
+        for event in reader.finish():
+            yield event
+
+    async def _read_whole(
+        self, response: httpx.Response, reader: ChunkReader
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """An upstream that ignored ``stream: true`` and answered one JSON completion."""
+        try:
+            body = await response.aread()
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"reading the answer from {self._where}: {_describe(exc)}") from exc
+        for event in reader.feed(self._parse_chunk(body.decode("utf-8", "replace"), None)):
+            yield event
+        for event in reader.finish():
+            yield event
+
+    def _parse_chunk(self, data: str, event: str | None) -> dict[str, Any]:
+        try:
+            chunk = json.loads(data)
+        except ValueError as exc:
+            shown = scrub(data[:200], self._api_key)
+            raise UpstreamError(
+                f"the upstream at {self._where} sent a malformed event: {shown}"
+            ) from exc
+        if not isinstance(chunk, dict):
+            raise UpstreamError(f"the upstream at {self._where} sent a non-object event")
+        if event == "error" and "error" not in chunk:
+            chunk = {"error": chunk}
+        if "error" in chunk:
+            chunk["error"] = _scrub_error(chunk["error"], self._api_key)
+        return chunk
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        """``{base_url}{path}``, keeping a query string of the base URL at the end."""
+        return str(self._base.copy_with(path=self._prefix + path))
+
+    async def _send(
+        self, method: str, path: str, body: dict[str, Any] | None, model: str | None
+    ) -> httpx.Response:
+        """Send with retries on connection failures; an error status becomes an openwen error."""
+        accept = "text/event-stream" if body is not None else "application/json"
+        request = self._client.build_request(
+            method, self._url(path), json=body, headers={"Accept": accept}
+        )
+        response = await self._send_with_retries(request, path)
+        if response.status_code < 400:
+            return response
+        try:
+            content = await response.aread()
+        except httpx.HTTPError:
+            content = b""
+        finally:
+            await response.aclose()
+        raise await self._status_error(response, content, path, model)
+
+    async def _send_with_retries(self, request: httpx.Request, path: str) -> httpx.Response:
+        where = self._where + path
+        for attempt in range(self.retries + 1):
+            try:
+                return await self._client.send(request, stream=True)
+            except RETRYABLE as exc:
+                if attempt >= self.retries:
+                    tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
+                    raise UpstreamError(
+                        f"cannot reach the upstream at {where} ({tries}): {_describe(exc)}"
+                    ) from exc
+                delay = min(self.backoff * 2**attempt, MAX_BACKOFF)
+                log.warning(
+                    "upstream %s: %s; retry %d of %d in %.2f s",
+                    where,
+                    _describe(exc),
+                    attempt + 1,
+                    self.retries,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            except httpx.TimeoutException as exc:
+                raise UpstreamError(f"the upstream at {where} timed out: {_describe(exc)}") from exc
+            except httpx.HTTPError as exc:
+                raise UpstreamError(f"request to {where} failed: {_describe(exc)}") from exc
+        raise AssertionError("unreachable")
+
+    async def _status_error(
+        self, response: httpx.Response, content: bytes, path: str, model: str | None
+    ) -> OpenwenError:
+        message, error = parse_error_body(content)
+        message = scrub(message, self._api_key)
+        if is_model_not_found(response.status_code, message, error) and path != "/models":
+            return model_not_found(model, await self._available_models(), message)
+        return self._plain_status_error(response, message, error, path)
+
+    def _plain_status_error(
+        self, response: httpx.Response, message: str, error: dict[str, Any], path: str
+    ) -> OpenwenError:
+        return error_for_status(
+            response.status_code,
+            message,
+            error,
+            where=self._where + path,
+            has_key=self._api_key is not None,
+            retry_after=response.headers.get("retry-after"),
+        )
+
+    async def _available_models(self) -> list[str]:
+        """Model ids to list in a model-not-found error; best effort."""
+        try:
+            return [info.id for info in await self.list_models()]
+        except OpenwenError:
+            return []
+
+    # -- the rest of the Engine protocol --------------------------------------------------------
+
+    def count_tokens(self, request: ChatRequest) -> int:
+        """A rough estimate of the prompt's tokens; the upstream's tokenizer is not consulted.
+
+        About 4 characters a token for ASCII text and 1.5 for other scripts (CJK, Cyrillic), over
+        the JSON of the messages and tools as sent. Good for budgeting, not for exact limits.
+        """
+        parts = [json.dumps(m, ensure_ascii=False) for m in convert_messages(request.messages)]
+        parts.extend(json.dumps(tool, ensure_ascii=False) for tool in request.tools)
+        text = "".join(parts)
+        non_ascii = sum(1 for char in text if ord(char) > 127)
+        return math.ceil((len(text) - non_ascii) / 4 + non_ascii / 1.5)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client and its connections."""
+        await self._client.aclose()
+
+    async def __aenter__(self) -> RemoteEngine:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _scrub_error(error: Any, secret: str | None) -> Any:
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return {**error, "message": scrub(error["message"], secret)}
+    if isinstance(error, str):
+        return scrub(error, secret)
+    return error

@@ -1,0 +1,1 @@
+"""Local models: the store, GGUF metadata, the catalog of friendly names, and pulling from a hub."""

