@@ -1,4 +1,8 @@
-"""The bundled SmolLM2 GGUF: its real chat template and its real tokenizer through the formats layer."""
+"""The bundled SmolLM2 GGUF: its real chat template and tokenizer through the formats layer.
+
+The file is opened the way the embedded engine opens it (llama.cpp, here vocabulary only, which
+takes a fraction of a second), and its metadata is handed to ``format_for``.
+"""
 
 from __future__ import annotations
 
@@ -10,29 +14,24 @@ import pytest
 from openwen.formats import GenericFormat, IncrementalDetokenizer, format_for
 from openwen.messages import Message
 
-gguf = pytest.importorskip("gguf")
-
-
-def _field(reader: Any, key: str) -> Any:
-    field = reader.fields[key]
-    return field.parts[field.data[0]]
+llama_cpp = pytest.importorskip("llama_cpp")
 
 
 @pytest.fixture(scope="module")
-def smol_meta(bundled_model: Path) -> dict[str, Any]:
-    reader = gguf.GGUFReader(bundled_model)
-    tokens = reader.fields["tokenizer.ggml.tokens"]
+def smol_vocab(bundled_model: Path) -> Any:
+    return llama_cpp.Llama(model_path=str(bundled_model), vocab_only=True, verbose=False)
 
-    def token_text(key: str) -> str:
-        index = int(_field(reader, key)[0])
-        return bytes(tokens.parts[tokens.data[index]]).decode("utf-8")
 
+@pytest.fixture(scope="module")
+def smol_meta(smol_vocab: Any) -> dict[str, Any]:
+    meta = smol_vocab.metadata
+    vocab = smol_vocab._model
     return {
-        "chat_template": bytes(_field(reader, "tokenizer.chat_template")).decode("utf-8"),
-        "architecture": bytes(_field(reader, "general.architecture")).decode("utf-8"),
-        "model_name": bytes(_field(reader, "general.name")).decode("utf-8"),
-        "bos_token": token_text("tokenizer.ggml.bos_token_id"),
-        "eos_token": token_text("tokenizer.ggml.eos_token_id"),
+        "chat_template": meta["tokenizer.chat_template"],
+        "architecture": meta["general.architecture"],
+        "model_name": meta.get("general.name"),
+        "bos_token": vocab.token_get_text(smol_vocab.token_bos()),
+        "eos_token": vocab.token_get_text(smol_vocab.token_eos()),
     }
 
 
@@ -81,11 +80,8 @@ def test_smollm2_multi_turn_without_generation_prompt(smol_format: GenericFormat
     )
 
 
-def test_real_tokenizer_pieces_split_characters_and_detokenizer_rejoins(
-    bundled_model: Path,
-) -> None:
-    llama_cpp = pytest.importorskip("llama_cpp")
-    llm = llama_cpp.Llama(model_path=str(bundled_model), vocab_only=True, verbose=False)
+def test_real_tokenizer_pieces_split_characters_and_detokenizer_rejoins(smol_vocab: Any) -> None:
+    llm = smol_vocab
     text = "你好，世界！熊猫 🐼 说：“谢谢” 🎉"
     tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
     pieces = [llm.detokenize([t]) for t in tokens]

@@ -110,6 +110,7 @@ class Hub:
     ignore_range: bool = False
     serve_instead: dict[str, bytes] = field(default_factory=dict)  # file -> wrong bytes
     publish_sha: bool = True  # lfs.oid in the tree listing
+    listed_size: dict[str, int] = field(default_factory=dict)  # file -> size the listing claims
     tree_api: bool = True
     token: str | None = None
     requests: list[Request] = field(default_factory=list)
@@ -180,9 +181,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, b'{"error": "Repository not found"}')
         entries = []
         for name, data in self.hub.repos[repo].items():
-            entry: dict[str, Any] = {"type": "file", "path": name, "size": len(data)}
+            size = self.hub.listed_size.get(name, len(data))
+            entry: dict[str, Any] = {"type": "file", "path": name, "size": size}
             if self.hub.publish_sha:
-                entry["lfs"] = {"oid": _sha(data), "size": len(data), "pointerSize": 134}
+                entry["lfs"] = {"oid": _sha(data), "size": size, "pointerSize": 134}
             entries.append(entry)
         self._send(200, json.dumps(entries).encode(), {"Content-Type": "application/json"})
 

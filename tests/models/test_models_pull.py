@@ -230,3 +230,11 @@ def test_complete_answer_of_the_wrong_size_is_not_retried(
         _pull(REPO, hub_settings)
     assert len(hub.gets(FILE)) == 1
     assert not (hub_settings.models_path / "acme" / "tiny-GGUF" / (FILE + ".part")).exists()
+
+
+def test_not_enough_disk_space(hub, hub_settings: Settings, payload: bytes) -> None:
+    hub.add(REPO, {FILE: payload})
+    hub.listed_size[FILE] = 10**18  # an exabyte
+    with pytest.raises(DownloadError, match="not enough disk space"):
+        _pull(REPO, hub_settings)
+    assert hub.gets(FILE) == []

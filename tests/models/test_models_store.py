@@ -146,3 +146,11 @@ def test_remove_refuses_files_outside_the_store(
 def test_remove_unknown(populated: Settings) -> None:
     with pytest.raises(ModelNotFoundError):
         ModelStore(populated).remove("nothing-here")
+
+
+def test_split_model_with_a_missing_part(populated: Settings) -> None:
+    store = ModelStore(populated)
+    second = store.resolve("big/split-GGUF").files[1]
+    second.unlink()
+    model = store.resolve("big/split-GGUF")
+    assert model.problem is not None and second.name in model.problem

@@ -119,9 +119,7 @@ def test_api_key_verify(storage: Storage, alice: UserRecord) -> None:
         assert storage.api_keys.verify(wrong) is None
 
 
-def test_revoked_keys_and_disabled_users_do_not_verify(
-    storage: Storage, alice: UserRecord
-) -> None:
+def test_revoked_keys_and_disabled_users_do_not_verify(storage: Storage, alice: UserRecord) -> None:
     first = storage.api_keys.create(alice.id, "one")
     second = storage.api_keys.create(alice.id, "two")
     revoked = storage.api_keys.revoke(alice.id, first.key.id)

@@ -92,9 +92,7 @@ def test_add_without_becoming_current(storage: Storage, alice: UserRecord, chat)
     assert storage.conversations.get(alice.id, chat.id).current_leaf_id == q.id
 
 
-def test_parent_must_be_in_the_same_conversation(
-    storage: Storage, alice: UserRecord, chat
-) -> None:
+def test_parent_must_be_in_the_same_conversation(storage: Storage, alice: UserRecord, chat) -> None:
     other = storage.conversations.create(alice.id, "other")
     elsewhere = storage.messages.add(alice.id, other.id, parent_id=None, role="user", content="x")
     with pytest.raises(NotFoundError):
@@ -130,7 +128,10 @@ def test_streaming_append_then_complete(storage: Storage, alice: UserRecord, cha
         alice.id,
         a.id,
         "complete",
-        metadata={"usage": {"prompt_tokens": 12, "completion_tokens": 7}, "timings": {"ttft_ms": 5}},
+        metadata={
+            "usage": {"prompt_tokens": 12, "completion_tokens": 7},
+            "timings": {"ttft_ms": 5},
+        },
     )
     assert done.status == "complete"
     assert done.metadata == {
@@ -181,3 +182,24 @@ def test_recover_interrupted_streams(storage: Storage, alice: UserRecord, chat) 
 def test_adding_messages_bumps_the_conversation(storage: Storage, alice: UserRecord, chat) -> None:
     storage.messages.add(alice.id, chat.id, parent_id=None, role="user", content="x")
     assert storage.conversations.get(alice.id, chat.id).updated_at > chat.updated_at
+
+
+def test_nul_characters_are_stored_on_every_backend(
+    storage: Storage, alice: UserRecord, chat
+) -> None:
+    """PostgreSQL cannot store NUL in text: it becomes U+FFFD everywhere, alike."""
+    call = ToolCall(id="c\x00", name="f", arguments='{"a": "\x00"}')
+    m = storage.messages.add(
+        alice.id, chat.id, parent_id=None, role="assistant", content="a\x00b",
+        reasoning="\x00", tool_calls=[call], status="streaming",
+    )  # fmt: skip
+    storage.messages.append(alice.id, m.id, content="\x00c")
+    stored = storage.messages.get(alice.id, m.id)
+    assert stored.content == "a\ufffdb\ufffdc" and stored.reasoning == "\ufffd"
+    assert stored.tool_calls[0].id == "c\ufffd"
+    assert storage.conversations.rename(alice.id, chat.id, "t\x00").title == "t\ufffd"
+    with pytest.raises(InvalidRequestError):
+        storage.messages.set_status(alice.id, m.id, "complete", metadata={"x": "\x00"})
+    with pytest.raises(InvalidRequestError):
+        storage.settings.set(alice.id, "k", "\x00")
+    assert storage.messages.get(alice.id, m.id).status == "streaming"

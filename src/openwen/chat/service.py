@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 from openwen.config import Settings
@@ -23,8 +24,11 @@ class ChatService:
         """Validate, pick the engine, and stream its events. Errors surface on the first event."""
         validate(request)
         engine = await self.registry.get(request.model)
-        async for event in engine.stream(request):
-            yield event
+        # aclosing: closing this stream closes the engine's at once (cancelling generation),
+        # rather than whenever the garbage collector finalises it
+        async with contextlib.aclosing(engine.stream(request)) as events:  # type: ignore[type-var]
+            async for event in events:
+                yield event
 
     async def aclose(self) -> None:
         await self.registry.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from typing import Annotated
 
@@ -64,8 +65,7 @@ def ask(
 
 
 async def _answer(service: ChatService, request: ChatRequest, quiet: bool) -> AnswerView:
-    console = Console(stderr=quiet)
-    view = AnswerView(console)
+    view = AnswerView(Console(), plain_out=io.StringIO()) if quiet else AnswerView(Console())
     try:
         if quiet:
             async for event in service.stream(request):

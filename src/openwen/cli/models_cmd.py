@@ -89,13 +89,12 @@ def _print_catalog(local_names: set[str], as_json: bool) -> None:
         )
         return
     table = Table(title="models `openwen pull NAME` knows")
-    for column in ("name", "repository", "file", "size", "pulled", "description"):
-        table.add_column(column)
+    for column in ("name", "repository", "size", "pulled", "description"):
+        table.add_column(column, no_wrap=column != "description")
     for e in entries:
         table.add_row(
             e.name,
             e.repo,
-            e.file,
             human_size(e.size),
             "yes" if e.name in local_names else "",
             e.description,
@@ -139,15 +138,22 @@ def pull_command(
         TimeRemainingColumn(),
     )
     try:
-        with fail_on_errors(), Progress(*columns, console=console, transient=False) as bar:
+        quiet = not console.is_terminal
+        with (
+            fail_on_errors(),
+            Progress(*columns, console=console, transient=True, disable=quiet) as bar,
+        ):
             result = pull(spec, settings, progress=_Bar(bar))
     except KeyboardInterrupt:
         typer.echo("interrupted; run the same pull again to resume the download", err=True)
         raise typer.Exit(130) from None
     with fail_on_errors():
         name = ModelStore(settings).resolve(str(result.path)).name
-    check = "sha256 verified" if result.verified else "no sha256 published; size checked"
-    console.print(f"pulled [bold]{name}[/bold] ({check})")
+    if result.downloaded == 0:
+        console.print(f"[bold]{name}[/bold] is already up to date")
+    else:
+        check = "sha256 verified" if result.verified else "no sha256 published; size checked"
+        console.print(f"pulled [bold]{name}[/bold] ({check})")
     typer.echo(str(result.path))
 
 

@@ -38,7 +38,7 @@ class IncrementalDetokenizer:
         return self._decoder.getstate()[0]
 
     def flush(self) -> str:
-        """End of stream: whatever is left, with incomplete sequences as U+FFFD. Resets the state."""
+        """End of stream: what is left, incomplete sequences as U+FFFD. Resets the state."""
         text = self._decoder.decode(b"", final=True)
         self._decoder.reset()
         return text

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -408,12 +409,14 @@ class HubClient:
                 with part.open(mode) as fh:
                     # iter_raw yields what arrived; a chunked reader would lose its buffer on a
                     # dropped connection
+                    reported = 0
                     for chunk in response.iter_raw():
                         fh.write(chunk)
                         hasher.update(chunk)
                         got += len(chunk)
-                        if report:
+                        if report and (got - reported >= CHUNK_SIZE or got == length):
                             report(offset + got, total, "download")
+                            reported = got
         except httpx.TransportError as exc:
             raise _Retryable(f"{type(exc).__name__}: {exc}") from None
         # A body that ended before its own length is an interruption; a complete answer of the
@@ -557,6 +560,21 @@ def pull(
     )
 
 
+def _check_space(remote: RemoteFile, dest: Path) -> None:
+    """Fail before downloading when the disk cannot hold what is left of the file."""
+    if remote.size is None:
+        return
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(dest.parent).free
+    if remote.size - have > free:
+        raise DownloadError(
+            f"not enough disk space for {remote.path}: it needs {remote.size - have} more bytes "
+            f"and {dest.parent} has {free} free"
+        )
+
+
 def _pull_one(
     hub: HubClient,
     spec: PullSpec,
@@ -573,6 +591,7 @@ def _pull_one(
     if dest.is_file() and remote.size is not None and dest.stat().st_size == remote.size:
         report(remote.size, remote.size, "skip")
         return 0
+    _check_space(remote, dest)
     got = hub.download(spec.repo, remote, dest, spec.revision, report)
     size = dest.stat().st_size
     report(size, size, "done")

@@ -96,6 +96,9 @@ def _load(
         problem = None
     except ModelFileError as exc:
         meta, problem = None, exc.message
+    missing = [p.name for p in files if not p.exists()]
+    if missing and problem is None:
+        problem = f"missing part(s) {', '.join(missing)}; pull the model again"
     return LocalModel(
         name=name,
         path=path,

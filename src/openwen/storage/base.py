@@ -17,7 +17,16 @@ from openwen.errors import InvalidRequestError, NotFoundError
 from openwen.storage.db import Database
 from openwen.storage.models import Conversation, Message, utcnow
 
-__all__ = ["Repository", "utcnow", "owned_conversation", "owned_message", "json_object", "rowcount"]
+__all__ = [
+    "Repository",
+    "utcnow",
+    "owned_conversation",
+    "owned_message",
+    "json_object",
+    "rowcount",
+    "clean_text",
+    "plain_json",
+]
 
 
 class Repository:
@@ -62,11 +71,25 @@ def rowcount(result: Result[Any]) -> int:
     return int(getattr(result, "rowcount", 0))
 
 
+def clean_text(text: str) -> str:
+    """Text as stored: NUL characters (which PostgreSQL cannot store) become U+FFFD."""
+    return text.replace("\x00", "\ufffd")
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` as plain JSON data; ValueError/TypeError when it is not storable as JSON
+    (NaN or infinity, non-JSON types, NUL characters)."""
+    dumped = json.dumps(value, allow_nan=False)
+    if "\\u0000" in dumped:
+        raise ValueError("NUL characters cannot be stored")
+    return json.loads(dumped)
+
+
 def json_object(value: Any, param: str) -> dict[str, Any]:
     """Check that ``value`` is a JSON object (a dict that round-trips through JSON)."""
     if not isinstance(value, dict):
         raise InvalidRequestError(f"{param} must be a JSON object", param=param)
     try:
-        return dict(json.loads(json.dumps(value, allow_nan=False)))
+        return dict(plain_json(value))
     except (TypeError, ValueError) as exc:
         raise InvalidRequestError(f"{param} is not JSON-serialisable: {exc}", param=param) from exc

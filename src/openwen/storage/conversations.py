@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 from openwen.errors import InvalidRequestError, NotFoundError
 from openwen.storage.base import (
     Repository,
+    clean_text,
     conversation_not_found,
     json_object,
     owned_conversation,
@@ -35,7 +36,7 @@ def clean_title(title: str | None) -> str:
         return DEFAULT_TITLE
     if not isinstance(title, str):
         raise InvalidRequestError("the title must be a string", param="title")
-    title = " ".join(title.split())
+    title = " ".join(clean_text(title).split())
     if len(title) > MAX_TITLE:
         raise InvalidRequestError(f"the title is over {MAX_TITLE} characters", param="title")
     return title or DEFAULT_TITLE
@@ -49,7 +50,7 @@ def clean_system_prompt(prompt: str | None) -> str | None:
             f"the system prompt must be a string of at most {MAX_SYSTEM_PROMPT} characters",
             param="system_prompt",
         )
-    return prompt
+    return clean_text(prompt)
 
 
 class ConversationRepo(Repository):

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from openwen.errors import InvalidRequestError
+from openwen.messages import ToolCall
+from openwen.storage.base import plain_json
+from openwen.storage.records import tool_calls_to_json
 
 FORMAT = "openwen.conversation"
 VERSION = 1
@@ -45,13 +48,17 @@ class MessageIn(_In):
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
+    @field_validator("metadata")
+    @classmethod
+    def _plain_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return dict(plain_json(value))
+
     def tool_calls_json(self) -> list[dict[str, Any]] | None:
         if not self.tool_calls:
             return None
-        return [
-            {"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
-            for c in self.tool_calls
-        ]
+        return tool_calls_to_json(
+            [ToolCall(c.id, c.function.name, c.function.arguments) for c in self.tool_calls]
+        )
 
 
 class ConversationIn(_In):

@@ -21,6 +21,7 @@ from openwen.errors import InvalidRequestError
 from openwen.messages import ToolCall
 from openwen.storage.base import (
     Repository,
+    clean_text,
     json_object,
     message_not_found,
     owned_conversation,
@@ -79,10 +80,10 @@ class MessageRepo(Repository):
             conversation_id=conversation_id,
             parent_id=parent_id,
             role=role,
-            content=content,
-            reasoning=reasoning,
+            content=clean_text(content),
+            reasoning=clean_text(reasoning),
             tool_calls=_tool_calls(tool_calls),
-            tool_call_id=tool_call_id,
+            tool_call_id=None if tool_call_id is None else clean_text(str(tool_call_id)),
             status=status,
             meta=_merge_metadata({}, metadata),
             created_at=now,
@@ -189,8 +190,8 @@ class MessageRepo(Repository):
                     Message.conversation_id.in_(owned),
                 )
                 .values(
-                    content=Message.content + content,
-                    reasoning=Message.reasoning + reasoning,
+                    content=Message.content + clean_text(content),
+                    reasoning=Message.reasoning + clean_text(reasoning),
                     updated_at=now,
                 )
                 .execution_options(synchronize_session=False)
@@ -218,9 +219,9 @@ class MessageRepo(Repository):
         with self.db.write() as s:
             row = owned_message(s, user_id, message_id)
             if content is not None:
-                row.content = str(content)
+                row.content = clean_text(str(content))
             if reasoning is not None:
-                row.reasoning = str(reasoning)
+                row.reasoning = clean_text(str(reasoning))
             if tool_calls is not None:
                 row.tool_calls = _tool_calls(tool_calls)
             if status is not None:

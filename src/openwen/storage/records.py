@@ -193,7 +193,14 @@ class SearchHit:
 def tool_calls_to_json(calls: tuple[ToolCall, ...] | list[ToolCall] | None) -> list[dict] | None:
     if not calls:
         return None
-    return [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+    clean = _no_nul
+    return [
+        {"id": clean(c.id), "name": clean(c.name), "arguments": clean(c.arguments)} for c in calls
+    ]
+
+
+def _no_nul(text: str) -> str:
+    return str(text).replace("\x00", "\ufffd")
 
 
 def tool_calls_from_json(data: list[dict[str, Any]] | None) -> tuple[ToolCall, ...]:

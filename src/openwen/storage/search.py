@@ -7,8 +7,8 @@ also matches as a prefix (``run`` finds "running").
 
 Words are matched through the full-text index: SQLite FTS5 (``unicode61``, diacritics folded) or
 PostgreSQL ``to_tsvector('simple', ...)`` with a GIN index. Neither tokenizer splits Chinese,
-Japanese or Korean text into words, so a term containing CJK characters is matched as a
-substring instead (``LIKE`` / ``ILIKE``, within the user's own messages).
+Japanese or Korean text into words, so a query containing CJK characters has all its terms
+matched as substrings instead (``LIKE`` / ``ILIKE``, within the user's own messages).
 
 Results are conversations, best first: those whose title matches, then by relevance of the best
 matching message, then by most recent update.
@@ -55,11 +55,12 @@ def parse_query(query: str) -> ParsedQuery:
     seen: dict[str, None] = {}
     for term in TERM_RE.findall(query if isinstance(query, str) else ""):
         seen.setdefault(term.lower()[:MAX_TERM_LEN], None)
-    terms = list(seen)[:MAX_TERMS]
-    return ParsedQuery(
-        words=tuple(t for t in terms if not CJK_RE.search(t)),
-        substrings=tuple(t for t in terms if CJK_RE.search(t)),
-    )
+    terms = tuple(seen)[:MAX_TERMS]
+    if any(CJK_RE.search(t) for t in terms):
+        # CJK text has no spaces, so a Latin word in it may be glued to its neighbours
+        # ("学Python编程" is one token): match every term as a substring.
+        return ParsedQuery(words=(), substrings=terms)
+    return ParsedQuery(words=terms, substrings=())
 
 
 def fts5_match(words: tuple[str, ...]) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from openwen.errors import InvalidRequestError, NotFoundError
-from openwen.storage.base import Repository, json_object, utcnow
+from openwen.storage.base import Repository, clean_text, json_object, utcnow
 from openwen.storage.conversations import ConversationRepo, clean_system_prompt, clean_title
 from openwen.storage.export_schema import FORMAT, VERSION, ExportIn, Node, insertion_order
 from openwen.storage.messages import MessageRepo
@@ -130,10 +130,10 @@ def _message_row(
         conversation_id=conversation_id,
         parent_id=None if node.parent_key is None else new_ids[node.parent_key],
         role=m.role,
-        content=m.content or "",
-        reasoning=m.reasoning or "",
+        content=clean_text(m.content or ""),
+        reasoning=clean_text(m.reasoning or ""),
         tool_calls=m.tool_calls_json(),
-        tool_call_id=m.tool_call_id,
+        tool_call_id=None if m.tool_call_id is None else clean_text(m.tool_call_id),
         status="incomplete" if m.status == "streaming" else m.status,
         meta=m.metadata,
         created_at=created,

@@ -8,7 +8,6 @@ auth layer; this layer only stores the hash (``None`` means the account has no p
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -17,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from openwen.errors import InvalidRequestError, NotFoundError
-from openwen.storage.base import Repository, rowcount, utcnow
+from openwen.storage.base import Repository, plain_json, rowcount, utcnow
 from openwen.storage.models import User, UserSetting
 from openwen.storage.records import UserRecord
 
@@ -142,7 +141,7 @@ class UserSettingsRepo(Repository):
                 "a setting key is 1-100 characters: letters, digits and _ . : -", param="key"
             )
         try:
-            value = json.loads(json.dumps(value, allow_nan=False))
+            value = plain_json(value)
         except (TypeError, ValueError) as exc:
             raise InvalidRequestError(f"setting {key!r} is not JSON: {exc}", param=key) from exc
         values = {"user_id": user_id, "key": key, "value": value, "updated_at": utcnow()}

@@ -1,0 +1,3 @@
+from openwen.cli.main import app
+
+app()

@@ -1,0 +1,171 @@
+"""``openwen serve`` (the OpenAI-compatible HTTP API) and ``openwen keys`` (its API keys)."""
+
+from __future__ import annotations
+
+import json
+import signal
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from openwen.cli.common import fail_on_errors, settings_or_exit
+from openwen.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from openwen.server.lifecycle import ShutdownGate
+    from openwen.storage.db import Database
+    from openwen.storage.records import UserRecord
+
+ADMIN_USERNAME = "admin"
+BACKSTOP_SECONDS = 5.0
+
+keys_app = typer.Typer(name="keys", help="Manage API keys for `openwen serve`.",
+                       no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.add_typer(keys_app, name="keys")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")
+                    ] = None,
+    port: Annotated[int | None, typer.Option(help="port [default: 8800]")] = None,
+    model: Annotated[str | None, typer.Option(help="default chat model")] = None,
+    graceful_timeout: Annotated[float, typer.Option(
+        help="seconds streams in flight may run on after a stop signal")] = 10.0,
+) -> None:
+    """Serve the OpenAI-compatible API (and its docs at /docs)."""
+    import uvicorn
+
+    from openwen.server.application import create_app
+    from openwen.server.auth import check_bind, keys_required
+
+    settings = settings_or_exit(host=host, port=port, model=model)
+    with fail_on_errors():
+        check_bind(settings)
+    app = create_app(settings, preload=True)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
+                            timeout_graceful_shutdown=int(graceful_timeout + BACKSTOP_SECONDS))
+    server = GracefulServer(config, gate=app.state.shutdown, grace=graceful_timeout)
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    auth = "API key required" if keys_required(settings) else "no API key needed"
+    typer.echo(f"openwen serving {settings.model} at http://{shown}:{settings.port}/v1 "
+               f"({auth}; docs at /docs)")
+    server.run()
+
+
+class GracefulServer:
+    """A uvicorn server that opens the shutdown gate on SIGINT/SIGTERM before stopping."""
+
+    def __new__(cls, config: object, *, gate: ShutdownGate, grace: float) -> object:
+        import uvicorn
+
+        class _Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+                gate.begin(0 if sig == signal.SIGINT and self.should_exit else grace)
+                super().handle_exit(sig, frame)
+
+        return _Server(config)  # type: ignore[arg-type]
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+
+def _database() -> Database:
+    from openwen.server.auth import open_database
+
+    return open_database(settings_or_exit())
+
+
+def _owner(db: Database, username: str | None) -> UserRecord:
+    """The named user, else the local admin (created when there is none)."""
+    from openwen.storage.users import UserRepo
+
+    users = UserRepo(db)
+    if username:
+        found = users.get_by_name(username)
+        if found is None:
+            raise NotFoundError(f"no user named '{username}'", param="user")
+        return found
+    admins = [u for u in users.list_all() if u.is_admin and not u.disabled]
+    if admins:
+        return admins[0]
+    existing = users.get_by_name(ADMIN_USERNAME)
+    if existing is not None:
+        return existing
+    return users.create(ADMIN_USERNAME, None, is_admin=True)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="a label for the key")] = "default",
+    user: Annotated[str | None, typer.Option(help="owner [default: the local admin]")] = None,
+) -> None:
+    """Create an API key and print it (it is shown only this once)."""
+    from openwen.storage.credentials import ApiKeyRepo
+
+    with fail_on_errors():
+        db = _database()
+        owner = _owner(db, user)
+        new = ApiKeyRepo(db).create(owner.id, name)
+    typer.echo(new.secret)
+    typer.echo(f"created key {new.key.id} '{new.key.name}' for user '{owner.username}'; "
+               "store it now: it cannot be shown again", err=True)
+
+
+@keys_app.command("list")
+def keys_list(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+) -> None:
+    """List API keys (never the secrets: only their first characters)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from openwen.storage.credentials import ApiKeyRepo
+    from openwen.storage.users import UserRepo
+
+    with fail_on_errors():
+        db = _database()
+        rows = [(user, key) for user in UserRepo(db).list_all()
+                for key in ApiKeyRepo(db).list_for(user.id)]
+    records = [{
+        "id": key.id, "name": key.name, "user": user.username, "prefix": key.prefix,
+        "created_at": key.created_at.isoformat(),
+        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
+        "revoked": key.revoked_at is not None,
+    } for user, key in sorted(rows, key=lambda r: r[1].id)]
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    if not records:
+        typer.echo("no API keys; create one with `openwen keys create`")
+        return
+    table = Table(title="API keys")
+    for column in ("id", "name", "user", "key", "created", "last used", "status"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(str(r["id"]), str(r["name"]), str(r["user"]), f"{r['prefix']}…",
+                      str(r["created_at"])[:19], str(r["last_used_at"] or "never")[:19],
+                      "revoked" if r["revoked"] else "active")
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="the key's id (see `keys list`)")]
+                ) -> None:
+    """Revoke an API key: requests using it get 401 from now on."""
+    from openwen.storage.credentials import ApiKeyRepo
+    from openwen.storage.users import UserRepo
+
+    with fail_on_errors():
+        db = _database()
+        keys = ApiKeyRepo(db)
+        for user in UserRepo(db).list_all():
+            if any(k.id == key_id for k in keys.list_for(user.id)):
+                keys.revoke(user.id, key_id)
+                typer.echo(f"revoked key {key_id}")
+                return
+        raise NotFoundError(f"no API key with id {key_id}", param="key_id")

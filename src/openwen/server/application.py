@@ -1,0 +1,120 @@
+"""The HTTP application: ``create_app(settings)`` builds the app ``openwen serve`` runs.
+
+Routes: the OpenAI-compatible API under ``/v1`` (chat completions, completions, models,
+embeddings), ``/health``, ``/metrics``, and the OpenAPI docs at ``/docs``. Every route is a thin
+adapter over :class:`~openwen.chat.service.ChatService` (or the embedding service); none talks to
+an engine directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel
+
+from openwen import __version__
+from openwen.chat.service import ChatService
+from openwen.config import Settings
+from openwen.knowledge.embeddings import EmbeddingService
+from openwen.server.auth import ApiKeyAuth, require_api_key
+from openwen.server.errors import install_error_handlers
+from openwen.server.lifecycle import ShutdownGate
+from openwen.server.limits import BodyLimitMiddleware
+from openwen.server.metrics import Metrics, MetricsMiddleware
+from openwen.server.openai import chat, completions, embeddings, models
+from openwen.server.openai.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+)
+from openwen.server.ops import queue_depths
+from openwen.server.ops import router as ops_router
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """An OpenAI-compatible API over local open-weight models.
+
+Point any OpenAI SDK at `http://HOST:PORT/v1`. Errors use OpenAI's error object. When the server
+requires API keys, send `Authorization: Bearer <key>` (create keys with `openwen keys create`).
+Streaming answers are server-sent events in OpenAI's chunk format; thinking models' reasoning
+arrives in both `reasoning_content` and `reasoning` (same text)."""
+
+BODY_MODELS: tuple[type[BaseModel], ...] = (ChatCompletionRequest, CompletionRequest,
+                                            EmbeddingRequest)
+
+
+def create_app(settings: Settings, *, service: ChatService | None = None,
+               embedder: EmbeddingService | None = None, preload: bool = False) -> FastAPI:
+    """The app. A ``service`` passed in stays the caller's to close; one made here is closed
+    at shutdown. ``preload`` loads the default chat model in the background at startup."""
+    own_service = service is None
+    chat_service = service or ChatService(settings)
+    embedding_service = embedder or EmbeddingService(settings)
+    auth = ApiKeyAuth(settings)
+    shutdown = ShutdownGate()
+    metrics = Metrics(lambda: queue_depths(chat_service))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if auth.required:
+            await asyncio.to_thread(auth.open)  # migrate now: a broken database fails at start
+        warmup = asyncio.create_task(_preload(chat_service)) if preload else None
+        try:
+            yield
+        finally:
+            shutdown.begin(0)
+            if warmup is not None:
+                warmup.cancel()
+            if own_service:
+                await chat_service.aclose()
+            await embedding_service.aclose()
+            auth.close()
+
+    app = FastAPI(title="openwen", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan)
+    app.state.settings = settings
+    app.state.service = chat_service
+    app.state.embeddings = embedding_service
+    app.state.auth = auth
+    app.state.shutdown = shutdown
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    protected = [Depends(require_api_key)]
+    for module in (chat, completions, models, embeddings):
+        app.include_router(module.router, dependencies=protected)
+    app.include_router(ops_router)
+    app.openapi = _openapi_with(app, BODY_MODELS)  # type: ignore[method-assign]
+    return app
+
+
+async def _preload(service: ChatService) -> None:
+    try:
+        await service.engine_for(None)
+    except Exception as exc:  # the first request will report it properly
+        log.warning("could not preload the default model: %s", exc)
+
+
+def _openapi_with(app: FastAPI, body_models: tuple[type[BaseModel], ...]
+                  ) -> Callable[[], dict[str, Any]]:
+    """Add the JSON schemas of bodies the routes parse themselves to the OpenAPI document."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = original()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in body_models:
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(body.pop("$defs", {}))
+            schemas[model.__name__] = body
+        return schema
+
+    return openapi
