@@ -142,3 +142,56 @@ def test_non_gguf_file_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not a model")
     with pytest.raises(ModelFileError, match="not a GGUF"):
         LlamaCppEngine(bad, name="bad")
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather forecast for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+            "required": ["city", "days"],
+        },
+    },
+}
+ADD = {
+    "type": "function",
+    "function": {
+        "name": "add",
+        "parameters": {
+            "type": "object",
+            "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+            "required": ["a", "b"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [("required", {"get_weather", "add"}), ({"type": "function", "function": {"name": "add"}},
+                                            {"add"})],
+)
+async def test_forced_tool_call_is_well_formed(smollm2: LlamaCppEngine, choice: object,
+                                               expected: set[str]) -> None:
+    from openwen.messages import ToolCallEvent
+
+    request = ask("What's the weather in Paris for the next 3 days?", tools=(WEATHER, ADD),
+                  tool_choice=choice, parallel_tool_calls=False, max_tokens=60)
+    events = await collect(smollm2, request)
+    calls = [e for e in events if isinstance(e, ToolCallEvent)]
+    assert len(calls) == 1
+    assert calls[0].call.name in expected
+    args = json.loads(calls[0].call.arguments)
+    schema = (WEATHER if calls[0].call.name == "get_weather" else ADD)["function"]["parameters"]
+    assert set(args) == set(schema["required"])  # type: ignore[index]
+    done = events[-1]
+    assert isinstance(done, Done) and done.finish_reason == "tool_calls"
+
+
+async def test_named_tool_choice_must_exist(smollm2: LlamaCppEngine) -> None:
+    choice = {"type": "function", "function": {"name": "nope"}}
+    with pytest.raises(InvalidRequestError, match="nope"):
+        await collect(smollm2, ask("hi", tools=(WEATHER,), tool_choice=choice))

@@ -89,7 +89,7 @@ def test_sqlite_pragmas_and_parent_directory(tmp_path: Path) -> None:
         db.dispose()
 
 
-def test_sqlite_foreign_keys_are_enforced(storage: Storage) -> None:
+def test_foreign_keys_are_enforced(storage: Storage) -> None:
     with pytest.raises(Exception, match="(?i)foreign key"), storage.db.write() as s:
         s.execute(
             text(
@@ -113,6 +113,7 @@ def test_postgres_urls_get_the_psycopg_driver() -> None:
     assert normalise_url("postgres://u:p@h/db").drivername == "postgresql+psycopg"
     assert normalise_url("postgresql+psycopg://u:p@h/db").drivername == "postgresql+psycopg"
     assert normalise_url("sqlite:///x.db").drivername == "sqlite"
+    assert normalise_url("sqlite:///~/x.db").database == str(Path.home() / "x.db")
 
 
 def test_concurrent_writers_do_not_fail(storage: Storage) -> None:

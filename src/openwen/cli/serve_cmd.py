@@ -13,6 +13,8 @@ from openwen.cli.common import fail_on_errors, settings_or_exit
 from openwen.errors import NotFoundError
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from openwen.server.lifecycle import ShutdownGate
     from openwen.storage.db import Database
     from openwen.storage.records import UserRecord
@@ -49,7 +51,7 @@ def serve(
     app = create_app(settings, preload=True)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
                             timeout_graceful_shutdown=int(graceful_timeout + BACKSTOP_SECONDS))
-    server = GracefulServer(config, gate=app.state.shutdown, grace=graceful_timeout)
+    server = graceful_server(config, gate=app.state.shutdown, grace=graceful_timeout)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     auth = "API key required" if keys_required(settings) else "no API key needed"
     typer.echo(f"openwen serving {settings.model} at http://{shown}:{settings.port}/v1 "
@@ -57,18 +59,18 @@ def serve(
     server.run()
 
 
-class GracefulServer:
-    """A uvicorn server that opens the shutdown gate on SIGINT/SIGTERM before stopping."""
+def graceful_server(config: uvicorn.Config, *, gate: ShutdownGate, grace: float
+                    ) -> uvicorn.Server:
+    """A uvicorn server that starts the graceful shutdown on SIGINT/SIGTERM: new requests get
+    503, streams in flight get ``grace`` seconds to finish, then end with an error event."""
+    import uvicorn
 
-    def __new__(cls, config: object, *, gate: ShutdownGate, grace: float) -> object:
-        import uvicorn
+    class GracefulServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            gate.begin(0 if sig == signal.SIGINT and self.should_exit else grace)
+            super().handle_exit(sig, frame)
 
-        class _Server(uvicorn.Server):
-            def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-                gate.begin(0 if sig == signal.SIGINT and self.should_exit else grace)
-                super().handle_exit(sig, frame)
-
-        return _Server(config)  # type: ignore[arg-type]
+    return GracefulServer(config)
 
 
 # -- keys ---------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -11,7 +12,15 @@ from openwen.errors import InvalidRequestError
 
 
 def grammar_for(request: ChatRequest) -> Any | None:
-    """A ``LlamaGrammar`` enforcing the request's response format, or ``None``."""
+    """A ``LlamaGrammar`` for the request, or ``None``.
+
+    ``tool_choice`` ``required`` or a named function forces well-formed tool calls matching the
+    tools' schemas (Qwen's ``<tool_call>`` JSON form, which every format's parser reads); otherwise
+    ``response_format`` ``json_object`` / ``json_schema`` constrains the answer text.
+    """
+    tools = forced_tools(request)
+    if tools:
+        return _tool_grammar(json.dumps(tools, sort_keys=True), request.parallel_tool_calls)
     fmt = request.response_format or {}
     kind = fmt.get("type", "text")
     if kind == "text":
@@ -27,6 +36,52 @@ def grammar_for(request: ChatRequest) -> Any | None:
             )
         return _schema_grammar(json.dumps(schema, sort_keys=True))
     raise InvalidRequestError(f"unsupported response_format type '{kind}'", param="response_format")
+
+
+def forced_tools(request: ChatRequest) -> list[dict[str, Any]]:
+    """The tool definitions a call must be chosen from, when the request forces a call."""
+    choice = request.tool_choice
+    if not request.tools or choice in (None, "auto", "none"):
+        return []
+    functions = [t.get("function", t) for t in request.tools]
+    if choice == "required":
+        return functions
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name") or choice.get("name")
+        named = [f for f in functions if f.get("name") == name]
+        if not named:
+            raise InvalidRequestError(f"tool_choice names '{name}', which is not in tools",
+                                      param="tool_choice")
+        return named
+    raise InvalidRequestError(f"unsupported tool_choice {choice!r}", param="tool_choice")
+
+
+def _call_schema(function: dict[str, Any]) -> dict[str, Any]:
+    params = function.get("parameters") or {"type": "object", "properties": {}}
+    return {
+        "type": "object",
+        "properties": {"name": {"const": function["name"]}, "arguments": params},
+        "required": ["name", "arguments"],
+    }
+
+
+@lru_cache(maxsize=64)
+def _tool_grammar(functions_json: str, parallel: bool) -> Any:
+    from llama_cpp import LlamaGrammar
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    functions = json.loads(functions_json)
+    schemas = [_call_schema(f) for f in functions]
+    schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
+
+    def make() -> Any:
+        body = re.sub(r"^root ::=", "tool-call-json ::=",
+                      json_schema_to_gbnf(json.dumps(schema)), flags=re.M)
+        call = '"<tool_call>\\n" tool-call-json "\\n</tool_call>"'
+        root = f"root ::= {call} (\"\\n\" {call})*" if parallel else f"root ::= {call}"
+        return LlamaGrammar.from_string(f"{root}\n{body}", verbose=False)
+
+    return _build(make)
 
 
 @lru_cache(maxsize=1)

@@ -18,6 +18,7 @@ from openwen.engines.base import Sampling
 from openwen.formats.base import OutputParser, RenderedPrompt
 from openwen.formats.parser import THINK_OPEN, TaggedOutputParser
 from openwen.formats.template import ChatTemplate
+from openwen.formats.tool_prompt import inline_tools, template_handles_tools
 from openwen.formats.toolcalls import tool_schemas
 from openwen.messages import Message
 
@@ -80,6 +81,11 @@ class TemplateChatFormat:
         **template_kwargs: Any,
     ) -> RenderedPrompt:
         switch = self.thinking_switch(messages, enable_thinking)
+        offered = tuple(tools)
+        if not template_handles_tools(self.template.source) and (
+            tools or any(m.role == "tool" or m.tool_calls for m in messages)
+        ):
+            messages, tools = inline_tools(messages, tools), ()
         text = self.template.render(
             messages,
             tools=tools,
@@ -93,7 +99,7 @@ class TemplateChatFormat:
             text=text,
             thinking_open=thinking_open,
             thinking=thinking,
-            tools=tuple(dict(t) for t in tools),
+            tools=tuple(dict(t) for t in offered),
         )
 
     def _effective_thinking(self, switch: bool | None, thinking_open: bool) -> bool | None:

@@ -28,10 +28,14 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 def normalise_url(url: str | URL) -> URL:
-    """Parse ``url``; plain PostgreSQL URLs get the psycopg 3 driver."""
+    """Parse ``url``: plain PostgreSQL URLs get the psycopg 3 driver, and a SQLite file path
+    has ``~`` expanded."""
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    database = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite" and database.startswith("~"):
+        parsed = parsed.set(database=str(Path(database).expanduser()))
     return parsed
 
 
@@ -63,7 +67,7 @@ class Database:
             kwargs["poolclass"] = StaticPool
             kwargs["connect_args"] = {"check_same_thread": False}
         else:
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(self.url, **kwargs)
         _configure_sqlite(engine)
         return engine
