@@ -77,7 +77,7 @@ class LoadedSettings:
     config_file: Path
 
 
-def config_file_path(env: dict[str, str] | None = None) -> Path:
+def config_file_path(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     if path := env.get(ENV_PREFIX + "CONFIG"):
         return Path(path).expanduser()
@@ -111,7 +111,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return flat
 
 
-def read_env(env: dict[str, str]) -> dict[str, Any]:
+def read_env(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in Settings.model_fields:
         key = ENV_PREFIX + name.upper()
@@ -120,7 +120,7 @@ def read_env(env: dict[str, str]) -> dict[str, Any]:
     return values
 
 
-def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> LoadedSettings:
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> LoadedSettings:
     """Build settings from defaults, the config file, the environment and explicit overrides."""
     env = dict(os.environ if env is None else env)
     path = config_file_path(env)

@@ -10,8 +10,7 @@ import pytest
 from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel, ConfigDict, Field
-
-from tests.server.conftest import RunningServer, json_events, sse_events
+from serverkit import RunningServer, json_events, sse_events
 
 pytestmark = pytest.mark.slow
 

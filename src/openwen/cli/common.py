@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import typer
 
@@ -22,7 +23,7 @@ def fail_on_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def settings_or_exit(**overrides: object) -> Settings:
+def settings_or_exit(**overrides: Any) -> Settings:
     with fail_on_errors():
         return load_settings(**{k: v for k, v in overrides.items() if v is not None}).settings
 

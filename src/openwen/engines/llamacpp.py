@@ -186,7 +186,7 @@ class _Decoder:
     def add(self, token: int) -> list[StreamEvent]:
         logprob = self._logprobs.read(token) if self._logprobs else None
         text = self._stops.feed(self._detok.add(token))
-        events = self._parser.feed(text) if text else []
+        events: list[StreamEvent] = list(self._parser.feed(text)) if text else []
         if logprob is not None:
             events = _attach_logprob(events, logprob)
         return events
