@@ -1,0 +1,161 @@
+"""Messages: send, edit, regenerate (each answered as a stream), switch branch, stop.
+
+The answer streams as server-sent events, one JSON object per ``data:`` line, each named by an
+``event:`` line:
+
+- ``start``: ``{"conversation": {...}, "user_message": {...} | null, "message": {...}}``
+  (the stored user message, and the answer being written, status ``streaming``);
+- ``text`` / ``reasoning``: ``{"text": "..."}`` deltas of the answer and of its thinking;
+- ``tool_call``: ``{"index", "id", "name", "arguments"}``;
+- ``done``: ``{"message": {...}, "status": "complete" | "incomplete", "finish_reason",
+  "usage", "timings"}``;
+- ``error``: ``{"error": {"message", "type", "code"}, "message": {...}}`` (stored as ``error``).
+
+Generation runs while the client listens: the stop endpoint, or the client going away, stops it,
+and the partial answer is kept, marked ``incomplete``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from openwen.chat.conversations import Turn, TurnEnded, TurnStarted
+from openwen.messages import ReasoningDelta, TextDelta, ToolCallEvent
+from openwen.server.app.schemas import (
+    Edit,
+    NewMessage,
+    conversation_json,
+    message_json,
+    thread_json,
+)
+from openwen.server.app.security import Viewer, viewer
+from openwen.server.app.state import WebState, web_state
+
+router = APIRouter(prefix="/api", tags=["web app: messages"])
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event}\ndata: {text}\n\n".encode()
+
+
+def encode(event: Any) -> bytes | None:
+    if isinstance(event, TurnStarted):
+        return sse("start", {
+            "conversation": conversation_json(event.conversation),
+            "user_message": message_json(event.user_message) if event.user_message else None,
+            "message": message_json(event.message),
+        })
+    if isinstance(event, TextDelta):
+        return sse("text", {"text": event.text})
+    if isinstance(event, ReasoningDelta):
+        return sse("reasoning", {"text": event.text})
+    if isinstance(event, ToolCallEvent):
+        call = event.call
+        return sse("tool_call", {"index": event.index, "id": call.id, "name": call.name,
+                                 "arguments": call.arguments})
+    if isinstance(event, TurnEnded):
+        message = message_json(event.message) if event.message else None
+        if event.error is not None:
+            error = {"message": event.error.message, "type": event.error.type,
+                     "code": event.error.code}
+            return sse("error", {"error": error, "message": message})
+        return sse("done", {
+            "message": message, "status": event.status, "finish_reason": event.finish_reason,
+            "usage": vars(event.usage), "timings": vars(event.timings),
+        })
+    return None
+
+
+async def stream_turn(request: Request, turn: Turn) -> AsyncIterator[bytes]:
+    """The turn's events as SSE. Leaving (the client disconnected) stops the turn; a server
+    shutting down ends it too."""
+    gate = getattr(request.app.state, "shutdown", None)
+    async for event in turn.events():
+        if gate is not None and gate.stop_error() is not None:
+            turn.stop()
+        chunk = encode(event)
+        if chunk is not None:
+            yield chunk
+
+
+def streaming(request: Request, turn: Turn) -> StreamingResponse:
+    return StreamingResponse(stream_turn(request, turn), media_type="text/event-stream",
+                             headers=SSE_HEADERS)
+
+
+def _refuse_when_draining(request: Request) -> None:
+    gate = getattr(request.app.state, "shutdown", None)
+    refusal = gate.refusal() if gate is not None else None
+    if refusal is not None:
+        raise refusal
+
+
+@router.post("/conversations/{conversation_id}/messages",
+             summary="Send a message; the answer streams back as server-sent events")
+async def send(conversation_id: str, body: NewMessage, request: Request,
+               current: Viewer = Depends(viewer),
+               state: WebState = Depends(web_state)) -> StreamingResponse:
+    _refuse_when_draining(request)
+    parent: Any = body.parent_id if "parent_id" in body.model_fields_set else "current"
+    turn = await state.chat.send(current.user.id, conversation_id, body.content,
+                                 parent_id=parent)
+    return streaming(request, turn)
+
+
+@router.post("/messages/{message_id}/edit",
+             summary="Edit a user message (a new branch) and stream the new answer")
+async def edit(message_id: int, body: Edit, request: Request,
+               current: Viewer = Depends(viewer),
+               state: WebState = Depends(web_state)) -> StreamingResponse:
+    _refuse_when_draining(request)
+    turn = await state.chat.edit(current.user.id, message_id, body.content)
+    return streaming(request, turn)
+
+
+@router.post("/messages/{message_id}/regenerate",
+             summary="Answer again (a new branch) and stream the new answer")
+async def regenerate(message_id: int, request: Request, current: Viewer = Depends(viewer),
+                     state: WebState = Depends(web_state)) -> StreamingResponse:
+    _refuse_when_draining(request)
+    turn = await state.chat.regenerate(current.user.id, message_id)
+    return streaming(request, turn)
+
+
+@router.post("/messages/{message_id}/stop", summary="Stop an answer being generated")
+async def stop(message_id: int, current: Viewer = Depends(viewer),
+               state: WebState = Depends(web_state)) -> dict[str, Any]:
+    stopped = await state.chat.stop(current.user.id, message_id)
+    message = await run_in_threadpool(state.storage.messages.get, current.user.id, message_id)
+    return {"stopped": stopped, "message": message_json(message)}
+
+
+@router.post("/messages/{message_id}/switch",
+             summary="Show the branch through this message (its newest continuation)")
+async def switch(message_id: int, current: Viewer = Depends(viewer),
+                 state: WebState = Depends(web_state)) -> dict[str, Any]:
+    user_id = current.user.id
+
+    def run() -> dict[str, Any]:
+        messages = state.storage.messages
+        leaf = messages.set_current_leaf(user_id, message_id)
+        conversation = state.storage.conversations.get(user_id, leaf.conversation_id)
+        return {"conversation": conversation_json(conversation),
+                "messages": thread_json(messages.thread(user_id, conversation.id))}
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/messages/{message_id}", summary="One message (to follow an answer in progress)")
+async def get_message(message_id: int, current: Viewer = Depends(viewer),
+                      state: WebState = Depends(web_state)) -> dict[str, Any]:
+    message = await run_in_threadpool(state.storage.messages.get, current.user.id, message_id)
+    return {"message": message_json(message)}
