@@ -18,7 +18,7 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from openwen.errors import ConfigError
 
@@ -58,6 +58,38 @@ class Settings(BaseModel):
     database_url: str | None = Field(None, description="SQLAlchemy URL (default SQLite in home)")
     single_user: bool = Field(False, description="no login (loopback only)")
     embedding_model: str = Field("all-minilm-l6-v2", description="local embedding model")
+
+    # tools and agents (openwen.tools, openwen.chat.agent)
+    agent_max_steps: int = Field(8, ge=1, le=100,
+                                 description="model rounds with tool calls per agent turn")
+    tool_timeout: float = Field(60.0, gt=0, description="seconds one tool call may take")
+    tools_confirm: str = Field("side-effects", description="tools that need the user's "
+                               "confirmation: side-effects, all, none, or tool names (a,b)")
+    fetch_allow_networks: str = Field("", description="CIDRs fetch_url and web_search may reach "
+                                      "although private or loopback (127.0.0.1/32,10.0.0.0/8)")
+    fetch_timeout: float = Field(20.0, gt=0, description="seconds one URL fetch may take")
+    fetch_max_bytes: int = Field(2_000_000, ge=1024, description="largest body fetch_url reads")
+    searxng_url: str | None = Field(None, description="SearXNG base URL for the web_search tool")
+    sandbox_wall_seconds: float = Field(30.0, gt=0, description="code interpreter wall-clock limit")
+    sandbox_cpu_seconds: int = Field(10, ge=1, description="code interpreter CPU-time limit")
+    sandbox_memory_mb: int = Field(1024, ge=64, description="code interpreter memory limit, MiB")
+    sandbox_max_processes: int = Field(32, ge=1, le=4096,
+                                       description="code interpreter processes and threads")
+    mcp: dict[str, Any] = Field(default_factory=dict, description="MCP servers: "
+                                "[mcp.servers.NAME] tables (see openwen.tools.mcp)")
+
+    @field_validator("mcp", mode="before")
+    @classmethod
+    def _mcp_from_json(cls, value: Any) -> Any:
+        """``OPENWEN_MCP`` holds the same shape as JSON text."""
+        if isinstance(value, str):
+            import json
+
+            try:
+                return json.loads(value) if value.strip() else {}
+            except ValueError as exc:
+                raise ValueError(f"mcp must be a table or JSON object: {exc}") from None
+        return value
 
     @property
     def models_path(self) -> Path:

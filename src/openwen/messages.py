@@ -119,3 +119,65 @@ class Done:
 
 
 StreamEvent = TextDelta | ReasoningDelta | ToolCallEvent | Done
+
+
+# -- agent events: the agent loop (openwen.chat.agent) yields these beside the engine's ------
+
+
+@dataclass(frozen=True)
+class ToolImage:
+    """An image a tool produced (a matplotlib figure from the code interpreter)."""
+
+    mime_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ToolResultEvent:
+    """A tool call the agent ran: what was called, what the model was told, how long it took.
+
+    ``content`` is the text the model sees. ``error`` is set when the call did not succeed (bad
+    arguments, unknown tool, the tool failed or timed out, the user declined); ``content`` then
+    says so too. ``source`` is ``builtin`` or ``mcp:<server>``.
+    """
+
+    call: ToolCall
+    content: str
+    error: str | None = None
+    duration_ms: float = 0.0
+    step: int = 1
+    source: str = "builtin"
+    images: tuple[ToolImage, ...] = ()
+    kind: Literal["tool_result"] = "tool_result"
+
+
+@dataclass(frozen=True)
+class AgentStepEvent:
+    """One model round of an agent run ended with tool calls (the agent runs them next)."""
+
+    step: int
+    tool_calls: tuple[ToolCall, ...]
+    usage: Usage = field(default_factory=Usage)
+    timings: Timings = field(default_factory=Timings)
+    kind: Literal["agent_step"] = "agent_step"
+
+
+@dataclass(frozen=True)
+class MessageEvent:
+    """A message of the conversation is complete (assistant turn, tool result): persist it."""
+
+    message: Message
+    step: int = 1
+    kind: Literal["message"] = "message"
+
+
+@dataclass(frozen=True)
+class AgentLimitEvent:
+    """The agent stopped at its step limit without a final answer; ``message`` says so plainly."""
+
+    max_steps: int
+    message: str
+    kind: Literal["agent_limit"] = "agent_limit"
+
+
+AgentEvent = StreamEvent | ToolResultEvent | AgentStepEvent | MessageEvent | AgentLimitEvent

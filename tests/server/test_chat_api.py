@@ -123,7 +123,8 @@ def test_max_completion_tokens_and_stop(client: openai.OpenAI) -> None:
     assert "3" in text
     stopped = client.chat.completions.create(model="smollm2", messages=counting,  # type: ignore[arg-type]
                                              max_tokens=12, temperature=0, stop=["3"])
-    assert stopped.choices[0].message.content == text[: text.index("3")]
+    # the answer up to the stop string (the chat parser drops trailing newlines of an answer)
+    assert stopped.choices[0].message.content == text[: text.index("3")].rstrip("\n")
     assert stopped.choices[0].finish_reason == "stop"
 
 

@@ -365,14 +365,15 @@ class ConversationChat:
             log.info("marked %d interrupted answer(s) incomplete", count)
         return count
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking store call on the writer thread."""
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking store call on the writer thread (in order of submission)."""
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._writer, functools.partial(fn, *args))
+        future = loop.run_in_executor(self._writer, functools.partial(fn, *args, **kwargs))
         return await asyncio.shield(future)
 
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(fn, *args)
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking store read on a worker thread."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
     # -- starting turns ---------------------------------------------------------------------
 

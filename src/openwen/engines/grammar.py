@@ -102,7 +102,8 @@ def _schema_grammar(schema_json: str) -> Any:
 def _build(make: Any) -> Any:
     try:
         return make()
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError, AssertionError,
+            NotImplementedError) as exc:  # llama.cpp's converter asserts on unknown types
         raise InvalidRequestError(
             f"response_format: cannot turn this JSON schema into a grammar: {exc}",
             param="response_format",

@@ -2,8 +2,9 @@
 
 One :class:`~openwen.engines.scheduler.ModelWorker` thread owns the ``Llama`` instance. A request's
 prompt is rendered with the model's own chat template (``formats``), tokenised, checked against the
-context size, then decoded token by token; each token is detokenised UTF-8-safely, checked against stop
-strings, and parsed into reasoning / text / tool-call events. Cancellation is checked after every token.
+context size, then decoded token by token; each token is detokenised UTF-8-safely, checked against
+stop strings, and parsed into reasoning / text / tool-call events. Cancellation is checked after
+every token. (:mod:`openwen.engines.batched` is the batching, prefix-caching alternative.)
 """
 
 from __future__ import annotations
@@ -17,29 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from openwen.engines.base import Capabilities, ChatRequest, ModelInfo, Sampling
+from openwen.engines.decoding import (
+    BASE_SAMPLING,
+    OutputDecoder,
+    TokenPieces,
+    check_gguf,
+    merge_sampling,
+)
 from openwen.engines.grammar import grammar_for
 from openwen.engines.logprobs import LogprobReader
 from openwen.engines.scheduler import Emit, ModelWorker
-from openwen.engines.stops import StopMatcher
 from openwen.errors import ContextLengthError, InvalidRequestError, ModelFileError
-from openwen.formats import ChatFormat, IncrementalDetokenizer, RenderedPrompt, format_for
-from openwen.formats.base import OutputParser, PlainParser
-from openwen.messages import Done, FinishReason, StreamEvent, TextDelta, Timings, Usage
+from openwen.formats import ChatFormat, RenderedPrompt, format_for
+from openwen.messages import Done, FinishReason, StreamEvent, Timings, Usage
 
 log = logging.getLogger(__name__)
-
-# llama.cpp's own defaults, used where neither the request nor the model family says otherwise.
-BASE_SAMPLING = Sampling(temperature=0.8, top_p=0.95, top_k=40, min_p=0.05, presence_penalty=0.0,
-                         frequency_penalty=0.0, repeat_penalty=1.0)
-
-
-def merge_sampling(*layers: Sampling) -> Sampling:
-    """Later layers win where they set a value."""
-    values: dict[str, Any] = {}
-    for layer in layers:
-        values.update({k: v for k, v in layer.__dict__.items() if v is not None})
-    return Sampling(**values)
-
 
 class LlamaCppEngine:
     """Serves one GGUF model on the CPU."""
@@ -56,6 +49,7 @@ class LlamaCppEngine:
         )
         self.n_ctx: int = self._llm.n_ctx()
         self.format: ChatFormat = self._make_format()
+        self._pieces = TokenPieces(self._llm._model.vocab)
         # decoded tokens of the running request, and of the last cancelled one when it stopped
         self.progress_tokens = 0
         self.last_cancelled_tokens = 0
@@ -63,11 +57,12 @@ class LlamaCppEngine:
     def _make_format(self) -> ChatFormat:
         meta = self._llm.metadata
         vocab = self._llm._model
+        bos, eos = self._llm.token_bos(), self._llm.token_eos()
         return format_for(
             meta.get("tokenizer.chat_template"),
             architecture=meta.get("general.architecture"),
-            bos_token=vocab.token_get_text(self._llm.token_bos()) if self._llm.token_bos() >= 0 else "",
-            eos_token=vocab.token_get_text(self._llm.token_eos()) if self._llm.token_eos() >= 0 else "",
+            bos_token=vocab.token_get_text(bos) if bos >= 0 else "",
+            eos_token=vocab.token_get_text(eos) if eos >= 0 else "",
             model_name=meta.get("general.name"),
         )
 
@@ -123,7 +118,7 @@ class LlamaCppEngine:
         sampling = merge_sampling(BASE_SAMPLING, self.format.sampling_defaults(rendered.thinking),
                                   request.sampling)
         self._llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(31))
-        decoder = _Decoder(self, request, rendered)
+        decoder = self._decoder(request, rendered)
         cached = _common_prefix(self._llm, tokens)
         start = time.perf_counter()
         first: float | None = None
@@ -141,7 +136,8 @@ class LlamaCppEngine:
                 break
             n_out += 1
             self.progress_tokens = n_out
-            for event in decoder.add(token):
+            logits = self._llm._ctx.get_logits_ith(-1) if decoder.logprobs else None
+            for event in decoder.add(token, logits):
                 emit(event)
             if decoder.stopped:
                 finish = "stop"
@@ -161,48 +157,11 @@ class LlamaCppEngine:
                             decode_ms=(end - first) * 1000, ttft_ms=(first - accepted) * 1000),
         ))
 
-
-class _Decoder:
-    """Token ids in; reasoning, text and tool-call events out."""
-
-    def __init__(self, engine: LlamaCppEngine, request: ChatRequest, rendered: RenderedPrompt):
-        llm = engine._llm
-        self._detok = IncrementalDetokenizer(lambda t: llm._model.detokenize([t], special=False))
-        self._stops = StopMatcher(tuple(request.stop) + engine.format.stop_strings)
-        self._parser: OutputParser = (
-            PlainParser() if request.prompt is not None else
-            engine.format.parser(rendered, tools_enabled=bool(request.tools)
-                                 and request.tool_choice != "none"))
-        self._logprobs = LogprobReader(llm, request.top_logprobs) if request.logprobs else None
-
-    @property
-    def stopped(self) -> bool:
-        return self._stops.stopped
-
-    @property
-    def tool_call_count(self) -> int:
-        return self._parser.tool_call_count
-
-    def add(self, token: int) -> list[StreamEvent]:
-        logprob = self._logprobs.read(token) if self._logprobs else None
-        text = self._stops.feed(self._detok.add(token))
-        events: list[StreamEvent] = list(self._parser.feed(text)) if text else []
-        if logprob is not None:
-            events = _attach_logprob(events, logprob)
-        return events
-
-    def finish(self) -> list[StreamEvent]:
-        text = self._stops.feed(self._detok.flush()) + self._stops.flush()
-        return [*(self._parser.feed(text) if text else []), *self._parser.finish()]
-
-
-def _attach_logprob(events: list[StreamEvent], logprob: Any) -> list[StreamEvent]:
-    """Attach a token's logprob to the first text event it produced (if any)."""
-    for i, event in enumerate(events):
-        if isinstance(event, TextDelta):
-            events[i] = TextDelta(event.text, logprobs=(logprob,))
-            break
-    return events
+    def _decoder(self, request: ChatRequest, rendered: RenderedPrompt) -> OutputDecoder:
+        reader = (LogprobReader(self._llm.n_vocab(), self._pieces, request.top_logprobs)
+                  if request.logprobs else None)
+        return OutputDecoder(self.format, request, rendered, piece_bytes=self._pieces,
+                             logprobs=reader)
 
 
 def _common_prefix(llm: Any, tokens: list[int]) -> int:
@@ -232,11 +191,7 @@ def _llama_sampling(s: Sampling) -> dict[str, Any]:
 def _load_llama(path: Path, *, n_ctx: int, n_threads: int, n_batch: int) -> Any:
     from llama_cpp import Llama
 
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
-    with path.open("rb") as fh:
-        if fh.read(4) != b"GGUF":
-            raise ModelFileError(f"{path} is not a GGUF model file")
+    check_gguf(path)
     try:
         return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
                      n_threads_batch=n_threads, n_batch=min(n_batch, n_ctx), verbose=False)

@@ -71,10 +71,12 @@ class WebState:
             self.local_user()
         self.storage.sessions.purge_expired()
 
-    async def shutdown(self) -> None:
-        """Stop answers in flight (saved as incomplete) and close the store."""
+    async def stop_answers(self) -> None:
+        """Stop answers in flight (they are saved as incomplete)."""
         if self._chat is not None:
             await self._chat.aclose()
+
+    def close(self) -> None:
         if self._storage is not None:
             self._storage.close()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -176,22 +176,21 @@ class StreamOptions(Lenient):
 
 
 class SamplingFields(Lenient):
-    """Sampling parameters common to ``/v1/chat/completions`` and ``/v1/completions``."""
+    """Sampling behaviour shared by ``/v1/chat/completions`` and ``/v1/completions`` (the fields
+    themselves are declared in each request, in the OpenAI reference's order)."""
 
-    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    top_p: float | None = Field(None, ge=0.0, le=1.0)
-    #: extension (vLLM, llama.cpp)
-    top_k: int | None = Field(None, ge=0)
-    #: extension (vLLM, llama.cpp)
-    min_p: float | None = Field(None, ge=0.0, le=1.0)
-    #: extension (vLLM); llama.cpp calls it repeat_penalty
-    repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)
+    if TYPE_CHECKING:  # declared by the subclasses (parent fields would come first)
+        frequency_penalty: float | None
+        presence_penalty: float | None
+        seed: int | None
+        stop: str | list[str] | None
+        temperature: float | None
+        top_p: float | None
+        top_k: int | None
+        min_p: float | None
+        repetition_penalty: float | None
 
-    @field_validator("stop")
+    @field_validator("stop", check_fields=False)
     @classmethod
     def _few_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, list) and len(value) > MAX_STOP:
@@ -226,20 +225,32 @@ class ChatCompletionRequest(SamplingFields):
 
     messages: list[ChatMessage]
     model: str | None = None
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     logprobs: bool | None = None
     max_completion_tokens: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1)
     n: int | None = None
     parallel_tool_calls: bool | None = None
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     reasoning_effort: ReasoningEffort | None = None
     response_format: ResponseFormat | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
     tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
     tools: list[ToolDefinition] | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    top_p: float | None = Field(None, ge=0.0, le=1.0)
     #: extension (vLLM, SGLang, llama.cpp): ``{"enable_thinking": false}`` and friends
     chat_template_kwargs: dict[str, Any] | None = None
+    #: extension (vLLM, llama.cpp)
+    top_k: int | None = Field(None, ge=0)
+    #: extension (vLLM, llama.cpp)
+    min_p: float | None = Field(None, ge=0.0, le=1.0)
+    #: extension (vLLM); llama.cpp calls it repeat_penalty
+    repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)
 
     @field_validator("n")
     @classmethod
@@ -304,12 +315,24 @@ class CompletionRequest(SamplingFields):
     model: str | None = None
     prompt: str | list[str] | list[int] | list[list[int]]
     echo: bool | None = False
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     logprobs: int | None = Field(None, ge=0, le=20)
     max_tokens: int | None = Field(16, ge=1)
     n: int | None = None
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     suffix: str | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, ge=0.0, le=1.0)
+    #: extension (vLLM, llama.cpp)
+    top_k: int | None = Field(None, ge=0)
+    #: extension (vLLM, llama.cpp)
+    min_p: float | None = Field(None, ge=0.0, le=1.0)
+    #: extension (vLLM); llama.cpp calls it repeat_penalty
+    repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)
 
     @field_validator("n")
     @classmethod

@@ -1,0 +1,182 @@
+"""The batched embedded engine: continuous batching and a prefix cache over llama.cpp sequences.
+
+Same behaviour as :class:`~openwen.engines.llamacpp.LlamaCppEngine` (chat templates, stop strings,
+grammar, seeds, logprobs, cancellation within one token, context-length errors), plus:
+
+- requests to the model are decoded together, one token per running request per ``llama_decode``
+  (:mod:`openwen.engines.batch_scheduler`); a new request's prompt is read in chunks between the
+  running requests' tokens, so its first token arrives while the others keep streaming;
+- ``kv_slots`` sequences share one KV cache of ``kv_cells`` cells; a request reuses the cached
+  prefix of its prompt (the conversation so far), even when other conversations ran in between
+  (:mod:`openwen.engines.kv_prefix`);
+- long conversations evicted from memory are saved under ``kv_cache_dir`` (at most
+  ``kv_cache_dir_mb``) and loaded back when they resume (:mod:`openwen.engines.kv_disk`).
+
+Rendering, tokenising and building the grammar run in a worker thread before a request joins the
+queue, so the step loop only ever evaluates and samples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from openwen.engines.base import Capabilities, ChatRequest, ModelInfo
+from openwen.engines.batch_native import NativeContext, NativeModel
+from openwen.engines.batch_scheduler import END, BatchScheduler, Job
+from openwen.engines.decoding import BASE_SAMPLING, OutputDecoder, merge_sampling
+from openwen.engines.grammar import grammar_for
+from openwen.engines.kv_disk import DiskKVStore, model_folder
+from openwen.engines.kv_prefix import PrefixCache
+from openwen.engines.kv_slots import SlotTable
+from openwen.engines.logprobs import LogprobReader
+from openwen.errors import ContextLengthError, InvalidRequestError
+from openwen.formats import ChatFormat, RenderedPrompt, format_for
+from openwen.messages import StreamEvent
+
+ADMIT_RESERVE = 32  # cells kept free beyond a prompt when admitting it, for its first tokens
+
+
+class BatchedEngine:
+    """Serves one GGUF model on the CPU to many requests at once."""
+
+    capabilities = Capabilities(tools=True, thinking=True, grammar=True, logprobs=True)
+
+    def __init__(self, model_path: Path, *, name: str, n_ctx: int = 8192, n_threads: int = 2,
+                 n_batch: int = 512, max_queue: int = 16, kv_slots: int = 8, kv_cells: int = 0,
+                 prefill_chunk: int = 256, kv_cache_dir: Path | None = None,
+                 kv_cache_dir_mb: int = 2048, kv_spill_min_tokens: int = 512):
+        self.name = name
+        self.model_path = Path(model_path)
+        self._model = NativeModel(self.model_path)
+        self.n_ctx = n_ctx
+        cells = max(kv_cells or n_ctx, n_ctx)
+        self._ctx = NativeContext(self._model, n_cells=cells, n_seq=kv_slots,
+                                  n_batch=min(n_batch, cells), n_threads=n_threads)
+        self.kv_cells = self._ctx.n_cells
+        self.kv_slots = kv_slots
+        self.format: ChatFormat = self._make_format()
+        disk = None
+        if kv_cache_dir is not None and kv_cache_dir_mb > 0:
+            disk = DiskKVStore(model_folder(kv_cache_dir, self.model_path),
+                               kv_cache_dir_mb * 1024 * 1024)
+        table = SlotTable(kv_slots, self.kv_cells, self._ctx)
+        self.cache = PrefixCache(table, self._ctx, disk, spill_min_tokens=kv_spill_min_tokens)
+        self.worker = BatchScheduler(name, self._model, self._ctx, self.cache,
+                                     max_queue=max_queue, prefill_chunk=prefill_chunk)
+
+    def _make_format(self) -> ChatFormat:
+        meta = self._model.metadata
+        return format_for(
+            meta.get("tokenizer.chat_template"),
+            architecture=meta.get("general.architecture"),
+            bos_token=self._model.token_text(self._model.bos),
+            eos_token=self._model.token_text(self._model.eos),
+            model_name=meta.get("general.name"),
+        )
+
+    @property
+    def progress_tokens(self) -> int:
+        """Completion tokens of the request that produced the latest token."""
+        return self.worker.progress_tokens
+
+    @property
+    def last_cancelled_tokens(self) -> int:
+        """Completion tokens the last cancelled request had when it left the batch."""
+        return self.worker.last_cancelled_tokens
+
+    def models(self) -> list[ModelInfo]:
+        return [ModelInfo(id=self.name, context_length=self.n_ctx,
+                          details={"engine": "embedded", "path": str(self.model_path),
+                                   "batched": True, "kv_slots": self.kv_slots,
+                                   "kv_cells": self.kv_cells})]
+
+    def render(self, request: ChatRequest) -> RenderedPrompt:
+        if request.prompt is not None:
+            return RenderedPrompt(request.prompt)
+        return self.format.render(request.messages, tools=request.tools,
+                                  enable_thinking=request.thinking)
+
+    def tokenize(self, text: str) -> list[int]:
+        bos = self._model.token_text(self._model.bos)
+        add_bos = self._model.adds_bos and not (bos and text.startswith(bos))
+        return self._model.tokenize(text, add_bos=add_bos)
+
+    def count_tokens(self, request: ChatRequest) -> int:
+        return len(self.tokenize(self.render(request).text))
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        accepted = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        out: asyncio.Queue[Any] = asyncio.Queue()
+        job = await asyncio.to_thread(self._prepare, request, loop, out)
+        job.accepted = accepted
+        try:
+            self.worker.submit(job)
+        except BaseException:
+            job.chain.close()
+            raise
+        try:
+            while True:
+                item = await out.get()
+                if item is END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.worker.cancel(job)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.worker.close)
+        self._model.close()
+
+    def kv_state(self) -> dict[str, Any]:
+        """The cache as the owner thread sees it (for tests, benchmarks and diagnostics)."""
+
+        def snapshot() -> dict[str, Any]:
+            table = self.cache.table
+            return {
+                "free_cells": table.free_cells,
+                "used_cells": table.ledger.used,
+                "slots": [{"seq": s.seq_id, "tokens": len(s.tokens), "busy": s.busy,
+                           "cells_in_llama": self._ctx.seq_pos_max(s.seq_id) + 1}
+                          for s in table.slots],
+                "disk_loads": self.cache.disk_loads,
+                "disk_saves": self.cache.disk_saves,
+                "steps": self.worker.steps,
+            }
+
+        return self.worker.call(snapshot)  # type: ignore[no-any-return]
+
+    # -- runs in a worker thread, before the request joins the batch -----------------------------
+
+    def _prepare(self, request: ChatRequest, loop: asyncio.AbstractEventLoop,
+                 out: asyncio.Queue[Any]) -> Job:
+        rendered = self.render(request)
+        tokens = self.tokenize(rendered.text)
+        n_prompt = len(tokens)
+        if n_prompt == 0:
+            raise InvalidRequestError("the prompt is empty", param="prompt")
+        if n_prompt >= self.n_ctx:
+            raise ContextLengthError(n_prompt, self.n_ctx)
+        if request.max_tokens is not None and request.max_tokens < 1:
+            raise InvalidRequestError("max_tokens must be at least 1", param="max_tokens")
+        room = self.n_ctx - n_prompt
+        budget = min(request.max_tokens or room, room)
+        sampling = merge_sampling(BASE_SAMPLING, self.format.sampling_defaults(rendered.thinking),
+                                  request.sampling)
+        seed = sampling.seed if sampling.seed is not None else random.getrandbits(31)
+        grammar = grammar_for(request)
+        pieces = self._model.pieces
+        reader = (LogprobReader(self._model.n_vocab, pieces, request.top_logprobs)
+                  if request.logprobs else None)
+        decoder = OutputDecoder(self.format, request, rendered, piece_bytes=pieces,
+                                logprobs=reader)
+        chain = self._model.sampler(sampling, grammar, seed)
+        return Job(tokens=tokens, budget=budget, reserve=min(budget, ADMIT_RESERVE), chain=chain,
+                   decoder=decoder, loop=loop, out=out)

