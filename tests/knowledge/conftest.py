@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Engine
 
+import openwen.storage.knowledge_models  # noqa: F401 - registers the tables on Base
 from openwen.knowledge import KnowledgeBase, KnowledgeSettings, LocalEmbedder
 from openwen.storage import Database, Storage, UserRecord
-from openwen.storage import knowledge_models  # noqa: F401 - registers the tables on Base
 from openwen.storage.db import normalise_url
 
 sys.path.insert(0, str(Path(__file__).parent))  # pdfgen

@@ -44,7 +44,7 @@ def test_memories_crud_and_recall(kb: KnowledgeBase, alice: UserRecord) -> None:
     assert edited.text == "I prefer imperial units." and edited.updated_at >= units.updated_at
     kb.memories.delete(alice.id, sister.id)
     assert sister.id not in [m.id for m in kb.memories.recall(alice.id, "sister name")]
-    assert [m.text for m in kb.memories.list(alice.id)] == [
+    assert [m.text for m in kb.memories.all(alice.id)] == [
         "I prefer imperial units.", "My favourite colour is green."]
     with pytest.raises(InvalidRequestError):
         kb.memories.add(alice.id, "   ")
@@ -55,7 +55,7 @@ def test_memories_crud_and_recall(kb: KnowledgeBase, alice: UserRecord) -> None:
 def test_memories_are_private(kb: KnowledgeBase, alice: UserRecord, bob: UserRecord) -> None:
     secret = kb.memories.add(alice.id, "My bank is Northwind Savings.")
     assert kb.memories.recall(bob.id, "which bank do I use?") == []
-    assert kb.memories.list(bob.id) == []
+    assert kb.memories.all(bob.id) == []
     for call in (lambda: kb.memories.get(bob.id, secret.id),
                  lambda: kb.memories.edit(bob.id, secret.id, "hacked"),
                  lambda: kb.memories.delete(bob.id, secret.id)):
@@ -85,7 +85,7 @@ async def test_remember_tool(kb: KnowledgeBase, alice: UserRecord) -> None:
     assert "lasting fact" in (remember.__doc__ or "")
     reply = await remember("The user's daughter Mia is allergic to peanuts.")
     assert reply == "Saved to memory: The user's daughter Mia is allergic to peanuts."
-    assert [(m.text, m.source) for m in kb.memories.list(alice.id)] == [
+    assert [(m.text, m.source) for m in kb.memories.all(alice.id)] == [
         ("The user's daughter Mia is allergic to peanuts.", "tool")]
     context = await kb.abuild_context(alice.id, "Can Mia eat satay sauce?")
     assert "allergic to peanuts" in context

@@ -247,3 +247,29 @@ def test_huge_max_tokens_is_clamped_to_the_context(http: httpx.Client) -> None:
     assert usage["completion_tokens"] <= room  # type: ignore[index]
     finish = answer["choices"][0]["finish_reason"]  # type: ignore[index]
     assert finish == "length" or usage["completion_tokens"] < room  # type: ignore[index]
+
+
+WEATHER_TOOL = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}},
+                   "required": ["city"]}}}]
+
+
+def test_forced_tool_call_streams_as_tool_call_deltas(client: openai.OpenAI) -> None:
+    """tool_choice naming a function makes even a 135M model call it (grammar-constrained)."""
+    stream = client.chat.completions.create(
+        model="smollm2", max_tokens=40, temperature=0, stream=True,  # type: ignore[arg-type]
+        tools=WEATHER_TOOL, tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        messages=[{"role": "user", "content": "What's the weather in Paris?"}])
+    calls: dict[int, dict[str, str]] = {}
+    for chunk in stream:
+        for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+            call = calls.setdefault(delta.index, {"name": "", "arguments": ""})
+            if delta.id:  # the first delta of a call carries id, type and name
+                assert delta.type == "function" and delta.function and delta.function.name
+                assert not call["name"]
+            call["name"] += (delta.function.name or "") if delta.function else ""
+            call["arguments"] += (delta.function.arguments or "") if delta.function else ""
+    assert calls, "no tool call was streamed"
+    assert calls[0]["name"] == "get_weather"
+    assert isinstance(json.loads(calls[0]["arguments"])["city"], str)

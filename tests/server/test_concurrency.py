@@ -64,6 +64,20 @@ def test_disconnect_mid_stream_stops_generation(api: RunningServer) -> None:
         assert answer.status_code == 200
 
 
+def test_disconnect_while_waiting_for_a_whole_answer_stops_it(api: RunningServer) -> None:
+    engine = api.engine()
+    with httpx.Client(base_url=api.url, timeout=120) as http:
+        http.post("/v1/chat/completions", json={"messages": ESSAY, "max_tokens": 1})
+    engine.last_cancelled_tokens = -1  # set again only when a generation is cancelled
+    # the client gives up (its read timeout only triggers the disconnect; nothing is timed)
+    with httpx.Client(base_url=api.url, timeout=httpx.Timeout(120, read=1.0)) as impatient, \
+            pytest.raises(httpx.ReadTimeout):
+        impatient.post("/v1/chat/completions",
+                       json={"messages": ESSAY, "max_tokens": 1500, "temperature": 0})
+    wait_until(lambda: engine.worker.queue_depth == 0, "the worker to be free")
+    assert 0 <= engine.last_cancelled_tokens < 1500
+
+
 def test_full_queue_is_a_503_with_retry_after(tmp_path: Path) -> None:
     with running_server(server_settings(tmp_path / "home", max_queue=1)) as server:
         long = {"messages": ESSAY, "max_tokens": 1500, "stream": True, "temperature": 0}

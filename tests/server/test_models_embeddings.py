@@ -13,7 +13,7 @@ import numpy as np
 import openai
 import pytest
 from openai.types import CreateEmbeddingResponse, Model
-from serverkit import RunningServer, running_server, server_settings
+from serverkit import running_server, server_settings
 
 from openwen.knowledge.embeddings import MINILM, minilm_path
 
@@ -79,7 +79,8 @@ def test_minilm_embeddings(client: openai.OpenAI, http: httpx.Client) -> None:
     similar = float(np.dot(vectors[0], vectors[1]))
     unrelated = float(np.dot(vectors[0], vectors[2]))
     assert similar > unrelated + 0.2
-    assert result.usage.prompt_tokens > 10 and result.usage.total_tokens == result.usage.prompt_tokens
+    assert result.usage.prompt_tokens > 10
+    assert result.usage.total_tokens == result.usage.prompt_tokens
     # the SDK asks for base64 by default and decodes it: same numbers
     sdk = client.embeddings.create(model=MINILM, input=texts[0])
     assert np.allclose(sdk.data[0].embedding, vectors[0], atol=1e-6)

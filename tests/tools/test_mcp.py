@@ -160,3 +160,10 @@ def test_tool_names_fit_openai_rules() -> None:
     assert tool_name("web", "search") == "web__search"
     assert tool_name("web", "get.page/v2") == "web__get_page_v2"
     assert len(tool_name("s", "x" * 100)) == 64
+
+
+async def test_without_the_sdk_the_problem_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mcp", None)  # as if it were not installed
+    registry = await load_tools(with_servers(demo=stdio(DEMO, "stdio")))
+    assert "demo__add" not in registry and "calculator" in registry
+    assert "need the mcp package" in registry.problems["mcp:demo"]

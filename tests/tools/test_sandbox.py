@@ -99,12 +99,12 @@ def list_home(_: Settings) -> tuple[str, Callable[[SandboxResult], None]]:
 def write_outside(settings: Settings) -> tuple[str, Callable[[SandboxResult], None]]:
     targets = [str(settings.home / "planted.txt"), "/planted.txt", "/runtime/planted.txt",
                "/usr/lib/planted.txt", "/proc/planted.txt"]
-    code = ("for path in %r:\n"
+    code = (f"for path in {targets!r}:\n"
             "    try:\n"
             "        open(path, 'w').write('x')\n"
             "        print('WROTE', path)\n"
             "    except OSError as exc:\n"
-            "        print('refused', type(exc).__name__)\n") % (targets,)
+            "        print('refused', type(exc).__name__)\n")
 
     def check(r: SandboxResult) -> None:
         assert "WROTE" not in r.stdout and r.stdout.count("refused") == len(targets)

@@ -27,7 +27,7 @@ def app_factory() -> Any:
 
     settings = load_settings().settings
     app = create_app(settings)
-    if not any(getattr(r, "path", None) == "/api/session" for r in app.routes):
+    if not hasattr(app.state, "webapp"):  # create_app does not install the web app yet
         install(app, settings, app.state.service)
     return app
 
@@ -52,13 +52,23 @@ class LiveServer:
     def start(self) -> LiveServer:
         self.home.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENWEN_")}
-        env.update({"OPENWEN_HOME": str(self.home), "OPENWEN_HOST": "127.0.0.1",
-                    "OPENWEN_PORT": str(self.port), "OPENWEN_N_THREADS": "2",
-                    "OPENWEN_N_CTX": "2048", **self.extra_env})
+        env.update(
+            {
+                "OPENWEN_HOME": str(self.home),
+                "OPENWEN_HOST": "127.0.0.1",
+                "OPENWEN_PORT": str(self.port),
+                "OPENWEN_N_THREADS": "2",
+                "OPENWEN_N_CTX": "2048",
+                **self.extra_env,
+            }
+        )
         env["XDG_CONFIG_HOME"] = str(self.home / "config")
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, __file__, str(self.port)], env=env, stdout=log, stderr=log,
+            [sys.executable, __file__, str(self.port)],
+            env=env,
+            stdout=log,
+            stderr=log,
         )
         self._wait_ready()
         return self

@@ -63,7 +63,9 @@ async def test_question_is_stored_before_generation_and_answer_completes(
     turn = await chat.send(user.id, conversation.id, "Hello?")
     stored = storage.messages.path(user.id, conversation.id)
     assert [(m.role, m.content, m.status) for m in stored] == [
-        ("user", "Hello?", "complete"), ("assistant", "", "streaming")]
+        ("user", "Hello?", "complete"),
+        ("assistant", "", "streaming"),
+    ]
     engine.release()
     found = await collect(turn)
     assert isinstance(found[0], TurnStarted) and found[0].user_message.content == "Hello?"
@@ -86,8 +88,13 @@ async def test_answer_is_saved_while_it_streams(
     engine.script = ["Once", " upon", ("reasoning", "hmm"), "WAIT", " a time"]
     conversation = storage.conversations.create(user.id)
     turn = await chat.send(user.id, conversation.id, "Tell a story")
-    saved = await until(lambda: (m := storage.messages.get(user.id, turn.message.id)).content
-                        == "Once upon" and m.reasoning == "hmm" and m)
+    saved = await until(
+        lambda: (
+            (m := storage.messages.get(user.id, turn.message.id)).content == "Once upon"
+            and m.reasoning == "hmm"
+            and m
+        )
+    )
     assert saved.status == "streaming"
     engine.release()
     await turn.wait()
@@ -148,7 +155,8 @@ async def test_regenerate_and_edit_make_branches_built_from_their_own_path(
     chat: ConversationChat, storage: Storage, user: UserRecord, engine: ScriptedEngine
 ) -> None:
     conversation = storage.conversations.create(
-        user.id, system_prompt="Be brief.",
+        user.id,
+        system_prompt="Be brief.",
         settings={"model": "scripted", "top_p": 0.9, "max_tokens": 5, "thinking": False},
     )
     first = await chat.send(user.id, conversation.id, "One")
@@ -157,7 +165,11 @@ async def test_regenerate_and_edit_make_branches_built_from_their_own_path(
     await collect(second)
     request = engine.requests[-1]
     assert [(m.role, m.content) for m in request.messages] == [
-        ("system", "Be brief."), ("user", "One"), ("assistant", "Hello there."), ("user", "Two")]
+        ("system", "Be brief."),
+        ("user", "One"),
+        ("assistant", "Hello there."),
+        ("user", "Two"),
+    ]
     assert (request.model, request.max_tokens, request.thinking) == ("scripted", 5, False)
     assert request.sampling.top_p == 0.9
 
@@ -170,7 +182,9 @@ async def test_regenerate_and_edit_make_branches_built_from_their_own_path(
     edited = await chat.edit(user.id, first.user_message.id, "One, edited")
     await collect(edited)
     assert [(m.role, m.content) for m in engine.requests[-1].messages] == [
-        ("system", "Be brief."), ("user", "One, edited")]
+        ("system", "Be brief."),
+        ("user", "One, edited"),
+    ]
     path = storage.messages.path(user.id, conversation.id)
     assert [m.content for m in path] == ["One, edited", "Hello there."]
     # switching back to the first version shows its newest continuation
@@ -247,18 +261,28 @@ async def test_deleting_the_conversation_mid_answer_ends_it(
     turn = await chat.send(user.id, conversation.id, "Go")
     await until(lambda: storage.messages.get(user.id, turn.message.id).content == "x")
     storage.conversations.delete(user.id, conversation.id)
-    ended = await turn.wait()  # the next save finds it gone and stops
-    assert ended.message is None and ended.status == "incomplete"
+    engine.release()
+    ended = await turn.wait()  # its last save finds it gone
+    assert ended.message is None
+    with pytest.raises(NotFoundError):
+        storage.messages.get(user.id, turn.message.id)
 
 
 def test_answers_left_streaming_are_recovered_as_incomplete(
     storage: Storage, user: UserRecord, scripted_service: ChatService
 ) -> None:
     conversation = storage.conversations.create(user.id)
-    question = storage.messages.add(user.id, conversation.id, parent_id=None, role="user",
-                                    content="Q")
-    answer = storage.messages.add(user.id, conversation.id, parent_id=question.id,
-                                  role="assistant", content="partial", status="streaming")
+    question = storage.messages.add(
+        user.id, conversation.id, parent_id=None, role="user", content="Q"
+    )
+    answer = storage.messages.add(
+        user.id,
+        conversation.id,
+        parent_id=question.id,
+        role="assistant",
+        content="partial",
+        status="streaming",
+    )
     chat = ConversationChat(storage, scripted_service)
     assert chat.recover_interrupted() == 1
     recovered = storage.messages.get(user.id, answer.id)
@@ -273,8 +297,9 @@ async def test_real_model_answer_is_stored_complete(
     storage: Storage, user: UserRecord, real_service: ChatService
 ) -> None:
     chat = ConversationChat(storage, real_service, save_interval=0.1)
-    conversation = storage.conversations.create(user.id, settings={"max_tokens": 8,
-                                                                  "temperature": 0.0})
+    conversation = storage.conversations.create(
+        user.id, settings={"max_tokens": 8, "temperature": 0.0}
+    )
     turn = await chat.send(user.id, conversation.id, "What is the capital of France?")
     found = await collect(turn)
     await chat.aclose()

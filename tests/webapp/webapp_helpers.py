@@ -96,23 +96,31 @@ def csrf_of(client: TestClient) -> dict[str, str]:
 
 def signup(client: TestClient, username: str, password: str = PASSWORD) -> dict[str, str]:
     """Sign ``client`` up; returns the CSRF header for its later requests."""
-    r = client.post("/api/auth/signup", json={"username": username, "password": password},
-                    headers=csrf_of(client))
+    r = client.post(
+        "/api/auth/signup",
+        json={"username": username, "password": password},
+        headers=csrf_of(client),
+    )
     assert r.status_code == 201, r.text
     return {"X-CSRF-Token": r.json()["csrf_token"]}
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD) -> dict[str, str]:
-    r = client.post("/api/auth/login", json={"username": username, "password": password},
-                    headers=csrf_of(client))
+    r = client.post(
+        "/api/auth/login",
+        json={"username": username, "password": password},
+        headers=csrf_of(client),
+    )
     assert r.status_code == 200, r.text
     return {"X-CSRF-Token": r.json()["csrf_token"]}
 
 
-def add_user(client: TestClient, headers: dict[str, str], username: str,
-             password: str = PASSWORD) -> dict[str, Any]:
-    r = client.post("/api/admin/users", json={"username": username, "password": password},
-                    headers=headers)
+def add_user(
+    client: TestClient, headers: dict[str, str], username: str, password: str = PASSWORD
+) -> dict[str, Any]:
+    r = client.post(
+        "/api/admin/users", json={"username": username, "password": password}, headers=headers
+    )
     assert r.status_code == 201, r.text
     return dict(r.json()["user"])
 
@@ -139,13 +147,13 @@ class Signed:
         return self.client.get(url, **kw)
 
     def post(self, url: str, **kw: Any) -> Any:
-        return self.client.post(url, headers=self.headers, **kw)
+        return self.client.post(url, headers={**self.headers, **kw.pop("headers", {})}, **kw)
 
     def patch(self, url: str, **kw: Any) -> Any:
-        return self.client.patch(url, headers=self.headers, **kw)
+        return self.client.patch(url, headers={**self.headers, **kw.pop("headers", {})}, **kw)
 
     def put(self, url: str, **kw: Any) -> Any:
-        return self.client.put(url, headers=self.headers, **kw)
+        return self.client.put(url, headers={**self.headers, **kw.pop("headers", {})}, **kw)
 
     def delete(self, url: str, **kw: Any) -> Any:
-        return self.client.delete(url, headers=self.headers, **kw)
+        return self.client.delete(url, headers={**self.headers, **kw.pop("headers", {})}, **kw)

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -75,7 +75,6 @@ class Agent:
     confirm: ConfirmFn | None = None
     confirm_tools: Collection[str] = frozenset()
     tool_timeout: float | None = 60.0
-    _confirm_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     @classmethod
     def from_settings(cls, chat: ChatStreamer, tools: ToolRegistry, settings: Settings, *,
@@ -90,6 +89,7 @@ class Agent:
         messages = list(request.messages)
         choice = request.tool_choice
         total = _Totals()
+        asking = asyncio.Lock()  # one confirmation question at a time
         for step in range(1, self.max_steps + 1):
             round_ = _Round(step)
             ask = replace(request, messages=tuple(messages), tools=tools, tool_choice=choice)
@@ -109,9 +109,10 @@ class Agent:
             theirs = [c for c in round_.calls if c.name not in self.tools and c.name in declared]
             ours = [c for c in round_.calls if c not in theirs]
             results: dict[str, ToolResultEvent] = {}
-            async for result in self._execute(ours, step):
-                results[result.call.id] = result
-                yield result
+            async with contextlib.aclosing(self._execute(ours, step, asking)) as running:
+                async for result in running:
+                    results[result.call.id] = result
+                    yield result
             for call in ours:
                 reply = Message("tool", results[call.id].content, tool_call_id=call.id,
                                 name=call.name)
@@ -127,10 +128,10 @@ class Agent:
             "limit, agent_max_steps). Ask again to continue, or raise the limit."))
         yield total.done("length")
 
-    async def _execute(self, calls: list[ToolCall], step: int
-                       ) -> AsyncIterator[ToolResultEvent]:
+    async def _execute(self, calls: list[ToolCall], step: int, asking: asyncio.Lock
+                       ) -> AsyncGenerator[ToolResultEvent, None]:
         """Run calls concurrently; yield each result as it finishes."""
-        tasks = [asyncio.create_task(self._run_one(call, step)) for call in calls]
+        tasks = [asyncio.create_task(self._run_one(call, step, asking)) for call in calls]
         try:
             for next_done in asyncio.as_completed(tasks):
                 yield await next_done
@@ -138,10 +139,12 @@ class Agent:
             for task in tasks:
                 task.cancel()
 
-    async def _run_one(self, call: ToolCall, step: int) -> ToolResultEvent:
+    async def _run_one(self, call: ToolCall, step: int, asking: asyncio.Lock
+                       ) -> ToolResultEvent:
         tool = self.tools.get(call.name)
         if tool is not None and call.name in self.confirm_tools:
-            refusal = await self._ask(call, tool)
+            async with asking:
+                refusal = await self._ask(call, tool)
             if refusal is not None:
                 return ToolResultEvent(call, refusal.text, refusal.error, 0.0, step, tool.source)
         started = time.perf_counter()
@@ -155,13 +158,12 @@ class Agent:
         """``None`` when the user confirms; otherwise the result the model gets instead."""
         if self.confirm is None:
             return ToolOutput(NO_CONFIRMER.format(name=call.name), error="declined")
-        async with self._confirm_lock:  # one question at a time
-            try:
-                allowed = await self.confirm(call, tool)
-            except Exception:
-                log.warning("confirmation of %s failed; treating it as declined", call.name,
-                            exc_info=True)
-                allowed = False
+        try:
+            allowed = await self.confirm(call, tool)
+        except Exception:
+            log.warning("confirmation of %s failed; treating it as declined", call.name,
+                        exc_info=True)
+            allowed = False
         return None if allowed else ToolOutput(DECLINED.format(name=call.name), error="declined")
 
 

@@ -85,8 +85,9 @@ class ChatSettings:
     def of(cls, data: dict[str, Any]) -> ChatSettings:
         def number(key: str) -> float | None:
             value = data.get(key)
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            return float(value) if ok else None
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+            return None
 
         max_tokens = data.get("max_tokens")
         return cls(
@@ -234,7 +235,8 @@ class Turn:
             request = self._request(history)
             started = False
             try:
-                async with contextlib.aclosing(self.chat.service.stream(request)) as stream:
+                events = self.chat.service.stream(request)
+                async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
                     async for event in stream:
                         started = True
                         if isinstance(event, Done):
@@ -290,6 +292,7 @@ class Turn:
 
     async def _finish(self, done: Done | None, error: OpenwenError | None) -> TurnEnded:
         status: EndStatus
+        reason: FinishReason
         if error is not None:
             status, reason = "error", "error"
         elif done is None or done.finish_reason == "cancelled":
@@ -313,8 +316,14 @@ class Turn:
         content, reasoning = self._unsaved
         self._unsaved = ["", ""]
         record = await self.chat.write(
-            self.chat.finish_message, self.user_id, self.message.id,
-            content, reasoning, tuple(self.tool_calls), status, metadata,
+            self.chat.finish_message,
+            self.user_id,
+            self.message.id,
+            content,
+            reasoning,
+            tuple(self.tool_calls),
+            status,
+            metadata,
         )
         return TurnEnded(record, status, reason, usage, timings, error)
 
@@ -326,7 +335,7 @@ def trim(history: list[Message], exc: ContextLengthError) -> list[Message] | Non
         return None
     over = exc.prompt_tokens / max(1, exc.n_ctx)
     drop = max(2, int(len(history) * (1 - 1 / over)) + 1) if over > 1 else 2
-    shorter = history[min(drop, len(history) - 1):]
+    shorter = history[min(drop, len(history) - 1) :]
     while len(shorter) > 1 and shorter[0].role != "user":  # start with a question
         shorter = shorter[1:]
     return shorter
@@ -378,7 +387,11 @@ class ConversationChat:
     # -- starting turns ---------------------------------------------------------------------
 
     async def send(
-        self, user_id: int, conversation_id: str, content: str, *,
+        self,
+        user_id: int,
+        conversation_id: str,
+        content: str,
+        *,
         parent_id: int | None | Literal["current"] = "current",
     ) -> Turn:
         """Store a user message (a child of ``parent_id``, by default the current leaf) and
@@ -389,8 +402,12 @@ class ConversationChat:
         if parent_id == "current":
             parent_id = conversation.current_leaf_id
         question = await self.write(
-            self.storage.messages.add, user_id, conversation.id,
-            parent_id=parent_id, role="user", content=content,
+            self.storage.messages.add,
+            user_id,
+            conversation.id,
+            parent_id=parent_id,
+            role="user",
+            content=content,
         )
         if parent_id is None and conversation.title == DEFAULT_TITLE:
             conversation = await self.write(
@@ -406,8 +423,12 @@ class ConversationChat:
             raise InvalidRequestError("only user messages can be edited", param="message_id")
         self._check_idle(original.conversation_id)
         question = await self.write(
-            self.storage.messages.add, user_id, original.conversation_id,
-            parent_id=original.parent_id, role="user", content=content,
+            self.storage.messages.add,
+            user_id,
+            original.conversation_id,
+            parent_id=original.parent_id,
+            role="user",
+            content=content,
         )
         conversation = await self.read(
             self.storage.conversations.get, user_id, original.conversation_id
@@ -433,22 +454,32 @@ class ConversationChat:
         return await self._answer(user_id, conversation, None, question)
 
     async def _answer(
-        self, user_id: int, conversation: ConversationRecord,
-        user_message: MessageRecord | None, question: MessageRecord,
+        self,
+        user_id: int,
+        conversation: ConversationRecord,
+        user_message: MessageRecord | None,
+        question: MessageRecord,
     ) -> Turn:
-        path = await self.read(
-            self.storage.messages.path, user_id, conversation.id, question.id
-        )
+        path = await self.read(self.storage.messages.path, user_id, conversation.id, question.id)
         settings = ChatSettings.of(conversation.settings)
         model = settings.model or self.default_model
         answer = await self.write(
-            self.storage.messages.add, user_id, conversation.id,
-            parent_id=question.id, role="assistant", status="streaming",
+            self.storage.messages.add,
+            user_id,
+            conversation.id,
+            parent_id=question.id,
+            role="assistant",
+            status="streaming",
             metadata={"model": model},
         )
         turn = Turn(
-            self, user_id=user_id, conversation=conversation, user_message=user_message,
-            message=answer, history=prompt_history(path), settings=settings,
+            self,
+            user_id=user_id,
+            conversation=conversation,
+            user_message=user_message,
+            message=answer,
+            history=prompt_history(path),
+            settings=settings,
         )
         self._turns[answer.id] = turn
         return turn
@@ -468,7 +499,8 @@ class ConversationChat:
 
     def running_in(self, user_id: int, conversation_id: str) -> list[Turn]:
         return [
-            t for t in self._turns.values()
+            t
+            for t in self._turns.values()
             if t.user_id == user_id and t.conversation.id == conversation_id
         ]
 
@@ -500,14 +532,23 @@ class ConversationChat:
     # -- store calls (on the writer thread) --------------------------------------------------
 
     def finish_message(
-        self, user_id: int, message_id: int, content: str, reasoning: str,
-        tool_calls: tuple[ToolCall, ...], status: str, metadata: dict[str, Any],
+        self,
+        user_id: int,
+        message_id: int,
+        content: str,
+        reasoning: str,
+        tool_calls: tuple[ToolCall, ...],
+        status: str,
+        metadata: dict[str, Any],
     ) -> MessageRecord | None:
         messages = self.storage.messages
         try:
             messages.append(user_id, message_id, content, reasoning)
             return messages.update(
-                user_id, message_id, tool_calls=tool_calls or None, status=status,
+                user_id,
+                message_id,
+                tool_calls=tool_calls or None,
+                status=status,
                 metadata=metadata,
             )
         except NotFoundError:
@@ -520,9 +561,7 @@ def check_content(content: object) -> str:
     if not isinstance(content, str) or not content.strip():
         raise InvalidRequestError("the message is empty", param="content")
     if len(content) > MAX_CONTENT:
-        raise InvalidRequestError(
-            f"the message is over {MAX_CONTENT} characters", param="content"
-        )
+        raise InvalidRequestError(f"the message is over {MAX_CONTENT} characters", param="content")
     return content
 
 
@@ -540,8 +579,12 @@ def prompt_history(path: list[MessageRecord]) -> list[Message]:
             continue
         if record.role == "system":
             continue  # the conversation's system prompt goes first instead
-        history.append(Message(
-            role=record.role, content=record.content, tool_calls=record.tool_calls,
-            tool_call_id=record.tool_call_id,
-        ))
+        history.append(
+            Message(
+                role=record.role,
+                content=record.content,
+                tool_calls=record.tool_calls,
+                tool_call_id=record.tool_call_id,
+            )
+        )
     return history

@@ -250,7 +250,7 @@ def docs_collections(user: UserOpt = None, as_json: JsonOpt = False) -> None:
 def memory_list(user: UserOpt = None, as_json: JsonOpt = False) -> None:
     """List everything openwen remembers about you."""
     with _session(user) as (kb, user_id):
-        memories = kb.memories.list(user_id)
+        memories = kb.memories.all(user_id)
     if as_json:
         typer.echo(json.dumps([m.to_json() for m in memories], indent=2, ensure_ascii=False))
         return
@@ -325,7 +325,7 @@ def ask_collection(question: str, collection: str, *, settings: Settings,
             await service.aclose()
 
     with fail_on_errors(), open_knowledge(settings, user) as (kb, user_id):
-        kb.documents.list(user_id, Scope(collection=collection))  # a missing one fails here
+        kb.documents.all(user_id, Scope(collection=collection))  # a missing one fails here
         grounded, view = asyncio.run(run(kb, user_id))
     citations = grounded.context.citations
     if as_json:

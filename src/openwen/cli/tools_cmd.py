@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,9 +13,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from openwen.chat.agent import ConfirmFn
 from openwen.cli.common import fail_on_errors, settings_or_exit
 from openwen.config import Settings
-from openwen.tools.base import ToolOutput, schema_hint
+from openwen.messages import ToolCall
+from openwen.tools.base import Tool, ToolOutput, schema_hint
 from openwen.tools.registry import ToolRegistry, load_tools
 
 UserOpt = Annotated[str, typer.Option("--user", help="whose workspace the file tools use")]
@@ -71,6 +75,24 @@ def run_tool(
         typer.echo(output.text, err=True)
         raise typer.Exit(1)
     typer.echo(output.text)
+
+
+def terminal_confirm(ask: Callable[[str], str] = input,
+                     interactive: Callable[[], bool] = lambda: sys.stdin.isatty()) -> ConfirmFn:
+    """A confirmation callback for terminal chats (``Agent(confirm=...)``): asks ``[y/N]``.
+    Without a terminal to ask on, the answer is no."""
+
+    async def confirm(call: ToolCall, tool: Tool) -> bool:
+        if not interactive():
+            return False
+        question = f"Allow {tool.name} ({tool.source}) with {call.arguments}? [y/N] "
+        try:
+            answer = await asyncio.to_thread(ask, question)
+        except (EOFError, KeyboardInterrupt):
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
+    return confirm
 
 
 def _parse(arguments: str) -> dict[str, Any]:

@@ -39,8 +39,8 @@ class NativeModel:
         check_gguf(path)
         llama.llama_backend_init()
         try:
-            self._model = LlamaModel(path_model=str(path), params=llama.llama_model_default_params(),
-                                     verbose=False)
+            params = llama.llama_model_default_params()
+            self._model = LlamaModel(path_model=str(path), params=params, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelFileError(f"llama.cpp could not load {path}: {exc}") from exc
         self.model = self._model.model
@@ -116,7 +116,7 @@ class NativeContext:
     """One llama.cpp context: a unified KV cache of ``n_cells`` shared by ``n_seq`` sequences."""
 
     def __init__(self, model: NativeModel, *, n_cells: int, n_seq: int, n_batch: int,
-                 n_threads: int):
+                 n_threads: int, flash_attn: int | None = None):
         llama = _llama()
         self._llama = llama
         params = llama.llama_context_default_params()
@@ -128,6 +128,8 @@ class NativeContext:
         params.n_threads_batch = n_threads
         params.kv_unified = True  # all sequences share the cells, each may use all of them
         params.no_perf = True
+        if flash_attn is not None:  # llama.cpp's LLAMA_FLASH_ATTN_TYPE_*: -1 auto, 0 off, 1 on
+            params.flash_attn_type = flash_attn
         ctx = llama.llama_init_from_model(model.model, params)
         if ctx is None:
             raise ModelFileError(f"llama.cpp could not create a context of {n_cells} cells")
@@ -188,7 +190,7 @@ class NativeContext:
         return int(self._llama.llama_memory_seq_pos_max(self.memory, seq))
 
     def save(self, seq: int, path: Path, tokens: Sequence[int]) -> int:
-        """Write sequence ``seq``'s KV state and its tokens to ``path``; bytes written (0: failed)."""
+        """Write sequence ``seq``'s KV state and tokens to ``path``; bytes written (0: failed)."""
         arr = (self._llama.llama_token * len(tokens))(*tokens)
         tmp = path.with_name(path.name + ".tmp")
         written = int(self._llama.llama_state_seq_save_file(

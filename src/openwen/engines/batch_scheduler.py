@@ -136,8 +136,8 @@ class BatchScheduler:
     def _run(self) -> None:
         try:
             while self._wait_for_work():
-                self._run_calls()
                 self._drop_cancelled()
+                self._run_calls()
                 self._admit()
                 if self._running:
                     self._step()

@@ -1,10 +1,12 @@
 """KV state of long conversations on disk, so resuming one does not re-read its history.
 
-A saved state is one file per token prefix, named by a hash of the prefix and its length
-(``<sha256 of the tokens>-<n>.kv``), in a folder per model file (its name, size and mtime), under
-``<home>/kvcache/``. Looking a prompt up hashes its first ``n`` tokens for each saved length ``n``
-(a handful) and takes the longest hit. The folder is capped in bytes; the least recently used files
-go first. Only the engine's owner thread touches an instance.
+A saved sequence is two files in a folder per model file (its path, size and mtime) under
+``<home>/kvcache/``: ``<key>.kv`` written by ``llama_state_seq_save_file`` and ``<key>.tokens``, its
+token ids (4 bytes each), where the key hashes the tokens. Looking a prompt up compares it with the
+token lists of all saved states (they are few: the folder is capped) and takes the longest common
+prefix, so the next turn of a saved conversation hits even when the saved answer was re-tokenised
+slightly differently. The folder is capped in bytes; least recently used states go first. Only the
+engine's owner thread touches an instance.
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
+from openwen.engines.kv_slots import common_prefix
+
 log = logging.getLogger(__name__)
 
-SUFFIX = ".kv"
+STATE = ".kv"
+TOKENS = ".tokens"
 
 
 def prefix_key(tokens: list[int]) -> str:
-    return hashlib.sha256(array("i", tokens).tobytes()).hexdigest()[:32]
+    digest = hashlib.sha256(array("i", tokens).tobytes()).hexdigest()[:32]
+    return f"{digest}-{len(tokens)}"
 
 
 def model_folder(root: Path, model_path: Path) -> Path:
@@ -34,60 +40,62 @@ def model_folder(root: Path, model_path: Path) -> Path:
 
 @dataclass(frozen=True)
 class DiskEntry:
+    """A saved state: ``n_tokens`` tokens in the file, ``match`` of them shared with a prompt."""
+
     path: Path
     n_tokens: int
+    match: int
 
 
 class DiskKVStore:
-    """Saved sequence states of one model, looked up by longest token prefix."""
+    """Saved sequence states of one model, looked up by longest common prefix."""
 
     def __init__(self, folder: Path, cap_bytes: int):
         self.folder = folder
         self.cap_bytes = cap_bytes
         folder.mkdir(parents=True, exist_ok=True)
-        self._index: dict[int, set[str]] = {}
-        for path in folder.glob("*" + SUFFIX):
-            self._remember(path)
         for stale in folder.glob("*.tmp"):
             stale.unlink(missing_ok=True)
+        self._tokens: dict[str, list[int]] = {}
+        for path in folder.glob("*" + STATE):
+            self._remember(path)
 
     def __len__(self) -> int:
-        return sum(len(keys) for keys in self._index.values())
+        return len(self._tokens)
 
     def _remember(self, path: Path) -> None:
-        key, _, n = path.stem.rpartition("-")
-        if key and n.isdigit():
-            self._index.setdefault(int(n), set()).add(key)
-
-    def _forget(self, path: Path) -> None:
-        key, _, n = path.stem.rpartition("-")
-        keys = self._index.get(int(n)) if n.isdigit() else None
-        if keys is not None:
-            keys.discard(key)
-            if not keys:
-                del self._index[int(n)]
+        try:
+            data = path.with_suffix(TOKENS).read_bytes()
+        except OSError:
+            path.unlink(missing_ok=True)  # a state without its tokens is of no use
+            return
+        tokens = array("i")
+        tokens.frombytes(data[: len(data) - len(data) % tokens.itemsize])
+        self._tokens[path.stem] = tokens.tolist()
 
     def path_for(self, tokens: list[int]) -> Path:
-        return self.folder / f"{prefix_key(tokens)}-{len(tokens)}{SUFFIX}"
+        return self.folder / (prefix_key(tokens) + STATE)
 
     def has(self, tokens: list[int]) -> bool:
-        return prefix_key(tokens) in self._index.get(len(tokens), ())
+        return prefix_key(tokens) in self._tokens
 
     def find(self, tokens: list[int], longer_than: int = 0) -> DiskEntry | None:
-        """The longest saved prefix of ``tokens`` with more than ``longer_than`` tokens."""
-        for n in sorted(self._index, reverse=True):
-            if n <= longer_than:
-                break
-            if n <= len(tokens) and prefix_key(tokens[:n]) in self._index[n]:
-                path = self.folder / f"{prefix_key(tokens[:n])}-{n}{SUFFIX}"
-                if path.exists():
-                    return DiskEntry(path, n)
-                self._forget(path)
-        return None
+        """The saved state sharing the longest prefix with ``tokens``, if longer than
+        ``longer_than`` tokens."""
+        best: DiskEntry | None = None
+        for key, saved in self._tokens.items():
+            n = common_prefix(saved, tokens)
+            if n > longer_than and (best is None or n > best.match):
+                best = DiskEntry(self.folder / (key + STATE), len(saved), n)
+        return best
 
-    def added(self, path: Path) -> None:
-        """``path`` was just written: index it and trim the folder to its cap."""
-        self._remember(path)
+    def added(self, tokens: list[int]) -> None:
+        """The state of ``tokens`` was just written to :meth:`path_for`: record its tokens."""
+        path = self.path_for(tokens)
+        tmp = path.with_suffix(TOKENS + ".tmp")
+        tmp.write_bytes(array("i", tokens).tobytes())
+        os.replace(tmp, path.with_suffix(TOKENS))
+        self._tokens[path.stem] = list(tokens)
         self.trim()
 
     def touch(self, path: Path) -> None:
@@ -98,16 +106,25 @@ class DiskKVStore:
 
     def discard(self, path: Path) -> None:
         path.unlink(missing_ok=True)
-        self._forget(path)
+        path.with_suffix(TOKENS).unlink(missing_ok=True)
+        self._tokens.pop(path.stem, None)
 
-    def trim(self) -> None:
+    def size_bytes(self) -> int:
+        return sum(size for _, size, _ in self._files())
+
+    def _files(self) -> list[tuple[float, int, Path]]:
         files = []
-        for path in self.folder.glob("*" + SUFFIX):
+        for path in self.folder.glob("*" + STATE):
             try:
                 st = path.stat()
             except OSError:
                 continue
             files.append((st.st_mtime, st.st_size, path))
+        return files
+
+    def trim(self) -> None:
+        """Drop least recently used states until the folder fits its cap."""
+        files = self._files()
         total = sum(size for _, size, _ in files)
         for _, size, path in sorted(files):
             if total <= self.cap_bytes:

@@ -102,7 +102,7 @@ class PrefixCache:
         if self.memory.save(slot.seq_id, path, slot.tokens):
             self.disk_saves += 1
             slot.saved = True
-            self.disk.added(path)
+            self.disk.added(slot.tokens)
             log.debug("kv cache: saved %d tokens of slot %d in %.0f ms", len(slot.tokens),
                       slot.seq_id, (time.perf_counter() - started) * 1000)
         else:
@@ -119,7 +119,8 @@ class PrefixCache:
         if self.disk is None:
             return None
         entry = self.disk.find(tokens, longer_than=n_mem)
-        if entry is None or entry.n_tokens - n_mem < max(DISK_MIN_GAIN, entry.n_tokens // 64):
+        # loading costs in proportion to the file's tokens, reading the prompt to the gained ones
+        if entry is None or entry.match - n_mem < max(DISK_MIN_GAIN, entry.n_tokens // 64):
             return None
         return entry
 
@@ -136,10 +137,10 @@ class PrefixCache:
                    avoid: Slot | None) -> Lease | None:
         dest = self._fresh(avoid)
         self.evict(dest)
-        if not self.make_room(len(tokens) + reserve, protect=(dest,)):
+        if not self.make_room(max(entry.n_tokens, len(tokens) + reserve), protect=(dest,)):
             return None
         loaded = self.memory.load(dest.seq_id, entry.path, entry.n_tokens)
-        if loaded != tokens[: entry.n_tokens]:
+        if loaded is None or loaded[: entry.match] != tokens[: entry.match]:
             log.warning("kv cache: %s did not load or does not match; dropping it", entry.path.name)
             self.table.clear(dest)
             if self.disk is not None:
@@ -149,7 +150,7 @@ class PrefixCache:
         self.table.restored(dest, loaded)
         if self.disk is not None:
             self.disk.touch(entry.path)
-        n_keep = min(entry.n_tokens, len(tokens) - 1)
+        n_keep = min(entry.match, len(tokens) - 1)
         self.table.truncate(dest, n_keep)
         dest.busy = True
         return Lease(dest, n_keep, "disk")

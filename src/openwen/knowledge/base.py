@@ -65,7 +65,7 @@ class KnowledgeBase:
                                       progress=progress)
 
     def list_documents(self, user_id: int, scope: Scope = ALL) -> list[DocumentRecord]:
-        return self.documents.list(user_id, scope)
+        return self.documents.all(user_id, scope)
 
     def remove_document(self, user_id: int, document_id: str) -> DocumentRecord:
         return self.documents.delete(user_id, document_id)
@@ -73,7 +73,7 @@ class KnowledgeBase:
     def find_documents(self, user_id: int, name_or_id: str) -> list[DocumentRecord]:
         """Documents whose id, id prefix (8+ characters) or file name is ``name_or_id``."""
         found = []
-        for doc in self.documents.list(user_id):
+        for doc in self.documents.all(user_id):
             if name_or_id in (doc.id, doc.filename) or (
                     len(name_or_id) >= 8 and doc.id.startswith(name_or_id)):
                 found.append(doc)

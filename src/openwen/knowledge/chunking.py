@@ -62,8 +62,9 @@ def chunk_sections(sections: list[Section], *, max_chars: int = 900,
 
 
 def _heading_only(section: Section, text: str) -> bool:
-    return bool(section.heading) and "\n" not in text.strip("\n -=#") and len(text) <= 120 \
-        and text.lstrip("# ").startswith(section.heading.rsplit(" > ", 1)[-1])
+    if not section.heading or len(text) > 120 or "\n" in text.strip("\n -=#"):
+        return False
+    return text.lstrip("# ").startswith(section.heading.rsplit(" > ", 1)[-1])
 
 
 def _units(text: str, max_chars: int) -> Iterator[tuple[int, int]]:

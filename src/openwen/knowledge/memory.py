@@ -96,7 +96,8 @@ class MemoryStore:
                 Memory.user_id == user_id, func.lower(Memory.text) == fact.lower()))
             if same is not None:
                 return _record(same)
-            if s.scalar(select(func.count()).where(Memory.user_id == user_id)) >= MAX_MEMORIES:
+            if (s.scalar(select(func.count()).where(Memory.user_id == user_id)) or 0) \
+                    >= MAX_MEMORIES:
                 raise InvalidRequestError(f"at most {MAX_MEMORIES} memories; delete some first",
                                           code="too_many_memories")
             now = utcnow()
@@ -107,7 +108,7 @@ class MemoryStore:
             s.flush()
             return _record(row)
 
-    def list(self, user_id: int) -> list[MemoryRecord]:
+    def all(self, user_id: int) -> list[MemoryRecord]:
         with self.db.read() as s:
             rows = s.scalars(select(Memory).where(Memory.user_id == user_id)
                              .order_by(Memory.id))
@@ -170,7 +171,7 @@ class MemoryStore:
             similar = [(i, score) for i, score in matrix.top(vector, 50)
                        if score >= self.settings.memory_min_similarity]
             words = rank_memories(s, user_id, query, limit=50)
-            fused = fuse({"fulltext": words, "vector": similar})[:limit]
+            fused = fuse({"fulltext": words, "vector": similar}, self.settings)[:limit]
             rows = {r.id: r for r in s.scalars(select(Memory).where(
                 Memory.user_id == user_id, Memory.id.in_([i for i, _, _ in fused])))}
             return [_record(rows[i], score) for i, score, _ in fused if i in rows]
@@ -180,7 +181,7 @@ class MemoryStore:
         rows = s.execute(select(Memory.id, Memory.embedding).where(
             Memory.user_id == user_id, Memory.embedding_model == model,
             Memory.embedding.is_not(None)).order_by(Memory.id))
-        return Matrix.build([(int(i), "memories", bytes(b)) for i, b in rows])
+        return Matrix.build([(int(i), "memories", bytes(b)) for i, b in rows if b is not None])
 
 
 def make_remember_tool(memories: MemoryStore,

@@ -55,9 +55,9 @@ def parse_pdf(path: Path, label: str) -> ParsedDocument:
         raise _error(label, "no text found in the PDF (scanned pages would need OCR, "
                             "which openwen does not do)")
     sections = [Section(text.strip(), page=n) for n, text in enumerate(pages, 1) if text.strip()]
-    title = None
+    title: object = None
     try:
-        title = (reader.metadata or {}).get("/Title") or None
+        title = reader.metadata.get("/Title") if reader.metadata else None
     except Exception:  # metadata of a damaged file: not worth failing for
         title = None
     return ParsedDocument("pdf", sections, pages=len(pages), title=str(title) if title else None)

@@ -25,6 +25,8 @@ class KnowledgeSettings:
     whole_document_chars: int = 6_000  # whole-document mode when the scope's text fits
     top_k: int = 5
     candidates: int = 50  # per ranking, before fusion
+    fusion: str = "relative"  # "relative" (relative score fusion) or "rrf"
+    vector_weight: float = 0.75  # relative score fusion: weight of the vector ranking
     memory_top_k: int = 5
     memory_min_similarity: float = 0.35
     memory_auto_extract: bool = False  # server-wide default; users may switch it

@@ -83,8 +83,11 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
     app.state.auth = auth
     app.state.shutdown = shutdown
     app.state.metrics = metrics
+    # paths that stream and limit their own bodies (uploads) may be added after construction
+    app.state.body_limit_exempt = set()
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       exempt=app.state.body_limit_exempt)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     protected = [Depends(require_api_key)]
     for module in (chat, completions, models, embeddings):

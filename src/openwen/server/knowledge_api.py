@@ -238,7 +238,7 @@ def _collection_routes(router: APIRouter, User: Any, KB: Any) -> None:  # noqa: 
 def _memory_routes(router: APIRouter, User: Any, KB: Any) -> None:  # noqa: N803
     @router.get("/memories", summary="Everything remembered about you")
     async def list_memories(uid: int = User, kb: KnowledgeBase = KB) -> dict[str, Any]:
-        memories = await run_in_threadpool(kb.memories.list, uid)
+        memories = await run_in_threadpool(kb.memories.all, uid)
         return {"memories": [m.to_json() for m in memories]}
 
     @router.post("/memories", status_code=201, summary="Remember a fact")

@@ -5,11 +5,15 @@ length is counted as it streams in. Over the limit the client gets a 413 OpenAI 
 client reliably reads that answer (instead of a reset connection while it is still sending), the
 rest of the body is read and discarded first, up to ``drain_limit`` bytes; past that the
 connection is simply closed after the answer.
+
+Paths in ``exempt`` (a set the app may fill after construction, e.g. a document upload route that
+streams and counts its own body) are not limited here.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,13 +24,15 @@ DRAIN_LIMIT = 128 * 1024 * 1024
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_bytes: int, drain_limit: int = DRAIN_LIMIT):
+    def __init__(self, app: ASGIApp, *, max_bytes: int, drain_limit: int = DRAIN_LIMIT,
+                 exempt: Collection[str] = ()):
         self.app = app
         self.max_bytes = max_bytes
         self.drain_limit = drain_limit
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path") in self.exempt:
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)

@@ -36,8 +36,9 @@ def check_single_user(settings: Settings) -> None:
         )
 
 
-def install(app: FastAPI, settings: Settings, service: ChatService, *,
-            save_interval: float = 0.5) -> WebState:
+def install(
+    app: FastAPI, settings: Settings, service: ChatService, *, save_interval: float = 0.5
+) -> WebState:
     """Mount the web app on ``app``. Raises ConfigError for single-user mode off loopback."""
     check_single_user(settings)
     state = WebState(settings=settings, service=service, save_interval=save_interval)

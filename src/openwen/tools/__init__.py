@@ -6,7 +6,7 @@ which the agent loop (:mod:`openwen.chat.agent`) runs calls against.
 """
 
 from openwen.tools.base import FunctionTool, Tool, ToolError, ToolOutput, tool
-from openwen.tools.registry import ToolRegistry, confirmation_required, load_tools
+from openwen.tools.registry import ToolRegistry, confirmation_required, load_tools, user_tools
 
 __all__ = ["FunctionTool", "Tool", "ToolError", "ToolOutput", "ToolRegistry",
-           "confirmation_required", "load_tools", "tool"]
+           "confirmation_required", "load_tools", "tool", "user_tools"]

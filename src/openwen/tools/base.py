@@ -119,7 +119,7 @@ class FunctionTool(Tool):
         summary, arg_docs = parse_docstring(inspect.getdoc(func) or "")
         self.func = func
         self.args_model = args_model(func, arg_docs)
-        super().__init__(name or func.__name__, description or summary or func.__name__,
+        super().__init__(name or func.__name__, description or summary or name or func.__name__,
                          clean_schema(self.args_model.model_json_schema()),
                          side_effects=side_effects, source=source, timeout=timeout)
 

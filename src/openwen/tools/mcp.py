@@ -360,6 +360,16 @@ def _describe(exc: BaseException) -> str:
     return message if type(exc).__name__ in message else f"{type(exc).__name__}: {message}"
 
 
+def _sdk_problem() -> str | None:
+    """Why the MCP SDK cannot be used, or ``None``."""
+    try:
+        from mcp import Client  # noqa: F401 - the mcp 2 client API
+    except ImportError:
+        return ("MCP servers need the mcp package, version 2 or newer "
+                "(pip install 'mcp>=2.3,<3')")
+    return None
+
+
 class McpManager:
     """Every configured server: start them together, offer their tools, close them."""
 
@@ -371,6 +381,9 @@ class McpManager:
 
     async def start(self) -> list[Tool]:
         """Connect to all servers at once; a server that fails is reported, not fatal."""
+        if (missing := _sdk_problem()) is not None:
+            self.problems = {c.name: missing for c in self.connections}
+            return []
         results = await asyncio.gather(*(c.start() for c in self.connections),
                                        return_exceptions=True)
         tools: list[Tool] = []

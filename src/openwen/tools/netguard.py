@@ -87,7 +87,7 @@ async def resolve(url: str, policy: AddressPolicy, *, trusted_hosts: Iterable[st
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise ToolError(f"cannot resolve host {host!r}: {exc}") from None
-    addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0])
+    addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0])
                                    for info in infos))
     if not addresses:
         raise ToolError(f"host {host!r} has no address")

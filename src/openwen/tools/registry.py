@@ -87,25 +87,38 @@ def confirmation_required(policy: str, tools: Iterable[Tool]) -> frozenset[str]:
     return frozenset(n.strip() for n in policy.split(",") if n.strip())
 
 
-async def load_tools(settings: Settings, *, user: str = "local", mcp: bool = True
-                     ) -> ToolRegistry:
-    """The built-in tools for ``user``, plus MCP servers' tools when ``mcp`` (and configured).
-
-    Call :meth:`ToolRegistry.aclose` when done. A server that fails to start is logged and named
-    in ``problems``; its tools are simply absent.
+def user_tools(settings: Settings, user: str = "local", shared: Iterable[Tool] = (), *,
+               problems: Mapping[str, str] | None = None) -> ToolRegistry:
+    """The built-in tools acting for ``user`` (their workspace), plus ``shared`` tools, such as
+    the MCP tools of a :class:`~openwen.tools.mcp.McpManager` a server started once for everyone.
+    Cheap: build one per request. A ``ValueError`` means the user name cannot name a workspace.
     """
     from openwen.tools.builtin import builtin_tools
 
     registry = ToolRegistry(builtin_tools(ToolContext(settings, user)))
-    if mcp and (settings.mcp or {}).get("servers"):
-        from openwen.tools.mcp import McpManager
+    registry.problems.update(problems or {})
+    for tool in shared:
+        try:
+            registry.add(tool)
+        except ValueError as exc:
+            registry.problems[tool.source] = str(exc)
+    return registry
 
-        manager = McpManager(settings)
-        registry._mcp = manager
-        for tool in await manager.start():
-            try:
-                registry.add(tool)
-            except ValueError as exc:
-                registry.problems[tool.source] = str(exc)
-        registry.problems.update({f"mcp:{k}": v for k, v in manager.problems.items()})
+
+async def load_tools(settings: Settings, *, user: str = "local", mcp: bool = True
+                     ) -> ToolRegistry:
+    """The built-in tools for ``user``, plus MCP servers' tools when ``mcp`` (and configured),
+    for one-off use (the CLI). The registry owns the MCP connections: call
+    :meth:`ToolRegistry.aclose` when done. A server that fails to start is logged and named in
+    ``problems``; its tools are simply absent.
+    """
+    if not (mcp and (settings.mcp or {}).get("servers")):
+        return user_tools(settings, user)
+    from openwen.tools.mcp import McpManager
+
+    manager = McpManager(settings)
+    shared = await manager.start()
+    registry = user_tools(settings, user, shared,
+                          problems={f"mcp:{k}": v for k, v in manager.problems.items()})
+    registry._mcp = manager
     return registry

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -302,7 +302,7 @@ class Sandbox:
         elif code == 128 + signal.SIGXFSZ:
             limit = f"file size limit of {self.limits.max_file_mb} MiB"
         return SandboxResult(out.text(), stderr, None if timed_out else code,
-                             _decode_images(images.data), limit, duration,
+                             _decode_images(bytes(images.data)), limit, duration,
                              bool(out.dropped or err.dropped))
 
 
@@ -353,7 +353,7 @@ def _kill(proc: asyncio.subprocess.Process) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-async def _settle(readers: list[asyncio.Future[None]]) -> None:
+async def _settle(readers: Sequence[asyncio.Future[None]]) -> None:
     done, pending = await asyncio.wait(readers, timeout=5)
     for task in pending:
         task.cancel()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -22,8 +22,9 @@ from openwen.server.app.schemas import (
     user_json,
 )
 from openwen.server.app.security import (
+    AdminViewer,
+    CurrentViewer,
     Viewer,
-    admin,
     anonymous_csrf,
     check_anonymous_csrf,
     check_password_rules,
@@ -32,9 +33,8 @@ from openwen.server.app.security import (
     hash_password,
     set_login_cookies,
     verify_password,
-    viewer,
 )
-from openwen.server.app.state import WebState, web_state
+from openwen.server.app.state import State, WebState
 from openwen.storage.instance import InstanceSettingsRepo
 from openwen.storage.users import normalise_username
 
@@ -48,8 +48,7 @@ def _signup_open(state: WebState) -> bool:
 
 
 @router.get("/session", summary="Who is signed in, the CSRF token, and whether sign-up is open")
-async def session(request: Request, response: Response,
-                  state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def session(request: Request, response: Response, state: State) -> dict[str, Any]:
     current = await find_viewer(request, state)
     if current is not None and state.settings.single_user:
         current = Viewer(current.user, anonymous_csrf(request, response))
@@ -57,8 +56,9 @@ async def session(request: Request, response: Response,
         "user": user_json(current.user) if current else None,
         "csrf_token": current.csrf_token if current else anonymous_csrf(request, response),
         "single_user": state.settings.single_user,
-        "signup_open": (not state.settings.single_user
-                        and await run_in_threadpool(_signup_open, state)),
+        "signup_open": (
+            not state.settings.single_user and await run_in_threadpool(_signup_open, state)
+        ),
         "first_user": await run_in_threadpool(state.storage.users.count) == 0,
     }
 
@@ -73,8 +73,7 @@ def _no_accounts_in_single_user(state: WebState) -> None:
 
 
 @router.post("/auth/signup", summary="Create an account (the first one becomes the admin)")
-async def signup(body: Credentials, request: Request,
-                 state: WebState = Depends(web_state)) -> Response:
+async def signup(body: Credentials, request: Request, state: State) -> Response:
     check_anonymous_csrf(request)
     _no_accounts_in_single_user(state)
     normalise_username(body.username)
@@ -93,8 +92,7 @@ async def signup(body: Credentials, request: Request,
 
 
 @router.post("/auth/login", summary="Sign in with a username and password")
-async def login(body: Credentials, request: Request,
-                state: WebState = Depends(web_state)) -> Response:
+async def login(body: Credentials, request: Request, state: State) -> Response:
     check_anonymous_csrf(request)
     _no_accounts_in_single_user(state)
     address = _address(request)
@@ -111,8 +109,10 @@ async def login(body: Credentials, request: Request,
         wait = state.limiter.retry_after(body.username, address)
         if wait:
             return _too_many(wait)
-        return JSONResponse(_error("wrong username or password", "authentication_error",
-                                   "invalid_credentials"), status_code=401)
+        return JSONResponse(
+            _error("wrong username or password", "authentication_error", "invalid_credentials"),
+            status_code=401,
+        )
     state.limiter.succeeded(body.username, address)
     return await _logged_in(request, state, user.id)
 
@@ -122,24 +122,28 @@ def _error(message: str, type_: str, code: str) -> dict[str, Any]:
 
 
 def _too_many(wait: int) -> JSONResponse:
-    body = _error(f"too many failed logins; try again in {wait} seconds", "rate_limit_error",
-                  "too_many_attempts")
+    body = _error(
+        f"too many failed logins; try again in {wait} seconds",
+        "rate_limit_error",
+        "too_many_attempts",
+    )
     return JSONResponse(body, status_code=429, headers={"Retry-After": str(wait)})
 
 
-async def _logged_in(request: Request, state: WebState, user_id: int,
-                     status_code: int = 200) -> Response:
+async def _logged_in(
+    request: Request, state: WebState, user_id: int, status_code: int = 200
+) -> Response:
     new = await run_in_threadpool(state.storage.sessions.create, user_id)
     user = await run_in_threadpool(state.storage.users.get, user_id)
-    response = JSONResponse({"user": user_json(user), "csrf_token": new.session.csrf_token},
-                            status_code=status_code)
+    response = JSONResponse(
+        {"user": user_json(user), "csrf_token": new.session.csrf_token}, status_code=status_code
+    )
     set_login_cookies(request, response, new)
     return response
 
 
 @router.post("/auth/logout", summary="Sign out (this browser)")
-async def logout(request: Request, current: Viewer = Depends(viewer),
-                 state: WebState = Depends(web_state)) -> Response:
+async def logout(request: Request, current: CurrentViewer, state: State) -> Response:
     if current.session_token:
         await run_in_threadpool(state.storage.sessions.delete, current.session_token)
     response = JSONResponse({"ok": True})
@@ -148,9 +152,12 @@ async def logout(request: Request, current: Viewer = Depends(viewer),
 
 
 @router.post("/auth/password", summary="Change your password (signs out other browsers)")
-async def change_password(body: PasswordChange, request: Request,
-                          current: Viewer = Depends(viewer),
-                          state: WebState = Depends(web_state)) -> Response:
+async def change_password(
+    body: PasswordChange,
+    request: Request,
+    current: CurrentViewer,
+    state: State,
+) -> Response:
     users = state.storage.users
     stored = await run_in_threadpool(users.password_hash, current.user.id)
     if stored is not None and not await verify_password(stored, body.current_password):
@@ -168,15 +175,13 @@ async def change_password(body: PasswordChange, request: Request,
 
 
 @router.get("/admin/users", summary="List accounts (admin)")
-async def list_users(_: Viewer = Depends(admin),
-                     state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def list_users(_: AdminViewer, state: State) -> dict[str, Any]:
     users = await run_in_threadpool(state.storage.users.list_all)
     return {"users": [user_json(u) for u in users]}
 
 
 @router.post("/admin/users", status_code=201, summary="Add an account (admin)")
-async def add_user(body: NewUser, _: Viewer = Depends(admin),
-                   state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def add_user(body: NewUser, _: AdminViewer, state: State) -> dict[str, Any]:
     normalise_username(body.username)
     check_password_rules(body.password)
     password_hash = await hash_password(body.password)
@@ -187,13 +192,20 @@ async def add_user(body: NewUser, _: Viewer = Depends(admin),
 
 
 def _other_admins(state: WebState, user_id: int) -> int:
-    return sum(1 for u in state.storage.users.list_all()
-               if u.is_admin and not u.disabled and u.id != user_id)
+    return sum(
+        1
+        for u in state.storage.users.list_all()
+        if u.is_admin and not u.disabled and u.id != user_id
+    )
 
 
 @router.patch("/admin/users/{user_id}", summary="Disable, enable or (un)make admin (admin)")
-async def change_user(user_id: int, body: UserChange, current: Viewer = Depends(admin),
-                      state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def change_user(
+    user_id: int,
+    body: UserChange,
+    current: AdminViewer,
+    state: State,
+) -> dict[str, Any]:
     users = state.storage.users
 
     def change() -> Any:
@@ -215,8 +227,7 @@ async def change_user(user_id: int, body: UserChange, current: Viewer = Depends(
 
 
 @router.delete("/admin/users/{user_id}", summary="Remove an account and its data (admin)")
-async def remove_user(user_id: int, current: Viewer = Depends(admin),
-                      state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def remove_user(user_id: int, current: AdminViewer, state: State) -> dict[str, Any]:
     def remove() -> None:
         if user_id == current.user.id:
             raise InvalidRequestError("you cannot remove yourself", code="self")
@@ -228,15 +239,13 @@ async def remove_user(user_id: int, current: Viewer = Depends(admin),
 
 
 @router.get("/admin/registration", summary="Whether anyone may sign up (admin)")
-async def get_registration(_: Viewer = Depends(admin),
-                           state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def get_registration(_: AdminViewer, state: State) -> dict[str, Any]:
     repo = InstanceSettingsRepo(state.storage.db)
     return {"open": bool(await run_in_threadpool(repo.get, "open_registration"))}
 
 
 @router.put("/admin/registration", summary="Open or close sign-up (admin)")
-async def set_registration(body: Registration, _: Viewer = Depends(admin),
-                           state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def set_registration(body: Registration, _: AdminViewer, state: State) -> dict[str, Any]:
     repo = InstanceSettingsRepo(state.storage.db)
     await run_in_threadpool(repo.set, "open_registration", body.open)
     return {"open": body.open}

@@ -4,10 +4,10 @@ import. Another user's conversation answers exactly like a missing one (404)."""
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from openwen.server.app.schemas import (
@@ -18,27 +18,31 @@ from openwen.server.app.schemas import (
     hit_json,
     thread_json,
 )
-from openwen.server.app.security import Viewer, viewer
-from openwen.server.app.state import WebState, web_state
+from openwen.server.app.security import CurrentViewer
+from openwen.server.app.state import State, WebState
 
 router = APIRouter(prefix="/api", tags=["web app: conversations"])
 
 
 @router.get("/conversations", summary="Your conversations: pinned first, then most recent")
 async def list_conversations(
-    limit: int = Query(200, ge=1, le=1000), offset: int = Query(0, ge=0),
-    current: Viewer = Depends(viewer), state: WebState = Depends(web_state),
+    current: CurrentViewer,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     repo = state.storage.conversations
-    rows = await run_in_threadpool(lambda: repo.list_for(current.user.id, limit=limit,
-                                                         offset=offset))
+    rows = await run_in_threadpool(
+        lambda: repo.list_for(current.user.id, limit=limit, offset=offset)
+    )
     total = await run_in_threadpool(repo.count_for, current.user.id)
     return {"conversations": [conversation_summary(c) for c in rows], "total": total}
 
 
 @router.post("/conversations", status_code=201, summary="Start a conversation")
-async def create_conversation(body: NewConversation, current: Viewer = Depends(viewer),
-                              state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def create_conversation(
+    body: NewConversation, current: CurrentViewer, state: State
+) -> dict[str, Any]:
     settings = body.settings.model_dump(exclude_none=True)
     conversation = await run_in_threadpool(
         lambda: state.storage.conversations.create(
@@ -57,18 +61,26 @@ async def _full(state: WebState, user_id: int, conversation_id: str) -> dict[str
     return await run_in_threadpool(load)
 
 
-@router.get("/conversations/{conversation_id}",
-            summary="A conversation and the messages of its current branch")
-async def get_conversation(conversation_id: str, current: Viewer = Depends(viewer),
-                           state: WebState = Depends(web_state)) -> dict[str, Any]:
+@router.get(
+    "/conversations/{conversation_id}",
+    summary="A conversation and the messages of its current branch",
+)
+async def get_conversation(
+    conversation_id: str, current: CurrentViewer, state: State
+) -> dict[str, Any]:
     return await _full(state, current.user.id, conversation_id)
 
 
-@router.patch("/conversations/{conversation_id}",
-              summary="Rename, pin, or change the system prompt or settings")
-async def change_conversation(conversation_id: str, body: ConversationChange,
-                              current: Viewer = Depends(viewer),
-                              state: WebState = Depends(web_state)) -> dict[str, Any]:
+@router.patch(
+    "/conversations/{conversation_id}",
+    summary="Rename, pin, or change the system prompt or settings",
+)
+async def change_conversation(
+    conversation_id: str,
+    body: ConversationChange,
+    current: CurrentViewer,
+    state: State,
+) -> dict[str, Any]:
     repo = state.storage.conversations
     given = body.model_fields_set
     user_id = current.user.id
@@ -90,8 +102,9 @@ async def change_conversation(conversation_id: str, body: ConversationChange,
 
 
 @router.delete("/conversations/{conversation_id}", summary="Delete a conversation")
-async def delete_conversation(conversation_id: str, current: Viewer = Depends(viewer),
-                              state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def delete_conversation(
+    conversation_id: str, current: CurrentViewer, state: State
+) -> dict[str, Any]:
     user_id = current.user.id
     await run_in_threadpool(state.storage.conversations.get, user_id, conversation_id)
     for turn in state.chat.running_in(user_id, conversation_id):
@@ -102,9 +115,12 @@ async def delete_conversation(conversation_id: str, current: Viewer = Depends(vi
 
 
 @router.get("/search", summary="Full-text search over your conversations")
-async def search(q: str = Query("", max_length=1000), limit: int = Query(20, ge=1, le=100),
-                 current: Viewer = Depends(viewer),
-                 state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def search(
+    current: CurrentViewer,
+    state: State,
+    q: Annotated[str, Query(max_length=1000)] = "",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
     hits = await run_in_threadpool(
         lambda: state.storage.search.search(current.user.id, q, limit=limit)
     )
@@ -118,15 +134,21 @@ def download_name(title: str, extension: str) -> str:
     return f"attachment; filename=\"{ascii_name}.{extension}\"; filename*=UTF-8''{utf8}"
 
 
-@router.get("/conversations/{conversation_id}/export",
-            summary="Download a conversation as Markdown (for reading) or JSON (for import)")
-async def export(conversation_id: str, format: Literal["markdown", "json"] = "markdown",
-                 current: Viewer = Depends(viewer),
-                 state: WebState = Depends(web_state)) -> Response:
+@router.get(
+    "/conversations/{conversation_id}/export",
+    summary="Download a conversation as Markdown (for reading) or JSON (for import)",
+)
+async def export(
+    conversation_id: str,
+    current: CurrentViewer,
+    state: State,
+    format: Literal["markdown", "json"] = "markdown",
+) -> Response:
     user_id = current.user.id
     transfer = state.storage.transfer
-    conversation = await run_in_threadpool(state.storage.conversations.get, user_id,
-                                           conversation_id)
+    conversation = await run_in_threadpool(
+        state.storage.conversations.get, user_id, conversation_id
+    )
     if format == "json":
         import json
 
@@ -140,11 +162,14 @@ async def export(conversation_id: str, format: Literal["markdown", "json"] = "ma
     return Response(body.encode("utf-8"), media_type=media, headers=headers)
 
 
-@router.post("/conversations/import", status_code=201,
-             summary="Import a conversation exported as JSON (a new conversation)")
-async def import_conversation(request: Request, current: Viewer = Depends(viewer),
-                              state: WebState = Depends(web_state)) -> dict[str, Any]:
+@router.post(
+    "/conversations/import",
+    status_code=201,
+    summary="Import a conversation exported as JSON (a new conversation)",
+)
+async def import_conversation(
+    request: Request, current: CurrentViewer, state: State
+) -> dict[str, Any]:
     raw = await request.body()
-    conversation = await run_in_threadpool(state.storage.transfer.import_json, current.user.id,
-                                           raw)
+    conversation = await run_in_threadpool(state.storage.transfer.import_json, current.user.id, raw)
     return await _full(state, current.user.id, conversation.id)

@@ -21,7 +21,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -34,8 +34,8 @@ from openwen.server.app.schemas import (
     message_json,
     thread_json,
 )
-from openwen.server.app.security import Viewer, viewer
-from openwen.server.app.state import WebState, web_state
+from openwen.server.app.security import CurrentViewer
+from openwen.server.app.state import State
 
 router = APIRouter(prefix="/api", tags=["web app: messages"])
 
@@ -49,29 +49,43 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
 
 def encode(event: Any) -> bytes | None:
     if isinstance(event, TurnStarted):
-        return sse("start", {
-            "conversation": conversation_json(event.conversation),
-            "user_message": message_json(event.user_message) if event.user_message else None,
-            "message": message_json(event.message),
-        })
+        return sse(
+            "start",
+            {
+                "conversation": conversation_json(event.conversation),
+                "user_message": message_json(event.user_message) if event.user_message else None,
+                "message": message_json(event.message),
+            },
+        )
     if isinstance(event, TextDelta):
         return sse("text", {"text": event.text})
     if isinstance(event, ReasoningDelta):
         return sse("reasoning", {"text": event.text})
     if isinstance(event, ToolCallEvent):
         call = event.call
-        return sse("tool_call", {"index": event.index, "id": call.id, "name": call.name,
-                                 "arguments": call.arguments})
+        return sse(
+            "tool_call",
+            {"index": event.index, "id": call.id, "name": call.name, "arguments": call.arguments},
+        )
     if isinstance(event, TurnEnded):
         message = message_json(event.message) if event.message else None
         if event.error is not None:
-            error = {"message": event.error.message, "type": event.error.type,
-                     "code": event.error.code}
+            error = {
+                "message": event.error.message,
+                "type": event.error.type,
+                "code": event.error.code,
+            }
             return sse("error", {"error": error, "message": message})
-        return sse("done", {
-            "message": message, "status": event.status, "finish_reason": event.finish_reason,
-            "usage": vars(event.usage), "timings": vars(event.timings),
-        })
+        return sse(
+            "done",
+            {
+                "message": message,
+                "status": event.status,
+                "finish_reason": event.finish_reason,
+                "usage": vars(event.usage),
+                "timings": vars(event.timings),
+            },
+        )
     return None
 
 
@@ -88,8 +102,9 @@ async def stream_turn(request: Request, turn: Turn) -> AsyncIterator[bytes]:
 
 
 def streaming(request: Request, turn: Turn) -> StreamingResponse:
-    return StreamingResponse(stream_turn(request, turn), media_type="text/event-stream",
-                             headers=SSE_HEADERS)
+    return StreamingResponse(
+        stream_turn(request, turn), media_type="text/event-stream", headers=SSE_HEADERS
+    )
 
 
 def _refuse_when_draining(request: Request) -> None:
@@ -99,63 +114,81 @@ def _refuse_when_draining(request: Request) -> None:
         raise refusal
 
 
-@router.post("/conversations/{conversation_id}/messages",
-             summary="Send a message; the answer streams back as server-sent events")
-async def send(conversation_id: str, body: NewMessage, request: Request,
-               current: Viewer = Depends(viewer),
-               state: WebState = Depends(web_state)) -> StreamingResponse:
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    summary="Send a message; the answer streams back as server-sent events",
+)
+async def send(
+    conversation_id: str,
+    body: NewMessage,
+    request: Request,
+    current: CurrentViewer,
+    state: State,
+) -> StreamingResponse:
     _refuse_when_draining(request)
     parent: Any = body.parent_id if "parent_id" in body.model_fields_set else "current"
-    turn = await state.chat.send(current.user.id, conversation_id, body.content,
-                                 parent_id=parent)
+    turn = await state.chat.send(current.user.id, conversation_id, body.content, parent_id=parent)
     return streaming(request, turn)
 
 
-@router.post("/messages/{message_id}/edit",
-             summary="Edit a user message (a new branch) and stream the new answer")
-async def edit(message_id: int, body: Edit, request: Request,
-               current: Viewer = Depends(viewer),
-               state: WebState = Depends(web_state)) -> StreamingResponse:
+@router.post(
+    "/messages/{message_id}/edit",
+    summary="Edit a user message (a new branch) and stream the new answer",
+)
+async def edit(
+    message_id: int,
+    body: Edit,
+    request: Request,
+    current: CurrentViewer,
+    state: State,
+) -> StreamingResponse:
     _refuse_when_draining(request)
     turn = await state.chat.edit(current.user.id, message_id, body.content)
     return streaming(request, turn)
 
 
-@router.post("/messages/{message_id}/regenerate",
-             summary="Answer again (a new branch) and stream the new answer")
-async def regenerate(message_id: int, request: Request, current: Viewer = Depends(viewer),
-                     state: WebState = Depends(web_state)) -> StreamingResponse:
+@router.post(
+    "/messages/{message_id}/regenerate",
+    summary="Answer again (a new branch) and stream the new answer",
+)
+async def regenerate(
+    message_id: int,
+    request: Request,
+    current: CurrentViewer,
+    state: State,
+) -> StreamingResponse:
     _refuse_when_draining(request)
     turn = await state.chat.regenerate(current.user.id, message_id)
     return streaming(request, turn)
 
 
 @router.post("/messages/{message_id}/stop", summary="Stop an answer being generated")
-async def stop(message_id: int, current: Viewer = Depends(viewer),
-               state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def stop(message_id: int, current: CurrentViewer, state: State) -> dict[str, Any]:
     stopped = await state.chat.stop(current.user.id, message_id)
     message = await run_in_threadpool(state.storage.messages.get, current.user.id, message_id)
     return {"stopped": stopped, "message": message_json(message)}
 
 
-@router.post("/messages/{message_id}/switch",
-             summary="Show the branch through this message (its newest continuation)")
-async def switch(message_id: int, current: Viewer = Depends(viewer),
-                 state: WebState = Depends(web_state)) -> dict[str, Any]:
+@router.post(
+    "/messages/{message_id}/switch",
+    summary="Show the branch through this message (its newest continuation)",
+)
+async def switch(message_id: int, current: CurrentViewer, state: State) -> dict[str, Any]:
     user_id = current.user.id
 
     def run() -> dict[str, Any]:
         messages = state.storage.messages
         leaf = messages.set_current_leaf(user_id, message_id)
         conversation = state.storage.conversations.get(user_id, leaf.conversation_id)
-        return {"conversation": conversation_json(conversation),
-                "messages": thread_json(messages.thread(user_id, conversation.id))}
+        return {
+            "conversation": conversation_json(conversation),
+            "messages": thread_json(messages.thread(user_id, conversation.id)),
+        }
 
     return await run_in_threadpool(run)
 
 
 @router.get("/messages/{message_id}", summary="One message (to follow an answer in progress)")
-async def get_message(message_id: int, current: Viewer = Depends(viewer),
-                      state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def get_message(message_id: int, current: CurrentViewer, state: State) -> dict[str, Any]:
     message = await run_in_threadpool(state.storage.messages.get, current.user.id, message_id)
     return {"message": message_json(message)}

@@ -6,13 +6,13 @@ import json
 import re
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from openwen.errors import InvalidRequestError
 from openwen.server.app.schemas import NewKey, UserSettings, key_json
-from openwen.server.app.security import Viewer, viewer
-from openwen.server.app.state import WebState, web_state
+from openwen.server.app.security import CurrentViewer
+from openwen.server.app.state import State
 
 router = APIRouter(prefix="/api", tags=["web app: preferences"])
 
@@ -22,14 +22,15 @@ MAX_KEYS = 50
 
 
 @router.get("/models", summary="Models to chat with, and the default")
-async def models(_: Viewer = Depends(viewer),
-                 state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def models(_: CurrentViewer, state: State) -> dict[str, Any]:
     registry = state.service.registry
     infos = await registry.list_models()
     return {
         "default": registry.default_model,
-        "models": [{"id": m.id, "context_length": m.context_length,
-                    "engine": m.details.get("engine")} for m in infos],
+        "models": [
+            {"id": m.id, "context_length": m.context_length, "engine": m.details.get("engine")}
+            for m in infos
+        ],
     }
 
 
@@ -38,21 +39,20 @@ def _ui_settings(values: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/settings", summary="Your preferences (theme, defaults for new chats)")
-async def get_settings(current: Viewer = Depends(viewer),
-                       state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def get_settings(current: CurrentViewer, state: State) -> dict[str, Any]:
     values = await run_in_threadpool(state.storage.settings.get_all, current.user.id)
     return {"values": _ui_settings(values)}
 
 
 @router.put("/settings", summary="Change preferences (keys ui.*; a null value removes one)")
-async def put_settings(body: UserSettings, current: Viewer = Depends(viewer),
-                       state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def put_settings(body: UserSettings, current: CurrentViewer, state: State) -> dict[str, Any]:
     if len(body.values) > MAX_KEYS:
         raise InvalidRequestError(f"at most {MAX_KEYS} settings at once", param="values")
     for key, value in body.values.items():
         if not UI_KEY.fullmatch(key):
-            raise InvalidRequestError(f"unknown setting {key!r}: keys look like ui.theme",
-                                      param="values")
+            raise InvalidRequestError(
+                f"unknown setting {key!r}: keys look like ui.theme", param="values"
+            )
         if len(json.dumps(value)) > MAX_VALUE_BYTES:
             raise InvalidRequestError(f"setting {key!r} is too large", param="values")
     repo = state.storage.settings
@@ -70,21 +70,18 @@ async def put_settings(body: UserSettings, current: Viewer = Depends(viewer),
 
 
 @router.get("/keys", summary="Your API keys (for the OpenAI-compatible API)")
-async def list_keys(current: Viewer = Depends(viewer),
-                    state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def list_keys(current: CurrentViewer, state: State) -> dict[str, Any]:
     keys = await run_in_threadpool(state.storage.api_keys.list_for, current.user.id)
     return {"keys": [key_json(k) for k in keys]}
 
 
 @router.post("/keys", status_code=201, summary="Create an API key (the secret is shown once)")
-async def create_key(body: NewKey, current: Viewer = Depends(viewer),
-                     state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def create_key(body: NewKey, current: CurrentViewer, state: State) -> dict[str, Any]:
     new = await run_in_threadpool(state.storage.api_keys.create, current.user.id, body.name)
     return {"key": key_json(new.key), "secret": new.secret}
 
 
 @router.delete("/keys/{key_id}", summary="Revoke one of your API keys")
-async def revoke_key(key_id: int, current: Viewer = Depends(viewer),
-                     state: WebState = Depends(web_state)) -> dict[str, Any]:
+async def revoke_key(key_id: int, current: CurrentViewer, state: State) -> dict[str, Any]:
     key = await run_in_threadpool(state.storage.api_keys.revoke, current.user.id, key_id)
     return {"key": key_json(key)}

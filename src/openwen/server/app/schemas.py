@@ -46,25 +46,25 @@ class Registration(Body):
 class ConversationSettings(Body):
     """Generation settings of one conversation; None means the model's default."""
 
-    model: str | None = Field(None, max_length=500)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    model: str | None = Field(default=None, max_length=500)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     thinking: bool | None = None
 
 
 class NewConversation(Body):
-    title: str | None = Field(None, max_length=500)
-    system_prompt: str | None = Field(None, max_length=100_000)
-    settings: ConversationSettings = Field(default_factory=ConversationSettings)
+    title: str | None = Field(default=None, max_length=500)
+    system_prompt: str | None = Field(default=None, max_length=100_000)
+    settings: ConversationSettings = Field(default_factory=lambda: ConversationSettings())
 
 
 class ConversationChange(Body):
     """Fields to change; a field left out stays as it is (``system_prompt: null`` clears)."""
 
-    title: str | None = Field(None, max_length=500)
+    title: str | None = Field(default=None, max_length=500)
     pinned: bool | None = None
-    system_prompt: str | None = Field(None, max_length=100_000)
+    system_prompt: str | None = Field(default=None, max_length=100_000)
     settings: ConversationSettings | None = None
 
 
@@ -115,8 +115,12 @@ def conversation_json(c: ConversationRecord) -> dict[str, Any]:
 
 
 def conversation_summary(c: ConversationRecord) -> dict[str, Any]:
-    return {"id": c.id, "title": c.title, "pinned": c.pinned,
-            "updated_at": c.updated_at.isoformat()}
+    return {
+        "id": c.id,
+        "title": c.title,
+        "pinned": c.pinned,
+        "updated_at": c.updated_at.isoformat(),
+    }
 
 
 def message_json(m: MessageRecord, sibling_ids: tuple[int, ...] | None = None) -> dict[str, Any]:
@@ -127,8 +131,9 @@ def message_json(m: MessageRecord, sibling_ids: tuple[int, ...] | None = None) -
         "role": m.role,
         "content": m.content,
         "reasoning": m.reasoning,
-        "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments}
-                       for c in m.tool_calls],
+        "tool_calls": [
+            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls
+        ],
         "status": m.status,
         "metadata": m.metadata,
         "created_at": m.created_at.isoformat(),

@@ -19,6 +19,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -26,7 +27,7 @@ from fastapi import Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from openwen.errors import AuthenticationError, InvalidRequestError, PermissionDeniedError
-from openwen.server.app.state import WebState, web_state
+from openwen.server.app.state import State, WebState
 from openwen.server.auth import is_loopback
 from openwen.storage import NewLoginSession, UserRecord
 
@@ -58,7 +59,8 @@ def check_password_rules(password: object) -> str:
     if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise InvalidRequestError(
             f"a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters long",
-            param="password", code="weak_password",
+            param="password",
+            code="weak_password",
         )
     return password
 
@@ -87,10 +89,24 @@ def is_https(request: Request) -> bool:
 def set_login_cookies(request: Request, response: Response, login: NewLoginSession) -> None:
     max_age = int((login.session.expires_at - datetime.now(UTC)).total_seconds())
     secure = is_https(request)
-    response.set_cookie(SESSION_COOKIE, login.token, max_age=max_age, path="/", httponly=True,
-                        samesite="lax", secure=secure)
-    response.set_cookie(CSRF_COOKIE, login.session.csrf_token, max_age=max_age, path="/",
-                        httponly=False, samesite="strict", secure=secure)
+    response.set_cookie(
+        SESSION_COOKIE,
+        login.token,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+    )
+    response.set_cookie(
+        CSRF_COOKIE,
+        login.session.csrf_token,
+        max_age=max_age,
+        path="/",
+        httponly=False,
+        samesite="strict",
+        secure=secure,
+    )
 
 
 def clear_login_cookies(request: Request, response: Response) -> None:
@@ -104,8 +120,14 @@ def anonymous_csrf(request: Request, response: Response) -> str:
     token = request.cookies.get(CSRF_COOKIE)
     if not token or len(token) > 100:
         token = secrets.token_urlsafe(32)
-        response.set_cookie(CSRF_COOKIE, token, path="/", httponly=False, samesite="strict",
-                            secure=is_https(request))
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            path="/",
+            httponly=False,
+            samesite="strict",
+            secure=is_https(request),
+        )
     return token
 
 
@@ -157,7 +179,7 @@ async def find_viewer(request: Request, state: WebState) -> Viewer | None:
     return Viewer(user, session.csrf_token, token)
 
 
-async def viewer(request: Request, state: WebState = Depends(web_state)) -> Viewer:
+async def viewer(request: Request, state: State) -> Viewer:
     """Dependency: the signed-in user (401 otherwise); CSRF-checked for state changes."""
     found = await find_viewer(request, state)
     if found is None:
@@ -166,8 +188,12 @@ async def viewer(request: Request, state: WebState = Depends(web_state)) -> View
     return found
 
 
-async def admin(current: Viewer = Depends(viewer)) -> Viewer:
+async def admin(current: Annotated[Viewer, Depends(viewer)]) -> Viewer:
     """Dependency: an admin (403 otherwise)."""
     if not current.user.is_admin:
         raise PermissionDeniedError("only an admin can do this", code="admin_only")
     return current
+
+
+CurrentViewer = Annotated[Viewer, Depends(viewer)]
+AdminViewer = Annotated[Viewer, Depends(admin)]

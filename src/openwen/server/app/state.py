@@ -6,8 +6,9 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from openwen.chat.conversations import ConversationChat
 from openwen.chat.service import ChatService
@@ -84,3 +85,6 @@ class WebState:
 def web_state(request: Request) -> WebState:
     state: WebState = request.app.state.webapp
     return state
+
+
+State = Annotated[WebState, Depends(web_state)]

@@ -37,7 +37,7 @@ async def create_embeddings(request: Request) -> Response:
     as_base64 = body.encoding_format == "base64"
     data: list[dict[str, Any]] = [
         {"object": "embedding", "index": i,
-         "embedding": _base64(vector) if as_base64 else vector}
+         "embedding": _base64(vector) if as_base64 else vector.tolist()}
         for i, vector in enumerate(result.vectors)
     ]
     return JSONResponse({
@@ -46,6 +46,6 @@ async def create_embeddings(request: Request) -> Response:
     })
 
 
-def _base64(vector: list[float]) -> str:
+def _base64(vector: np.ndarray) -> str:
     """Little-endian float32 bytes, base64-encoded (what OpenAI's SDKs decode)."""
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")

@@ -26,7 +26,7 @@ from openwen.errors import InvalidRequestError
 from openwen.messages import Message, ToolCall
 from openwen.server.openai.base import Lenient
 
-TOOL_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+TOOL_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 MAX_STOP = 16
 THINKING_OFF_EFFORTS = frozenset({"none", "minimal"})
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
@@ -57,7 +57,7 @@ class ContentPart(Lenient):
 
     @property
     def as_text(self) -> str:
-        return self.text if self.type == "text" else self.refusal or ""
+        return (self.text if self.type == "text" else self.refusal) or ""
 
 
 class FunctionCallParam(Lenient):
@@ -121,7 +121,7 @@ class FunctionDefinition(Lenient):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        if not TOOL_NAME.match(value):
+        if not TOOL_NAME.fullmatch(value):
             raise ValueError("a function name is 1-64 characters: letters, digits, _ . : -")
         return value
 

@@ -103,8 +103,8 @@ def _binary(node: ast.BinOp) -> Number:
 
 
 def _check_power(base: Number, exponent: Number) -> None:
-    whole = isinstance(base, int) and isinstance(exponent, int)
-    if whole and abs(base) > 1 and exponent > 0 and exponent * base.bit_length() > MAX_INT_BITS:
+    if (isinstance(base, int) and isinstance(exponent, int) and abs(base) > 1 and exponent > 0
+            and exponent * base.bit_length() > MAX_INT_BITS):
         raise ToolError(f"the exponent is too large (over {MAX_INT_BITS} bits of result)")
     if abs(exponent) > 1_000_000:
         raise ToolError("the exponent is too large")

@@ -8,6 +8,7 @@ from typing import Literal
 
 import pytest
 
+from openwen.config import Settings
 from openwen.tools.base import FunctionTool, ToolError, ToolOutput, parse_docstring, tool
 from openwen.tools.registry import ToolRegistry, confirmation_required
 
@@ -134,3 +135,14 @@ async def test_registry_reports_unknown_tools_and_the_confirmation_policy() -> N
     assert confirmation_required("none", registry) == set()
     assert confirmation_required("convert, x", registry) == {"convert", "x"}
     assert registry.select(["delete"]).names() == ["delete"]
+
+
+def test_user_tools_add_shared_tools_to_the_builtins(settings: Settings) -> None:
+    from openwen.tools.registry import user_tools
+
+    shared = FunctionTool(convert, source="mcp:units")
+    clash = FunctionTool(convert, name="calculator", source="mcp:bad")
+    registry = user_tools(settings, "alice", [shared, clash])
+    assert registry.get("convert").source == "mcp:units"  # type: ignore[union-attr]
+    assert registry.get("calculator").source == "builtin"  # type: ignore[union-attr]
+    assert "two tools are named 'calculator'" in registry.problems["mcp:bad"]

@@ -1,0 +1,269 @@
+"""The batched embedded engine on the real bundled model (SmolLM2-135M-Instruct).
+
+The simple engine's behaviour tests (``test_llamacpp.py``) run here too against a batched engine:
+this module overrides their ``smollm2`` fixture. The tests below cover what batching adds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import test_llamacpp as simple  # the sibling module, imported by its basename like pytest does
+
+from openwen.engines.base import ChatRequest, Sampling
+from openwen.engines.batched import BatchedEngine
+from openwen.errors import ContextLengthError, OverloadedError
+from openwen.messages import Done, Message, StreamEvent, TextDelta
+
+pytestmark = pytest.mark.slow
+
+GREEDY = Sampling(temperature=0.0, seed=7)
+NOTES = "Here are my notes about gardening. " + " ".join(
+    f"Plant {i} needs water every {i % 7 + 1} days." for i in range(25))
+
+
+def make(model: Path, **kw: Any) -> BatchedEngine:
+    kw = {"name": "smollm2", "n_ctx": 2048, "n_threads": 2, "kv_slots": 4, "kv_cells": 4096,
+          "prefill_chunk": 32, **kw}
+    return BatchedEngine(model, **kw)
+
+
+@pytest.fixture(scope="module")
+def batched(bundled_model: Path) -> Iterator[BatchedEngine]:
+    engine = make(bundled_model)
+    yield engine
+    asyncio.run(engine.aclose())
+
+
+@pytest.fixture(scope="module")
+def smollm2(batched: BatchedEngine) -> BatchedEngine:
+    """The simple engine's tests, run against the batched engine."""
+    return batched
+
+
+test_streams_text_then_done_with_usage = simple.test_streams_text_then_done_with_usage
+test_max_tokens_gives_length = simple.test_max_tokens_gives_length
+test_same_seed_same_tokens = simple.test_same_seed_same_tokens
+test_stop_string_is_not_emitted = simple.test_stop_string_is_not_emitted
+test_cancel_stops_within_a_token = simple.test_cancel_stops_within_a_token
+test_json_schema_output_always_parses = simple.test_json_schema_output_always_parses
+test_bad_schema_is_invalid_request = simple.test_bad_schema_is_invalid_request
+test_logprobs_are_real_probabilities = simple.test_logprobs_are_real_probabilities
+test_forced_tool_call_is_well_formed = simple.test_forced_tool_call_is_well_formed
+
+
+def chat(*messages: Message, **kw: Any) -> ChatRequest:
+    kw.setdefault("sampling", GREEDY)
+    return ChatRequest(messages=messages, **kw)
+
+
+def ask(text: str, **kw: Any) -> ChatRequest:
+    return chat(Message("user", text), **kw)
+
+
+async def collect(engine: BatchedEngine, request: ChatRequest) -> list[StreamEvent]:
+    return [event async for event in engine.stream(request)]
+
+
+def text_of(events: list[StreamEvent]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+def done_of(events: list[StreamEvent]) -> Done:
+    done = events[-1]
+    assert isinstance(done, Done)
+    return done
+
+
+# -- batching ------------------------------------------------------------------------------------
+
+POEMS = [ask(f"Write a short poem about {w}.", max_tokens=24) for w in ("cats", "rain", "the sea")]
+
+
+async def test_concurrent_streams_match_their_solo_runs(batched: BatchedEngine) -> None:
+    """Each stream gets its own tokens: the same texts alone and decoded together."""
+    alone = [text_of(await collect(batched, r)) for r in POEMS]
+    together = await asyncio.gather(*(collect(batched, r) for r in POEMS))
+    assert [text_of(events) for events in together] == alone
+    assert len(set(alone)) == len(alone)
+    assert all(sum(isinstance(e, Done) for e in events) == 1 for events in together)
+
+
+async def test_same_seed_same_tokens_alone_and_in_a_batch(batched: BatchedEngine) -> None:
+    fact = ask("Tell me a fun fact.", max_tokens=24, sampling=Sampling(temperature=0.9, seed=99))
+    alone = text_of(await collect(batched, fact))
+    *_, inside = await asyncio.gather(*(collect(batched, r) for r in POEMS), collect(batched, fact))
+    assert text_of(inside) == alone
+
+
+async def test_new_request_streams_while_others_keep_streaming(batched: BatchedEngine) -> None:
+    seen: dict[str, list[str]] = {"a": [], "b": [], "new": []}
+    log: list[str] = []
+
+    async def run(key: str, request: ChatRequest, started: asyncio.Event | None = None) -> None:
+        async for event in batched.stream(request):
+            if isinstance(event, TextDelta):
+                seen[key].append(event.text)
+                log.append(key)
+                if started is not None and len(seen[key]) == 2:
+                    started.set()
+
+    started = asyncio.Event()
+    long = [ask(f"Write a long essay about {w}.", max_tokens=120) for w in ("rivers", "trees")]
+    first = asyncio.create_task(run("a", long[0], started))
+    second = asyncio.create_task(run("b", long[1]))
+    await started.wait()
+    joined_at = len(log)
+    await run("new", ask(NOTES + " Which plant needs the most water?", max_tokens=4))
+    await asyncio.gather(first, second)
+    new_first = log.index("new")
+    # the new prompt (300+ tokens) is read in 32-token chunks between the others' tokens
+    assert log[joined_at:new_first].count("a") >= 3
+    assert log[joined_at:new_first].count("b") >= 3
+    assert "a" in log[new_first:] and "b" in log[new_first:]
+
+
+async def test_grammar_under_batching(batched: BatchedEngine) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}},
+              "required": ["city"]}
+    fmt = {"type": "json_schema", "json_schema": {"name": "c", "schema": schema}}
+    json_request = ask("Name a city as JSON.", max_tokens=40, response_format=fmt)
+    *poems, answer = await asyncio.gather(*(collect(batched, r) for r in POEMS),
+                                          collect(batched, json_request))
+    assert isinstance(json.loads(text_of(answer))["city"], str)
+    assert all(not text_of(p).lstrip().startswith("{") for p in poems)
+
+
+async def test_cancelled_request_frees_its_cells_at_once(bundled_model: Path) -> None:
+    engine = make(bundled_model, kv_slots=2)
+    try:
+        request = ask("Write a very long essay about the sea.", max_tokens=400)
+        n_prompt = engine.count_tokens(request)
+        stream = engine.stream(request)
+        deltas = 0
+        async for event in stream:
+            deltas += isinstance(event, TextDelta)
+            if deltas == 5:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]
+        state = engine.kv_state()  # runs between steps: the cancel was seen before it
+        slot = next(s for s in state["slots"] if s["tokens"])
+        assert not slot["busy"]
+        # the answer's cells are gone; the prompt stays as an evictable cached prefix
+        assert slot["tokens"] == slot["cells_in_llama"] == n_prompt
+        assert state["used_cells"] == n_prompt
+        assert engine.worker.queue_depth == 0
+    finally:
+        await engine.aclose()
+
+
+async def test_overloaded_when_the_queue_is_full(bundled_model: Path) -> None:
+    engine = make(bundled_model, kv_slots=1, max_queue=1)
+    try:
+        running = engine.stream(ask("Write a long story about a dragon.", max_tokens=200))
+        await anext(running)  # type: ignore[call-overload]
+        waiting = asyncio.create_task(collect(engine, ask("hi", max_tokens=2)))
+        while engine.worker.queue_depth < 2:
+            await asyncio.sleep(0.01)
+        with pytest.raises(OverloadedError):
+            await collect(engine, ask("hello", max_tokens=2))
+        await running.aclose()  # type: ignore[attr-defined]
+        assert done_of(await waiting).usage.completion_tokens >= 1
+    finally:
+        await engine.aclose()
+
+
+async def test_prompt_longer_than_context_states_both_lengths(bundled_model: Path) -> None:
+    engine = make(bundled_model, n_ctx=256, kv_cells=256)
+    try:
+        with pytest.raises(ContextLengthError) as info:
+            await collect(engine, ask("word " * 400))
+        assert "256" in info.value.message
+        assert str(info.value.prompt_tokens) in info.value.message
+        assert info.value.prompt_tokens > 256
+        assert done_of(await collect(engine, ask("hi", max_tokens=2))).usage.prompt_tokens > 0
+    finally:
+        await engine.aclose()
+
+
+# -- prefix cache --------------------------------------------------------------------------------
+
+
+async def test_next_turn_reuses_the_conversation_after_another_ran(bundled_model: Path) -> None:
+    engine = make(bundled_model, kv_slots=2)
+    try:
+        first = ask(NOTES + " Summarize.", max_tokens=12)
+        answer = await collect(engine, first)
+        assert done_of(answer).usage.cached_tokens == 0
+        await collect(engine, ask("What is the capital of France?", max_tokens=8))
+        follow_up = chat(*first.messages, Message("assistant", text_of(answer)),
+                         Message("user", "Which plant needs water most often?"), max_tokens=8)
+        usage = done_of(await collect(engine, follow_up)).usage
+        assert usage.cached_tokens >= done_of(answer).usage.prompt_tokens
+        assert usage.prompt_tokens - usage.cached_tokens < 40
+        state = engine.kv_state()
+        # the other conversation shared only the system prompt: it got its own slot
+        assert sorted(s["tokens"] > 0 for s in state["slots"]) == [True, True]
+    finally:
+        await engine.aclose()
+
+
+async def test_shared_system_prompt_does_not_evict_a_long_conversation(
+        bundled_model: Path) -> None:
+    engine = make(bundled_model, kv_slots=3)
+    try:
+        system = Message("system", "You are a gardener's assistant.")
+        long = chat(system, Message("user", NOTES + " Summarize."), max_tokens=4)
+        await collect(engine, long)
+        n_long = max(s["tokens"] for s in engine.kv_state()["slots"])
+        short = chat(system, Message("user", "Say hi."), max_tokens=4)
+        usage = done_of(await collect(engine, short)).usage
+        assert usage.cached_tokens > 5  # the system prompt's cells were shared, not recomputed
+        assert max(s["tokens"] for s in engine.kv_state()["slots"]) == n_long
+        again = done_of(await collect(engine, long)).usage
+        assert again.cached_tokens == again.prompt_tokens - 1
+    finally:
+        await engine.aclose()
+
+
+async def test_saved_state_gives_the_same_continuation(bundled_model: Path,
+                                                       tmp_path: Path) -> None:
+    """A conversation evicted to disk, and one saved at shutdown, resume without re-reading."""
+    kw = {"n_ctx": 512, "kv_cells": 512, "kv_cache_dir": tmp_path, "kv_spill_min_tokens": 64}
+    first = ask(NOTES + " Summarize.", max_tokens=10)
+    engine = make(bundled_model, **kw)
+    try:
+        answer = text_of(await collect(engine, first))
+        follow_up = chat(*first.messages, Message("assistant", answer),
+                         Message("user", "Which plant needs water most often?"), max_tokens=10)
+        fresh = make(bundled_model, name="fresh", kv_slots=1)
+        try:
+            expected = await collect(fresh, follow_up)  # never cached anywhere
+        finally:
+            await fresh.aclose()
+        # 512 cells: this prompt only fits once the first chat is evicted (and saved)
+        await collect(engine, ask("Tell me about " + "colors, " * 60, max_tokens=4))
+        state = engine.kv_state()
+        assert state["disk_saves"] == 1
+        assert max(s["tokens"] for s in state["slots"]) < done_of(expected).usage.prompt_tokens
+        resumed = await collect(engine, follow_up)
+        usage = done_of(resumed).usage
+        assert engine.kv_state()["disk_loads"] == 1
+        assert usage.prompt_tokens - usage.cached_tokens < 40
+        assert text_of(resumed) == text_of(expected)
+    finally:
+        await engine.aclose()
+    assert list(tmp_path.rglob("*.kv"))
+    restarted = make(bundled_model, **kw)
+    try:
+        again = await collect(restarted, follow_up)
+        assert done_of(again).usage.cached_tokens == done_of(again).usage.prompt_tokens - 1
+        assert restarted.kv_state()["disk_loads"] == 1
+        assert text_of(again) == text_of(expected)
+    finally:
+        await restarted.aclose()
