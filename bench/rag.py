@@ -27,7 +27,6 @@ import json
 import os
 import random
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -259,11 +258,17 @@ def main() -> None:
         seconds = ingest(kb, writer.id, pdfs)
         print(f"\ningest: {pages} PDF pages in {seconds:.1f} s = {pages / seconds:.2f} pages/s "
               "(parse + chunk + embed + store; embedding dominates)")
-        start = time.perf_counter()
-        for _ in range(20):
-            embedder.embed(["how long does a summer worker bee live?"])
-        embed_ms = (time.perf_counter() - start) * 1000 / 20
-        print(f"query embedding (all-MiniLM-L6-v2, CPU): {embed_ms:.1f} ms per query")
+        import torch
+
+        for threads in (torch.get_num_threads(), 1):
+            # set on the embedder's own thread (OpenMP settings are per thread)
+            embedder._executor.submit(torch.set_num_threads, threads).result()
+            start = time.perf_counter()
+            for _ in range(10):
+                embedder.embed(["how long does a summer worker bee live?"])
+            embed_ms = (time.perf_counter() - start) * 1000 / 10
+            print(f"query embedding (all-MiniLM-L6-v2, CPU, {threads} torch thread"
+                  f"{'s' if threads > 1 else ''}): {embed_ms:.1f} ms per query")
         storage.close()
         words = vocabulary()
         print("\nquery latency, warm cache, query embedding excluded "

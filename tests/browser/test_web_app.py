@@ -71,7 +71,7 @@ def test_sign_up_log_out_and_log_in(page: Any) -> None:
 
 def test_send_a_message_and_watch_the_answer_stream(signed_in: Any) -> None:
     page = signed_in
-    set_max_tokens(page, 120)
+    set_max_tokens(page, 40)
     send(page, "Write a short poem about the sea.")
     expect(page.locator(".msg.user .body")).to_have_text("Write a short poem about the sea.")
     body = wait_streaming_text(page)
@@ -118,6 +118,8 @@ def test_stop_regenerate_and_switch_branches(signed_in: Any) -> None:
     page.click(".msg.user [aria-label='Edit message']")
     page.fill(".msg.user textarea", "Count from 1 to 5.")
     page.keyboard.press("Enter")
+    wait_streaming_text(page)
+    page.keyboard.press("Escape")
     wait_answer_done(page)
     expect(page.locator(".msg.user .body")).to_have_text("Count from 1 to 5.")
     expect(page.locator(".msg.user .branch span")).to_have_text("2/2")
@@ -206,6 +208,47 @@ def test_imported_model_output_is_rendered_safely(signed_in: Any, tmp_path: Path
     copied = page.evaluate("() => navigator.clipboard.readText()")
     assert copied.startswith("def greet(name):")
     screenshot(page, "09-markdown-and-xss-probe")
+
+
+def test_rename_pin_export_and_import(signed_in: Any, tmp_path: Path) -> None:
+    page = signed_in
+    source = tmp_path / "trip.json"
+    source.write_text(
+        json.dumps(
+            {
+                "format": "openwen.conversation",
+                "version": 1,
+                "conversation": {"title": "Trip notes"},
+                "current_branch": [
+                    {"role": "user", "content": "Pack the tent."},
+                    {"role": "assistant", "content": "And the stove."},
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    page.set_input_files("#import-file", str(source))
+    expect(page.locator("#chat-title")).to_have_text("Trip notes")
+    item = page.locator(".conversation-item", has_text="Trip notes")
+    item.locator(".more").click()
+    page.get_by_role("menuitem", name="Rename").click()
+    page.locator(".conversation-item input").fill("Camping trip")
+    page.keyboard.press("Enter")
+    item = page.locator(".conversation-item", has_text="Camping trip")
+    expect(item).to_have_count(1)
+    expect(page.locator("#chat-title")).to_have_text("Camping trip")
+    item.locator(".more").click()
+    page.get_by_role("menuitem", name="Pin").click()
+    expect(page.locator(".conversation-item").first).to_contain_text("Camping trip")
+    expect(page.locator(".conversation-item").first.locator(".pin")).to_have_count(1)
+    page.locator(".conversation-item", has_text="Camping trip").locator(".more").click()
+    with page.expect_download() as download:
+        page.get_by_role("menuitem", name="Export Markdown").click()
+    saved = tmp_path / "export.md"
+    download.value.save_as(saved)
+    assert download.value.suggested_filename == "Camping trip.md"  # the UTF-8 name
+    text = saved.read_text(encoding="utf-8")
+    assert "# Camping trip" in text and "And the stove." in text
 
 
 @pytest.mark.parametrize(

@@ -209,3 +209,22 @@ def test_matrix_top_k_with_masks() -> None:
     assert matrix.top(vectors[3], 2)[0] == (13, pytest.approx(1.0))
     assert [i for i, _ in matrix.top(vectors[3], 5, {"a"})] == [10, 11]
     assert matrix.top(vectors[3], 5, {"nothing"}) == []
+
+
+def test_large_matrices_rank_like_exact_float32() -> None:
+    from openwen.knowledge.embedder import as_matrix, to_blob
+    from openwen.knowledge.vectors import HALF_ROWS, Matrix
+
+    rng = np.random.default_rng(3)
+    vectors = as_matrix(rng.standard_normal((HALF_ROWS + 10, 16)))
+    rows = [(i, "even" if i % 2 == 0 else "odd", to_blob(v)) for i, v in enumerate(vectors)]
+    matrix = Matrix.build(rows)
+    assert matrix.half is not None and len(matrix) == HALF_ROWS + 10
+    query = as_matrix(rng.standard_normal(16))[0]
+    exact = vectors @ query
+    expected = [int(i) for i in np.argsort(-exact)[:10]]
+    got = matrix.top(query, 10)
+    assert [i for i, _ in got] == expected
+    assert [s for _, s in got] == pytest.approx([float(exact[i]) for i in expected], abs=1e-3)
+    odd = matrix.top(query, 10, {"odd"})
+    assert len(odd) == 10 and all(i % 2 == 1 for i, _ in odd)

@@ -43,6 +43,9 @@ def test_page_is_served_with_security_headers(client: TestClient) -> None:
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
         assert "frame-ancestors 'none'" in csp
         assert r.headers["x-content-type-options"] == "nosniff"
+    compressed = client.get("/", headers={"Accept-Encoding": "gzip"})
+    assert compressed.headers["content-encoding"] == "gzip"
+    assert "<title>openwen</title>" in compressed.text
 
 
 def test_assets_are_compressed_and_revalidated(client: TestClient) -> None:

@@ -44,7 +44,7 @@ def config(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
         loaded = load_settings()
     rows = []
     for name, value in loaded.settings.model_dump().items():
-        secret = ("key" in name or "token" in name) and isinstance(value, str)
+        secret = ("key" in name or "token" in name or name == "mcp") and bool(value)
         shown = "********" if secret else value
         rows.append((name, "" if shown is None else str(shown), loaded.sources[name]))
     if as_json:
@@ -59,10 +59,11 @@ def config(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
 
 
 def _register() -> None:
-    from openwen.cli import chat_cmd, models_cmd
+    from openwen.cli import chat_cmd, models_cmd, tools_cmd
 
     chat_cmd.register(app)
     models_cmd.register(app)
+    tools_cmd.register(app)
     try:
         from openwen.cli import serve_cmd
     except ImportError:  # the server is optional while it is being built

@@ -4,6 +4,12 @@ A query is cut into words (runs of letters and digits: FTS syntax can never leak
 English words are dropped (unless nothing else is left), and the rest are ORed, so a passage
 matching some of the words still ranks, by BM25 / ``ts_rank``. Both backends stem English words
 (FTS5 ``porter``, PostgreSQL ``english``). Scores are returned "higher is better".
+
+BM25 costs time per matching row, and an OR of common words matches a large share of a big
+index. On SQLite the words are therefore counted first (cheap: no ranking), and the most common
+ones are left out while the query would match more than ``MATCH_BUDGET`` rows; the rarest word
+always stays. Such words carry little weight in BM25 anyway (a low IDF), and an index smaller
+than the budget is never affected.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from sqlalchemy.orm import Session
 WORD = re.compile(r"[^\W_]+")
 MAX_TERMS = 32
 MAX_TERM_LEN = 64
+MATCH_BUDGET = 5000
 STOPWORD_LIST = """
 a about above after again against all am an and any are as at be because been before being
 below between both but by can could did do does doing down during each few for from further had
@@ -66,7 +73,7 @@ def rank_chunks(session: Session, user_id: int, query: str, *, document_filter: 
             "ORDER BY score DESC, c.id LIMIT :limit"
         )
     else:
-        values["match"] = fts5_any(terms)
+        values["match"] = fts5_any(within_budget(session, terms))
         sql = (
             "SELECT c.id, -bm25(knowledge_chunks_fts) AS score FROM knowledge_chunks_fts "
             "JOIN knowledge_chunks c ON c.id = knowledge_chunks_fts.rowid "
@@ -74,6 +81,19 @@ def rank_chunks(session: Session, user_id: int, query: str, *, document_filter: 
             "ORDER BY bm25(knowledge_chunks_fts) LIMIT :limit"
         )
     return [(int(r[0]), float(r[1])) for r in session.execute(text(sql), values)]
+
+
+def within_budget(session: Session, terms: list[str], budget: int = MATCH_BUDGET) -> list[str]:
+    """``terms`` less the most common ones while they would match more than ``budget`` chunks
+    (SQLite FTS5; counts are over the whole index, which is what BM25's statistics use too)."""
+    if len(terms) < 2:
+        return terms
+    count = text("SELECT count(*) FROM knowledge_chunks_fts WHERE knowledge_chunks_fts MATCH :m")
+    frequency = {t: int(session.execute(count, {"m": f'"{t}"'}).scalar() or 0) for t in terms}
+    kept = sorted(terms, key=lambda t: frequency[t])
+    while len(kept) > 1 and sum(frequency[t] for t in kept) > budget:
+        kept.pop()
+    return [t for t in terms if t in kept]
 
 
 def rank_memories(session: Session, user_id: int, query: str, *,

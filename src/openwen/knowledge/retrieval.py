@@ -14,6 +14,7 @@ one common word with a paraphrased question above the passage the vectors rank f
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -29,6 +30,7 @@ from openwen.knowledge.records import ALL, Passage, Scope, SearchMode
 from openwen.knowledge.settings import KnowledgeSettings
 from openwen.knowledge.vectors import Matrix, MatrixCache, pgvector_enabled, pgvector_rank
 
+_FULLTEXT_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="knowledge-fulltext")
 RRF_K = 60
 MODES = ("hybrid", "fulltext", "vector")
 MAX_LIMIT = 100
@@ -105,20 +107,33 @@ class Retriever:
         if not isinstance(query, str) or not query.strip():
             raise InvalidRequestError("the query is empty", param="query")
         limit = max(1, min(int(limit), MAX_LIMIT))
+        depth = max(self.settings.candidates, limit)
+        # the full-text ranking runs beside the query's embedding and the vector ranking
+        fulltext = None if mode == "vector" else \
+            _FULLTEXT_POOL.submit(self._fulltext, user_id, query, scope, depth)
         vector = self.embedder.embed([query])[0] if mode != "fulltext" else None
         with self.store.db.read() as s:
             sql, params, documents = self.store.scope_filter(s, user_id, scope)
             if documents is not None and not documents:
                 return []
-            depth = max(self.settings.candidates, limit)
             rankings: dict[str, list[tuple[int, float]]] = {}
-            if mode != "vector":
-                rankings["fulltext"] = rank_chunks(s, user_id, query, document_filter=sql,
-                                                   params=params, limit=depth)
+            if fulltext is not None:
+                rankings["fulltext"] = []
             if vector is not None:
                 rankings["vector"] = self._vector(s, user_id, vector, sql, params, documents,
                                                   depth)
+            if fulltext is not None:
+                rankings["fulltext"] = fulltext.result()
             return self._passages(s, user_id, rankings, mode, limit)
+
+    def _fulltext(self, user_id: int, query: str, scope: Scope,
+                  depth: int) -> list[tuple[int, float]]:
+        with self.store.db.read() as s:
+            sql, params, documents = self.store.scope_filter(s, user_id, scope)
+            if documents is not None and not documents:
+                return []
+            return rank_chunks(s, user_id, query, document_filter=sql, params=params,
+                               limit=depth)
 
     def _vector(self, s: Session, user_id: int, vector: np.ndarray, sql: str,
                 params: dict[str, Any], documents: set[str] | None,

@@ -7,12 +7,18 @@ transaction, so the next query, in this process or another instance, reloads. A 
 matrix-vector product (rows are unit length, so the dot product is the cosine); a collection is a
 mask over the rows.
 
+A large matrix (``HALF_ROWS`` rows or more) is kept in float16 as a torch tensor when torch is
+installed (it is, with sentence-transformers): half the memory, and torch's half-precision
+matrix-vector product reads it about twice as fast as numpy's float32 one, which is what bounds
+the time (the product is memory-bound). The best candidates are then re-scored in float32.
+
 On PostgreSQL, when migration ``0100_knowledge`` found pgvector, chunk vectors are also kept in
 ``knowledge_chunk_vectors`` and ranked by the database (``<=>``, cosine distance) instead.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -26,6 +32,12 @@ from sqlalchemy.orm import Session
 from openwen.knowledge.embedder import DTYPE
 
 PGVECTOR_TABLE = "knowledge_chunk_vectors"
+HALF_ROWS = 20_000
+RESCORE = 4  # candidates re-scored in float32, per result asked for
+
+
+def _torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
 
 
 @dataclass(frozen=True)
@@ -35,7 +47,8 @@ class Matrix:
     ids: np.ndarray  # int64
     groups: np.ndarray  # int32 codes into group_names
     group_names: tuple[str, ...]
-    vectors: np.ndarray  # (n, d) float32, unit rows
+    vectors: np.ndarray  # (n, d) unit rows: float32, or float16 when ``half`` is set
+    half: Any = None  # for large matrices: a torch tensor sharing ``vectors``' float16 memory
 
     @classmethod
     def build(cls, rows: list[tuple[int, str, bytes]]) -> Matrix:
@@ -53,17 +66,40 @@ class Matrix:
                              len(kept))
         ids = np.fromiter((i for i, _, _ in kept), np.int64, len(kept))
         vectors = np.frombuffer(b"".join(b for _, _, b in kept), dtype=DTYPE)
-        return cls(ids, groups, tuple(names), vectors.reshape(len(kept), width // 4))
+        vectors = vectors.reshape(len(kept), width // 4)
+        if len(kept) >= HALF_ROWS and _torch_available():
+            import torch
+
+            halved = vectors.astype(np.float16)
+            return cls(ids, groups, tuple(names), halved, torch.from_numpy(halved))
+        return cls(ids, groups, tuple(names), vectors)
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def dims(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def _scores(self, query: np.ndarray) -> np.ndarray:
+        if self.half is None:
+            return np.asarray(self.vectors @ query)
+        import torch
+
+        # only the big product runs in torch; small steps stay in numpy (no thread handoffs)
+        product = torch.mv(self.half, torch.from_numpy(query.astype(np.float16)))
+        return product.numpy().astype(DTYPE)
+
+    def _exact(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        return np.asarray(self.vectors[rows].astype(DTYPE) @ query)
+
     def top(self, query: np.ndarray, k: int,
             only_groups: set[str] | None = None) -> list[tuple[int, float]]:
         """The ``k`` most similar items as ``(id, cosine)``, best first."""
-        if not len(self) or k <= 0 or query.shape[-1] != self.vectors.shape[1]:
+        query = np.ascontiguousarray(query, dtype=DTYPE).reshape(-1)
+        if not len(self) or k <= 0 or query.shape[0] != self.dims:
             return []
-        scores = self.vectors @ query.astype(DTYPE).reshape(-1)
+        scores = self._scores(query)
         if only_groups is not None:
             codes = [i for i, name in enumerate(self.group_names) if name in only_groups]
             mask = np.isin(self.groups, np.asarray(codes, dtype=np.int32))
@@ -71,9 +107,13 @@ class Matrix:
                 return []
             scores = np.where(mask, scores, -np.inf)
             k = min(k, int(mask.sum()))
-        k = min(k, len(scores))
-        best = np.argpartition(-scores, k - 1)[:k]
-        best = best[np.argsort(-scores[best], kind="stable")]
+        pool = min(len(scores), k if self.half is None else k * RESCORE)
+        best = np.argpartition(-scores, pool - 1)[:pool]
+        best = best[np.isfinite(scores[best])]
+        if self.half is not None:
+            scores = np.full(len(scores), -np.inf, dtype=DTYPE)
+            scores[best] = self._exact(best, query)
+        best = best[np.argsort(-scores[best], kind="stable")][:k]
         return [(int(self.ids[i]), float(scores[i])) for i in best]
 
 

@@ -9,9 +9,10 @@ framing. Model output is sanitised before it reaches the page; the policy is the
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.staticfiles import StaticFiles
@@ -66,9 +67,13 @@ def static_app() -> ASGIApp:
 def page_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
-    def page() -> Response:
-        html = (WEB_DIR / "index.html").read_text(encoding="utf-8")
-        return HTMLResponse(html, headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
+    def page(request: Request) -> Response:
+        html = (WEB_DIR / "index.html").read_bytes()
+        headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            html = gzip.compress(html, 6)
+            headers["Content-Encoding"] = "gzip"
+        return HTMLResponse(html, headers=headers)
 
     router.add_api_route("/", page, methods=["GET"])
     router.add_api_route("/c/{conversation_id}", page, methods=["GET"])

@@ -7,7 +7,6 @@ import { renderMarkdown } from "./markdown.js";
 import { state, emit, currentSettings } from "./state.js";
 
 const thread = () => $("#thread");
-let live = null;          // the answer streaming into the page
 let pollTimer = null;
 
 // -- opening -----------------------------------------------------------------------------------
@@ -63,6 +62,7 @@ export function render() {
   document.title = c ? `${c.title} · openwen` : "openwen";
   $("#empty-chat").hidden = state.messages.length > 0;
   thread().replaceChildren(...state.messages.map(renderMessage));
+  attachStream();
   renderControls();
   scrollToEnd(true);
 }
@@ -97,7 +97,7 @@ function thinkingBox(text, open) {
 function metaRow(m) {
   const row = h("div.meta");
   const actions = h("div.actions");
-  const busy = Boolean(state.streaming);
+  const busy = Boolean(currentStream());
   const siblings = m.sibling_ids || [m.id];
   if (siblings.length > 1) {
     const index = siblings.indexOf(m.id);
@@ -141,7 +141,7 @@ function statsOf(meta) {
 }
 
 function renderControls() {
-  const busy = Boolean(state.streaming);
+  const busy = Boolean(currentStream());
   $("#send").hidden = busy;
   $("#stop").hidden = !busy;
   $("#messages").setAttribute("aria-busy", String(busy));
@@ -166,11 +166,17 @@ function scrollToEnd(force = false) {
 }
 
 // -- sending and streaming ---------------------------------------------------------------------
+// One stream per conversation; it keeps running (and being saved) while another conversation is
+// open, and is painted again when its conversation comes back.
+
+export function currentStream() {
+  return state.conversation ? state.streams.get(state.conversation.id) || null : null;
+}
 
 export async function send() {
   const prompt = $("#prompt");
   const content = prompt.value;
-  if (!content.trim() || state.streaming) return;
+  if (!content.trim() || currentStream()) return;
   if (!state.conversation) {
     try {
       const created = await api.post("/api/conversations", {
@@ -193,34 +199,35 @@ export async function send() {
 }
 
 async function regenerate(messageId) {
-  if (state.streaming) return;
+  if (currentStream()) return;
   await runStream(`/api/messages/${messageId}/regenerate`, {}, { kind: "regenerate", targetId: messageId });
 }
 
 async function submitEdit(message, content) {
-  if (!content.trim() || state.streaming) return;
+  if (!content.trim() || currentStream()) return;
   await runStream(`/api/messages/${message.id}/edit`, { content }, { kind: "edit", targetId: message.id, content });
 }
 
+const visible = (stream) => state.conversation && state.conversation.id === stream.conversationId;
+
 async function runStream(url, body, mode) {
-  const controller = new AbortController();
-  state.streaming = { controller, messageId: null, conversationId: state.conversation.id };
+  const stream = { controller: new AbortController(), conversationId: state.conversation.id,
+    messageId: null, content: "", reasoning: "", el: null, thinking: null, frame: 0, mode };
+  state.streams.set(stream.conversationId, stream);
   mode.before = state.messages;
   showPending(mode);
   let failed = null;
   try {
-    await api.stream(url, body, (name, data) => onEvent(name, data, mode), controller.signal);
+    await api.stream(url, body, (name, data) => onEvent(stream, name, data), stream.controller.signal);
   } catch (error) {
     if (error.name !== "AbortError") failed = error;
   }
-  const conversationId = state.streaming && state.streaming.conversationId;
-  state.streaming = null;
-  live = null;
+  state.streams.delete(stream.conversationId);
   if (failed) {
     toast(failed.message, "error");
-    if (mode.kind === "send" && !$("#prompt").value) $("#prompt").value = mode.content;
+    if (mode.kind === "send" && visible(stream) && !$("#prompt").value) $("#prompt").value = mode.content;
   }
-  if (state.conversation && state.conversation.id === conversationId) await reload();
+  if (visible(stream)) await reload();
   emit("conversations-changed");
 }
 
@@ -239,23 +246,24 @@ function showPending(mode) {
   render();
 }
 
-function onEvent(name, data, mode) {
-  if (name === "start") return started(data, mode);
-  if (!live) return;
+function onEvent(stream, name, data) {
+  if (name === "start") return started(stream, data);
   if (name === "text") {
-    live.content += data.text;
-    if (live.thinking && live.thinking.open) closeThinking();
-    schedulePaint();
+    stream.content += data.text;
+    if (stream.thinking && stream.thinking.open) closeThinking(stream);
+    schedulePaint(stream);
   } else if (name === "reasoning") {
-    live.reasoning += data.text;
-    schedulePaint();
-  } else if (name === "done" || name === "error") {
-    if (data.message) replaceMessage(data.message);
+    stream.reasoning += data.text;
+    schedulePaint(stream);
+  } else if ((name === "done" || name === "error") && data.message && visible(stream)) {
+    replaceMessage(data.message);
   }
 }
 
-function started(data, mode) {
-  state.streaming.messageId = data.message.id;
+function started(stream, data) {
+  stream.messageId = data.message.id;
+  if (!visible(stream)) return;
+  const { mode } = stream;
   state.conversation = data.conversation;
   const pending = state.messages.filter((m) => typeof m.id === "number");
   const old = mode.before.find((m) => m.id === mode.targetId);
@@ -270,33 +278,47 @@ function started(data, mode) {
   pending.push({ ...data.message, sibling_ids: answerSiblings });
   state.messages = pending;
   render();
-  const el = thread().querySelector(`[data-id="${data.message.id}"]`);
-  live = { id: data.message.id, el, content: "", reasoning: "", thinking: null, frame: 0 };
 }
 
-function closeThinking() {
-  live.thinking.open = false;
-  live.thinking.querySelector("summary").textContent = "Thinking";
-}
-
-function schedulePaint() {
-  if (live.frame) return;
-  live.frame = requestAnimationFrame(paint);
-}
-
-function paint() {
-  if (!live) return;
-  live.frame = 0;
-  const stick = nearBottom();
-  if (live.reasoning) {
-    if (!live.thinking) {
-      live.thinking = thinkingBox("", !live.content);
-      live.el.prepend(live.thinking);
-    }
-    live.thinking.querySelector(".thinking-body").textContent = live.reasoning;
+// After a render: point the conversation's running stream at its answer's new element.
+function attachStream() {
+  const stream = currentStream();
+  if (!stream || !stream.messageId) return;
+  stream.el = thread().querySelector(`[data-id="${stream.messageId}"]`);
+  stream.thinking = null;
+  if (stream.el) {
+    stream.el.classList.add("streaming");
+    paint(stream);
   }
-  const body = live.el.querySelector(".body");
-  renderMarkdown(body, live.content, { streaming: true });
+}
+
+function closeThinking(stream) {
+  stream.thinking.open = false;
+  stream.thinking.querySelector("summary").textContent = "Thinking";
+}
+
+function schedulePaint(stream) {
+  if (stream.frame || !stream.el || !visible(stream)) return;
+  stream.frame = requestAnimationFrame(() => paint(stream));
+}
+
+function paint(stream) {
+  stream.frame = 0;
+  if (!stream.el || !stream.el.isConnected) return;
+  const stick = nearBottom();
+  if (stream.reasoning) {
+    if (!stream.thinking) {
+      stream.thinking = stream.el.querySelector("details.thinking") || thinkingBox("", !stream.content);
+      stream.el.prepend(stream.thinking);
+    }
+    stream.thinking.querySelector(".thinking-body").textContent = stream.reasoning;
+  }
+  let body = stream.el.querySelector(".body");
+  if (!body) {
+    body = h("div.body");
+    stream.el.insertBefore(body, stream.el.querySelector(".meta"));
+  }
+  renderMarkdown(body, stream.content, { streaming: true });
   if (stick) scrollToEnd(true);
 }
 
@@ -307,16 +329,16 @@ function replaceMessage(message) {
 }
 
 export async function stop() {
-  const streaming = state.streaming;
-  if (!streaming) return;
-  if (!streaming.messageId) {
-    streaming.controller.abort();
+  const stream = currentStream();
+  if (!stream) return;
+  if (!stream.messageId) {
+    stream.controller.abort();
     return;
   }
   try {
-    await api.post(`/api/messages/${streaming.messageId}/stop`);
+    await api.post(`/api/messages/${stream.messageId}/stop`);
   } catch {
-    streaming.controller.abort();
+    stream.controller.abort();
   }
 }
 
@@ -344,7 +366,7 @@ function startEdit(message) {
 }
 
 async function switchTo(messageId) {
-  if (state.streaming) return;
+  if (currentStream()) return;
   try {
     show(await api.post(`/api/messages/${messageId}/switch`));
   } catch (error) {
@@ -356,7 +378,7 @@ async function switchTo(messageId) {
 
 function followStreaming() {
   const last = state.messages[state.messages.length - 1];
-  if (!last || last.status !== "streaming" || state.streaming) return;
+  if (!last || last.status !== "streaming" || currentStream()) return;
   pollTimer = setTimeout(async () => {
     pollTimer = null;
     if (!state.conversation || state.conversation.id !== last.conversation_id) return;

@@ -2,7 +2,7 @@
 
 import * as api from "./api.js";
 import { showAuth } from "./auth.js";
-import { route, setupChat, newChat, stop } from "./chat.js";
+import { currentStream, route, setupChat, newChat, stop } from "./chat.js";
 import { applyTheme, openHelp, setupDialogs } from "./dialogs.js";
 import { $, toast } from "./dom.js";
 import { closeMenu, focusSearch, refreshList, setupSidebar } from "./sidebar.js";
@@ -26,7 +26,7 @@ function onShortcut(event) {
   } else if (mod && (key === "/" || key === "?")) {
     event.preventDefault();
     openHelp();
-  } else if (key === "escape" && state.streaming && !anyDialogOpen()) {
+  } else if (key === "escape" && currentStream() && !anyDialogOpen()) {
     event.preventDefault();
     stop();
   }

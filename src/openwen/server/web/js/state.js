@@ -8,7 +8,7 @@ export const state = {
   conversation: null,     // the open conversation (null: a new chat not yet saved)
   messages: [],           // its current branch, root first (each with sibling_ids)
   draftSettings: {},      // settings of a new chat before its first message
-  streaming: null,        // {controller, messageId, conversationId} while an answer streams
+  streams: new Map(),     // conversation id -> the answer streaming into it
   preferences: {},        // ui.* user settings
 };
 
