@@ -63,7 +63,8 @@ def norm(value: str) -> str:
 
 
 def corpus_files() -> list[Path]:
-    return sorted(p for p in DATA.iterdir() if p.name != "rag_eval.json" and p.is_file())
+    skip = {"rag_eval.json", "README.md"}
+    return sorted(p for p in DATA.iterdir() if p.name not in skip and p.is_file())
 
 
 # -- 1. quality ------------------------------------------------------------------------------

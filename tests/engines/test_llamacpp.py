@@ -195,3 +195,27 @@ async def test_named_tool_choice_must_exist(smollm2: LlamaCppEngine) -> None:
     choice = {"type": "function", "function": {"name": "nope"}}
     with pytest.raises(InvalidRequestError, match="nope"):
         await collect(smollm2, ask("hi", tools=(WEATHER,), tool_choice=choice))
+
+
+async def test_api_cannot_load_model_files_outside_the_store(tmp_path: Path,
+                                                               bundled_model: Path) -> None:
+    import shutil
+
+    from openwen.config import load_settings
+    from openwen.engines.registry import EngineRegistry
+    from openwen.errors import ModelNotFoundError
+
+    outside = tmp_path / "elsewhere" / "copy.gguf"
+    outside.parent.mkdir()
+    shutil.copy(bundled_model, outside)
+    settings = load_settings(n_ctx=512, n_threads=2).settings
+    server_side = EngineRegistry(settings)
+    with pytest.raises(ModelNotFoundError):
+        await server_side.get(str(outside))
+    local_cli = EngineRegistry(settings, allow_paths=True)
+    try:
+        engine = await local_cli.get(str(outside))
+        assert engine.models()[0].id == str(outside)
+    finally:
+        await local_cli.aclose()
+        await server_side.aclose()

@@ -13,9 +13,10 @@ from openwen.messages import StreamEvent
 
 
 class ChatService:
-    def __init__(self, settings: Settings, registry: EngineRegistry | None = None):
+    def __init__(self, settings: Settings, registry: EngineRegistry | None = None, *,
+                 allow_model_paths: bool = False):
         self.settings = settings
-        self.registry = registry or EngineRegistry(settings)
+        self.registry = registry or EngineRegistry(settings, allow_paths=allow_model_paths)
 
     async def engine_for(self, model: str | None) -> Engine:
         return await self.registry.get(model)

@@ -18,8 +18,9 @@ from openwen.engines.base import ChatRequest, Sampling
 from openwen.messages import Message
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="model name or .gguf path")]
-ThinkOpt = Annotated[bool | None, typer.Option("--think/--no-think",
-                                               help="reasoning on/off for thinking models")]
+ThinkOpt = Annotated[
+    bool | None, typer.Option("--think/--no-think", help="reasoning on/off for thinking models")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -34,8 +35,13 @@ def chat(
 ) -> None:
     """Chat in the terminal. Type /help for commands; Ctrl-C stops an answer, Ctrl-D quits."""
     settings = settings_or_exit(model=model)
-    session = ChatSession(ChatService(settings), Console(), model=settings.model, system=system,
-                          thinking=think)
+    session = ChatSession(
+        ChatService(settings, allow_model_paths=True),
+        Console(),
+        model=settings.model,
+        system=system,
+        thinking=think,
+    )
     with fail_on_errors():
         session.run()
 
@@ -55,11 +61,15 @@ def ask(
     text = "\n\n".join(p for p in ((question or "").strip(), piped.strip()) if p)
     settings = settings_or_exit(model=model)
     messages = ([Message("system", system)] if system else []) + [Message("user", text)]
-    request = ChatRequest(messages=tuple(messages), model=settings.model, thinking=think,
-                          max_tokens=max_tokens,
-                          sampling=Sampling(temperature=temperature, seed=seed))
+    request = ChatRequest(
+        messages=tuple(messages),
+        model=settings.model,
+        thinking=think,
+        max_tokens=max_tokens,
+        sampling=Sampling(temperature=temperature, seed=seed),
+    )
     with fail_on_errors():
-        view = asyncio.run(_answer(ChatService(settings), request, as_json))
+        view = asyncio.run(_answer(ChatService(settings, allow_model_paths=True), request, as_json))
     if as_json:
         typer.echo(json.dumps(_as_json(view, request), ensure_ascii=False, indent=2))
 
@@ -85,11 +95,15 @@ def _as_json(view: AnswerView, request: ChatRequest) -> dict[str, object]:
         "model": request.model,
         "content": view.text,
         "reasoning": view.reasoning or None,
-        "tool_calls": [{"id": t.call.id, "name": t.call.name, "arguments": t.call.arguments}
-                       for t in view.tool_calls],
+        "tool_calls": [
+            {"id": t.call.id, "name": t.call.name, "arguments": t.call.arguments}
+            for t in view.tool_calls
+        ],
         "finish_reason": done.finish_reason if done else None,
-        "usage": {"prompt_tokens": done.usage.prompt_tokens,
-                  "completion_tokens": done.usage.completion_tokens} if done else None,
+        "usage": {
+            "prompt_tokens": done.usage.prompt_tokens,
+            "completion_tokens": done.usage.completion_tokens,
+        }
+        if done
+        else None,
     }
-
-

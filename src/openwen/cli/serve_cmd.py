@@ -36,26 +36,35 @@ def serve(
                     ] = None,
     port: Annotated[int | None, typer.Option(help="port [default: 8800]")] = None,
     model: Annotated[str | None, typer.Option(help="default chat model")] = None,
+    single_user: Annotated[bool, typer.Option(
+        "--single-user", help="no login; you act as the local admin (loopback only)")] = False,
     graceful_timeout: Annotated[float, typer.Option(
         help="seconds streams in flight may run on after a stop signal")] = 10.0,
 ) -> None:
-    """Serve the OpenAI-compatible API (and its docs at /docs)."""
+    """Serve the web chat app at / and the OpenAI-compatible API at /v1 (docs at /docs)."""
     import uvicorn
 
     from openwen.server.application import create_app
     from openwen.server.auth import check_bind, keys_required
 
-    settings = settings_or_exit(host=host, port=port, model=model)
+    settings = settings_or_exit(host=host, port=port, model=model,
+                                single_user=True if single_user else None)
+    from openwen.server.webapp import check_single_user
+
     with fail_on_errors():
         check_bind(settings)
-    app = create_app(settings, preload=True)
+        check_single_user(settings)
+        app = create_app(settings, preload=True)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
                             timeout_graceful_shutdown=int(graceful_timeout + BACKSTOP_SECONDS))
     server = graceful_server(config, gate=app.state.shutdown, grace=graceful_timeout)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     auth = "API key required" if keys_required(settings) else "no API key needed"
-    typer.echo(f"openwen serving {settings.model} at http://{shown}:{settings.port}/v1 "
-               f"({auth}; docs at /docs)")
+    base = f"http://{shown}:{settings.port}"
+    typer.echo(f"openwen: open {base}/ in your browser "
+               f"({'single-user, no login' if settings.single_user else 'sign in or sign up'})")
+    typer.echo(f"OpenAI-compatible API at {base}/v1 with model {settings.model} "
+               f"({auth}; docs at {base}/docs)")
     server.run()
 
 

@@ -20,7 +20,9 @@ def grammar_for(request: ChatRequest) -> Any | None:
     """
     tools = forced_tools(request)
     if tools:
-        return _tool_grammar(json.dumps(tools, sort_keys=True), request.parallel_tool_calls)
+        # a named tool is one call (as OpenAI); "required" may make up to MAX_PARALLEL_CALLS
+        parallel = request.parallel_tool_calls and request.tool_choice == "required"
+        return _tool_grammar(json.dumps(tools, sort_keys=True), parallel)
     fmt = request.response_format or {}
     kind = fmt.get("type", "text")
     if kind == "text":
@@ -38,6 +40,9 @@ def grammar_for(request: ChatRequest) -> Any | None:
     raise InvalidRequestError(f"unsupported response_format type '{kind}'", param="response_format")
 
 
+MAX_PARALLEL_CALLS = 4
+
+
 def forced_tools(request: ChatRequest) -> list[dict[str, Any]]:
     """The tool definitions a call must be chosen from, when the request forces a call."""
     choice = request.tool_choice
@@ -50,8 +55,9 @@ def forced_tools(request: ChatRequest) -> list[dict[str, Any]]:
         name = (choice.get("function") or {}).get("name") or choice.get("name")
         named = [f for f in functions if f.get("name") == name]
         if not named:
-            raise InvalidRequestError(f"tool_choice names '{name}', which is not in tools",
-                                      param="tool_choice")
+            raise InvalidRequestError(
+                f"tool_choice names '{name}', which is not in tools", param="tool_choice"
+            )
         return named
     raise InvalidRequestError(f"unsupported tool_choice {choice!r}", param="tool_choice")
 
@@ -75,21 +81,24 @@ def _tool_grammar(functions_json: str, parallel: bool) -> Any:
     schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
 
     def make() -> Any:
-        body = re.sub(r"^root ::=", "tool-call-json ::=",
-                      json_schema_to_gbnf(json.dumps(schema)), flags=re.M)
+        body = re.sub(
+            r"^root ::=", "tool-call-json ::=", json_schema_to_gbnf(json.dumps(schema)), flags=re.M
+        )
         call = '"<tool_call>\\n" tool-call-json "\\n</tool_call>"'
-        root = f"root ::= {call} (\"\\n\" {call})*" if parallel else f"root ::= {call}"
+        more = f' ("\\n" {call})?' * (MAX_PARALLEL_CALLS - 1) if parallel else ""
+        root = f"root ::= {call}{more}"
         return LlamaGrammar.from_string(f"{root}\n{body}", verbose=False)
 
-    return _build(make)
+    return _build(make, "tools")
 
 
 @lru_cache(maxsize=1)
 def _json_object_grammar() -> Any:
     from llama_cpp import LlamaGrammar
 
-    return _build(lambda: LlamaGrammar.from_json_schema(json.dumps({"type": "object"}),
-                                                        verbose=False))
+    return _build(
+        lambda: LlamaGrammar.from_json_schema(json.dumps({"type": "object"}), verbose=False)
+    )
 
 
 @lru_cache(maxsize=64)
@@ -99,12 +108,17 @@ def _schema_grammar(schema_json: str) -> Any:
     return _build(lambda: LlamaGrammar.from_json_schema(schema_json, verbose=False))
 
 
-def _build(make: Any) -> Any:
+def _build(make: Any, param: str = "response_format") -> Any:
     try:
         return make()
-    except (ValueError, KeyError, TypeError, RecursionError, AssertionError,
-            NotImplementedError) as exc:  # llama.cpp's converter asserts on unknown types
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        RecursionError,
+        AssertionError,
+        NotImplementedError,
+    ) as exc:  # llama.cpp's converter asserts on unknown types
         raise InvalidRequestError(
-            f"response_format: cannot turn this JSON schema into a grammar: {exc}",
-            param="response_format",
+            f"{param}: cannot turn this JSON schema into a grammar: {exc}", param=param
         ) from exc

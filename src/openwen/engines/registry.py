@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from pathlib import Path
 
 from openwen.config import Settings
 from openwen.engines.base import Engine, ModelInfo
@@ -16,17 +17,19 @@ log = logging.getLogger(__name__)
 class EngineRegistry:
     """Resolves a request's model name to a running engine.
 
-    Embedded models are any model the local store resolves (``smollm2``, pulled models, a .gguf path);
-    at most ``max_loaded`` stay loaded, least recently used unloaded first. A configured remote
+    Embedded models are any model the local store resolves (``smollm2``, pulled models; a .gguf
+    path only with ``allow_paths``, as the local CLI does); at most ``max_loaded`` stay loaded, least recently used unloaded first. A configured remote
     upstream serves its own model ids.
     """
 
-    def __init__(self, settings: Settings, *, max_loaded: int = 2):
+    def __init__(self, settings: Settings, *, max_loaded: int = 2, allow_paths: bool = False):
         from openwen.models.store import ModelStore
 
         self.settings = settings
         self.store = ModelStore(settings)
         self.max_loaded = max_loaded
+        # model files named by path: fine from the local CLI, never from the network API
+        self.allow_paths = allow_paths
         self._loaded: OrderedDict[str, Engine] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._remote: Engine | None = None
@@ -45,9 +48,14 @@ class EngineRegistry:
         return list(self._loaded.values())
 
     async def list_models(self) -> list[ModelInfo]:
-        infos = [ModelInfo(id=m.name, context_length=m.metadata.context_length if m.metadata else None,
-                           details={"engine": "embedded", "path": str(m.path)})
-                 for m in await asyncio.to_thread(self.store.list)]
+        infos = [
+            ModelInfo(
+                id=m.name,
+                context_length=m.metadata.context_length if m.metadata else None,
+                details={"engine": "embedded", "path": str(m.path)},
+            )
+            for m in await asyncio.to_thread(self.store.list)
+        ]
         if self._remote is not None:
             infos.extend(await self._remote_models())
         return infos
@@ -82,10 +90,27 @@ class EngineRegistry:
             local = self.store.resolve(name)
         except ModelNotFoundError as exc:
             raise ModelNotFoundError(name, sorted(set(exc.available) | set(remote))) from None
+        if not (self.allow_paths or name == self.settings.model or self._in_store(local.path)):
+            # a file elsewhere on disk, named by path: fine from the CLI, never from the network
+            raise ModelNotFoundError(name, sorted(set(self.store.names()) | set(remote)))
         log.info("loading %s from %s", name, local.path)
         s = self.settings
-        return LlamaCppEngine(local.path, name=name, n_ctx=s.n_ctx, n_threads=s.n_threads,
-                              n_batch=s.n_batch, max_queue=s.max_queue)
+        return LlamaCppEngine(
+            local.path,
+            name=name,
+            n_ctx=s.n_ctx,
+            n_threads=s.n_threads,
+            n_batch=s.n_batch,
+            max_queue=s.max_queue,
+        )
+
+    def _in_store(self, path: Path) -> bool:
+        from openwen.models.store import find_bundled_model
+
+        resolved = path.resolve()
+        if resolved == (find_bundled_model() or Path()).resolve():
+            return True
+        return resolved.is_relative_to(self.settings.models_path.resolve())
 
     async def _evict(self) -> None:
         while len(self._loaded) > self.max_loaded:
@@ -99,3 +124,4 @@ class EngineRegistry:
         self._loaded.clear()
         if self._remote is not None:
             await self._remote.aclose()
+

@@ -49,9 +49,11 @@ BODY_MODELS: tuple[type[BaseModel], ...] = (ChatCompletionRequest, CompletionReq
 
 
 def create_app(settings: Settings, *, service: ChatService | None = None,
-               embedder: EmbeddingService | None = None, preload: bool = False) -> FastAPI:
+               embedder: EmbeddingService | None = None, preload: bool = False,
+               web: bool = True) -> FastAPI:
     """The app. A ``service`` passed in stays the caller's to close; one made here is closed
-    at shutdown. ``preload`` loads the default chat model in the background at startup."""
+    at shutdown. ``preload`` loads the default chat model in the background at startup.
+    ``web`` mounts the web chat app (accounts, conversations, UI at ``/``)."""
     own_service = service is None
     chat_service = service or ChatService(settings)
     embedding_service = embedder or EmbeddingService(settings)
@@ -93,6 +95,10 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
     for module in (chat, completions, models, embeddings):
         app.include_router(module.router, dependencies=protected)
     app.include_router(ops_router)
+    if web:
+        from openwen.server.webapp import install
+
+        install(app, settings, chat_service)
     app.openapi = _openapi_with(app, BODY_MODELS)  # type: ignore[method-assign]
     return app
 

@@ -1,0 +1,366 @@
+"""The HTTP API against raw llama-cpp-python: decode tokens/s, time-to-first-token overhead, and
+``/v1/models`` under concurrent clients, in one run.
+
+Starts the real server (``.venv/bin/openwen serve`` as a subprocess on 127.0.0.1, a free port,
+the bundled SmolLM2 model, a fresh OPENWEN_HOME in a temporary directory, 2 threads, n_ctx 2048)
+and loads the same model file with ``llama_cpp.Llama`` in this process (2 threads, n_ctx 2048,
+n_batch 512). The two never compute at the same time: runs alternate (raw, http, raw, ...), so
+machine noise hits both.
+
+1. decode: the same rendered prompt, greedy, ``--tokens`` new tokens (the raw side decodes exactly
+   as many as the server did: the server's ``usage`` counts them). Rate = (tokens - 1) / (time of
+   the last token - time of the first); over HTTP, the times the first and last content chunks
+   arrived. Target: HTTP / raw >= 0.95 (ratio of the medians).
+2. time to first token: HTTP (request sent -> first content chunk received, over a kept-alive
+   connection) minus raw (prompt text -> first sampled token, tokenising included), per pair. Each
+   pair puts its own run number at the start of the system prompt on both sides, so both pay the
+   same full prefill (no prefix-cache hit on either). Target: p95 of the differences <= 15 ms.
+3. ``GET /v1/models`` with ``--clients`` concurrent clients (httpx.AsyncClient, 20 requests each):
+   latency p50/p95 and requests/s. The clients run in this process, on the same cores.
+
+    .venv/bin/python bench/api.py [--rounds 5] [--tokens 128] [--pairs 20] [--clients 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from openwen.formats import ChatFormat, format_for
+from openwen.messages import Message
+from openwen.models.store import bundled_model_path
+
+ROOT = Path(__file__).resolve().parent.parent
+OPENWEN = ROOT / ".venv" / "bin" / "openwen"
+THREADS, N_CTX, N_BATCH = 2, 2048, 512
+DECODE_TARGET, TTFT_TARGET_MS = 0.95, 15.0
+REQUESTS_PER_CLIENT = 20
+SYSTEM = "You are a helpful assistant who answers clearly and in detail."
+DECODE_PROMPT = ("Explain in detail, step by step, how a bicycle works, covering the frame, wheels, "
+                 "gears, chain, brakes and the physics of balance.")
+TTFT_PROMPT = "Name three uses of a lighthouse and say why each one matters to sailors."
+
+
+def messages(user: str, run: int | None = None) -> list[dict[str, str]]:
+    """System + user; a run number leads the system prompt so no two runs share a cached prefix."""
+    system = SYSTEM if run is None else f"Session {run}. {SYSTEM}"
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+# -- the raw side -------------------------------------------------------------------------------
+
+
+class RawModel:
+    """``llama_cpp.Llama`` on the bundled model, with openwen's chat format for rendering (the
+    server renders and tokenises the same way: see engines/llamacpp.py)."""
+
+    def __init__(self, path: Path):
+        from llama_cpp import Llama
+
+        self.llm = Llama(model_path=str(path), n_ctx=N_CTX, n_threads=THREADS,
+                         n_threads_batch=THREADS, n_batch=N_BATCH, verbose=False)
+        self.format = self._chat_format()
+
+    def _chat_format(self) -> ChatFormat:
+        meta, model = self.llm.metadata, self.llm._model
+        bos, eos = self.llm.token_bos(), self.llm.token_eos()
+        return format_for(meta.get("tokenizer.chat_template"),
+                          architecture=meta.get("general.architecture"),
+                          bos_token=model.token_get_text(bos) if bos >= 0 else "",
+                          eos_token=model.token_get_text(eos) if eos >= 0 else "",
+                          model_name=meta.get("general.name"))
+
+    def render(self, msgs: list[dict[str, str]]) -> str:
+        return self.format.render([Message(m["role"], m["content"]) for m in msgs]).text
+
+    def tokenize(self, text: str) -> list[int]:
+        bos = self.llm.token_bos()
+        bos_text = self.llm._model.token_get_text(bos) if bos >= 0 else ""
+        add_bos = self.llm._model.add_bos_token() and not (bos_text and text.startswith(bos_text))
+        return list(self.llm.tokenize(text.encode(), add_bos=add_bos, special=True))
+
+    def run(self, text: str, max_tokens: int) -> tuple[float, float, int]:
+        """(ttft s, decode tok/s, tokens): tokenise ``text``, decode greedily until an
+        end-of-generation token or ``max_tokens``, the way the server's engine does."""
+        import llama_cpp
+
+        vocab = self.llm._model.vocab
+        start = time.perf_counter()
+        tokens = self.tokenize(text)
+        first = last = 0.0
+        count = 0
+        for token in self.llm.generate(tokens, temp=0.0, reset=True):
+            now = time.perf_counter()
+            first = first or now
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                break
+            count, last = count + 1, now
+            if count >= max_tokens:
+                break
+        return first - start, rate(count, first, last), count
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+def rate(count: int, first: float, last: float) -> float:
+    return (count - 1) / (last - first) if count > 1 and last > first else float("nan")
+
+
+# -- the HTTP side ------------------------------------------------------------------------------
+
+
+@dataclass
+class HttpRun:
+    ttft: float  # request sent -> first content chunk received, seconds
+    rate: float  # decode tokens/s between the first and last content chunks
+    completion_tokens: int
+    prompt_tokens: int
+    content_chunks: int
+
+
+def http_run(client: httpx.Client, msgs: list[dict[str, str]], max_tokens: int) -> HttpRun:
+    body = {"model": "smollm2", "messages": msgs, "max_tokens": max_tokens, "temperature": 0,
+            "stream": True, "stream_options": {"include_usage": True}}
+    usage: dict[str, int] = {}
+    first = last = 0.0
+    chunks = 0
+    start = time.perf_counter()
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            now = time.perf_counter()
+            chunk = json.loads(line[6:])
+            if "error" in chunk:
+                raise RuntimeError(f"error event mid-stream: {chunk['error']}")
+            if chunk.get("usage"):
+                usage = chunk["usage"]
+            if any(c.get("delta", {}).get("content") for c in chunk.get("choices", [])):
+                first = first or now
+                last, chunks = now, chunks + 1
+    if not usage or not first:
+        raise RuntimeError(f"stream ended without usage or content (usage={usage})")
+    n = usage["completion_tokens"]
+    return HttpRun(first - start, rate(n, first, last), n, usage["prompt_tokens"], chunks)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def openwen_server(home: Path) -> Iterator[str]:
+    """``openwen serve`` on 127.0.0.1 (a free port) until the block exits; yields its base URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENWEN_")}
+    env.update(OPENWEN_HOME=str(home), OPENWEN_CONFIG=str(home / "config.toml"),
+               OPENWEN_N_THREADS=str(THREADS), OPENWEN_N_CTX=str(N_CTX),
+               OPENWEN_N_BATCH=str(N_BATCH))
+    log_path = home / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([str(OPENWEN), "serve", "--port", str(port)], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, log_path)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Until ``/health`` lists the preloaded model (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"openwen serve exited ({proc.returncode}):\n{log_path.read_text()}")
+        with contextlib.suppress(httpx.HTTPError):
+            health = httpx.get(url + "/health", timeout=2).json()
+            if any(m.get("id") == "smollm2" for m in health.get("models", [])):
+                return
+        time.sleep(0.2)
+    sys.exit(f"openwen serve was not ready within 60 s:\n{log_path.read_text()}")
+
+
+# -- the three measurements ---------------------------------------------------------------------
+
+
+def bench_decode(raw: RawModel, client: httpx.Client, args: argparse.Namespace
+                 ) -> dict[str, Any]:
+    msgs = messages(DECODE_PROMPT)
+    text = raw.render(msgs)
+    warm = http_run(client, msgs, args.tokens)  # also tells how many tokens the server decodes
+    raw.run(text, 8)
+    n_prompt = len(raw.tokenize(text))
+    if n_prompt != warm.prompt_tokens:
+        print(f"warning: prompt tokens differ: raw {n_prompt}, server {warm.prompt_tokens}")
+    raws: list[float] = []
+    https: list[HttpRun] = []
+    raw_counts: set[int] = set()
+    for _ in range(args.rounds):
+        _, raw_rate, count = raw.run(text, warm.completion_tokens)
+        raws.append(raw_rate)
+        raw_counts.add(count)
+        https.append(http_run(client, msgs, args.tokens))
+    return {"raw": raws, "http": [h.rate for h in https], "n_prompt": n_prompt,
+            "raw_tokens": sorted(raw_counts),
+            "http_tokens": sorted({h.completion_tokens for h in https}),
+            "http_chunks": sorted({h.content_chunks for h in https})}
+
+
+def bench_ttft(raw: RawModel, client: httpx.Client, pairs: int) -> dict[str, list[float]]:
+    raw.run(raw.render(messages(TTFT_PROMPT, -1)), 2)
+    http_run(client, messages(TTFT_PROMPT, -1), 2)
+    raws: list[float] = []
+    https: list[float] = []
+    for run in range(pairs):
+        msgs = messages(TTFT_PROMPT, run)
+        raws.append(raw.run(raw.render(msgs), 1)[0])
+        https.append(http_run(client, msgs, 2).ttft)
+    return {"raw": raws, "http": https, "diff": [h - r for h, r in zip(https, raws, strict=True)]}
+
+
+async def bench_models(url: str, clients: int) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        await asyncio.gather(*(client.get("/v1/models") for _ in range(clients)))  # connect all
+
+        async def one_client() -> list[tuple[float, int]]:
+            out = []
+            for _ in range(REQUESTS_PER_CLIENT):
+                start = time.perf_counter()
+                response = await client.get("/v1/models")
+                out.append((time.perf_counter() - start, response.status_code))
+            return out
+
+        start = time.perf_counter()
+        results = await asyncio.gather(*(one_client() for _ in range(clients)))
+        wall = time.perf_counter() - start
+    flat = [r for rs in results for r in rs]
+    return {"latency": [t for t, _ in flat], "errors": sum(s != 200 for _, s in flat),
+            "rps": len(flat) / wall, "n": len(flat)}
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def pct(values: list[float], p: int) -> float:
+    """The p-th percentile (inclusive method; p95 of 20 values interpolates the top two)."""
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores, {cpu}"
+
+
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def report(dec: dict[str, Any], ttft: dict[str, list[float]], mod: dict[str, Any],
+           args: argparse.Namespace, loads: list[str]) -> None:
+    raw_r, http_r = statistics.median(dec["raw"]), statistics.median(dec["http"])
+    ratio = http_r / raw_r
+    d50, d95 = pct(ttft["diff"], 50) * 1000, pct(ttft["diff"], 95) * 1000
+    m50, m95 = pct(mod["latency"], 50) * 1000, pct(mod["latency"], 95) * 1000
+    print()
+    print(f"machine: {machine()}; load average (1/5/15 min) at start {loads[0]}, "
+          f"after decode {loads[1]}, after ttft {loads[2]}, at end {loads[3]}")
+    print(f"decode: prompt {dec['n_prompt']} tokens; generated raw {dec['raw_tokens']}, "
+          f"http {dec['http_tokens']} tokens ({dec['http_chunks']} content chunks); "
+          f"{args.rounds} rounds")
+    print(f"  raw  tok/s: {' '.join(f'{x:.1f}' for x in dec['raw'])}")
+    print(f"  http tok/s: {' '.join(f'{x:.1f}' for x in dec['http'])}")
+    print(f"ttft: {args.pairs} pairs; raw median {statistics.median(ttft['raw']) * 1000:.1f} ms, "
+          f"http median {statistics.median(ttft['http']) * 1000:.1f} ms")
+    print(f"  http - raw ms: {' '.join(f'{x * 1000:+.1f}' for x in ttft['diff'])}")
+    print(f"/v1/models: {mod['n']} requests from {args.clients} clients, {mod['errors']} non-200")
+    print()
+    rows = [
+        ("decode tok/s (median)", f"{http_r:.1f}", f"{raw_r:.1f} raw", f"{ratio:.3f}x",
+         f">= {DECODE_TARGET}x", verdict(ratio >= DECODE_TARGET)),
+        ("ttft overhead p50", f"{d50:+.1f} ms", "raw ttft", "", "", ""),
+        ("ttft overhead p95", f"{d95:+.1f} ms", "raw ttft", "", f"<= {TTFT_TARGET_MS:g} ms",
+         verdict(d95 <= TTFT_TARGET_MS)),
+        (f"/v1/models p50 ({args.clients} clients)", f"{m50:.1f} ms", "", "", "", ""),
+        (f"/v1/models p95 ({args.clients} clients)", f"{m95:.1f} ms", "", "", "", ""),
+        ("/v1/models throughput", f"{mod['rps']:.0f} req/s", "", "", "", ""),
+    ]
+    header = ("figure", "openwen HTTP", "anchor", "ratio", "target", "")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    command = (f"bench/api.py --rounds {args.rounds} --tokens {args.tokens} "
+               f"--pairs {args.pairs} --clients {args.clients}")
+    print()
+    print("summary (for bench/README.md):")
+    print(f"| {datetime.date.today()} | API: HTTP streaming decode {http_r:.1f} tok/s; TTFT "
+          f"overhead p50 {d50:+.1f} ms, p95 {d95:+.1f} ms; /v1/models p95 {m95:.1f} ms at "
+          f"{args.clients} clients ({mod['rps']:.0f} req/s) | raw llama-cpp-python "
+          f"{raw_r:.1f} tok/s | {ratio:.2f}x | `{command}` | {machine()}, load {loads[0]} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=5, help="decode runs per side")
+    ap.add_argument("--tokens", type=int, default=128, help="max_tokens of a decode run")
+    ap.add_argument("--pairs", type=int, default=20, help="time-to-first-token pairs")
+    ap.add_argument("--clients", type=int, default=50, help="concurrent /v1/models clients")
+    args = ap.parse_args()
+    loads = [load()]
+    raw = RawModel(bundled_model_path())
+    with tempfile.TemporaryDirectory(prefix="openwen-bench-") as home, \
+            openwen_server(Path(home)) as url, \
+            httpx.Client(base_url=url, timeout=120) as client:
+        dec = bench_decode(raw, client, args)
+        loads.append(load())
+        ttft = bench_ttft(raw, client, args.pairs)
+        loads.append(load())
+        raw.close()
+        mod = asyncio.run(bench_models(url, args.clients))
+    loads.append(load())
+    report(dec, ttft, mod, args, loads)
+
+
+if __name__ == "__main__":
+    main()
