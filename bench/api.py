@@ -2,10 +2,10 @@
 ``/v1/models`` under concurrent clients, in one run.
 
 Starts the real server (``.venv/bin/openwen serve`` as a subprocess on 127.0.0.1, a free port,
-the bundled SmolLM2 model, a fresh OPENWEN_HOME in a temporary directory, 2 threads, n_ctx 2048)
-and loads the same model file with ``llama_cpp.Llama`` in this process (2 threads, n_ctx 2048,
-n_batch 512). The two never compute at the same time: runs alternate (raw, http, raw, ...), so
-machine noise hits both.
+the bundled SmolLM2 model, a fresh OPENWEN_HOME in a temporary directory, ``--threads`` threads,
+n_ctx 2048) and loads the same model file with ``llama_cpp.Llama`` in this process (same threads,
+n_ctx 2048, n_batch 512). The two never compute at the same time: runs alternate (raw, http, raw,
+...), so machine noise hits both.
 
 1. decode: the same rendered prompt, greedy, ``--tokens`` new tokens (the raw side decodes exactly
    as many as the server did: the server's ``usage`` counts them). Rate = (tokens - 1) / (time of
@@ -19,6 +19,12 @@ machine noise hits both.
    latency p50/p95 and requests/s. The clients run in this process, on the same cores.
 
     .venv/bin/python bench/api.py [--rounds 5] [--tokens 128] [--pairs 20] [--clients 50]
+                                  [--threads 2] [--omp-passive]
+
+llama-cpp-python's wheel uses OpenMP: between two tokens its idle worker threads spin, which on a
+machine busier than its cores starves the threads that do the per-token work (Python sampling on
+the raw side; the engine thread, event loop and SSE on the server's). ``--omp-passive`` sets
+``OMP_WAIT_POLICY=PASSIVE`` for both sides; the setting in effect is printed with the figures.
 """
 
 from __future__ import annotations
@@ -50,12 +56,12 @@ from openwen.models.store import bundled_model_path
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENWEN = ROOT / ".venv" / "bin" / "openwen"
-THREADS, N_CTX, N_BATCH = 2, 2048, 512
+N_CTX, N_BATCH = 2048, 512
 DECODE_TARGET, TTFT_TARGET_MS = 0.95, 15.0
 REQUESTS_PER_CLIENT = 20
 SYSTEM = "You are a helpful assistant who answers clearly and in detail."
-DECODE_PROMPT = ("Explain in detail, step by step, how a bicycle works, covering the frame, wheels, "
-                 "gears, chain, brakes and the physics of balance.")
+DECODE_PROMPT = ("Explain in detail, step by step, how a bicycle works, covering the frame, "
+                 "wheels, gears, chain, brakes and the physics of balance.")
 TTFT_PROMPT = "Name three uses of a lighthouse and say why each one matters to sailors."
 
 
@@ -72,11 +78,11 @@ class RawModel:
     """``llama_cpp.Llama`` on the bundled model, with openwen's chat format for rendering (the
     server renders and tokenises the same way: see engines/llamacpp.py)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, threads: int):
         from llama_cpp import Llama
 
-        self.llm = Llama(model_path=str(path), n_ctx=N_CTX, n_threads=THREADS,
-                         n_threads_batch=THREADS, n_batch=N_BATCH, verbose=False)
+        self.llm = Llama(model_path=str(path), n_ctx=N_CTX, n_threads=threads,
+                         n_threads_batch=threads, n_batch=N_BATCH, verbose=False)
         self.format = self._chat_format()
 
     def _chat_format(self) -> ChatFormat:
@@ -172,12 +178,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def openwen_server(home: Path) -> Iterator[str]:
+def openwen_server(home: Path, threads: int) -> Iterator[str]:
     """``openwen serve`` on 127.0.0.1 (a free port) until the block exits; yields its base URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENWEN_")}
     env.update(OPENWEN_HOME=str(home), OPENWEN_CONFIG=str(home / "config.toml"),
-               OPENWEN_N_THREADS=str(THREADS), OPENWEN_N_CTX=str(N_CTX),
+               OPENWEN_N_THREADS=str(threads), OPENWEN_N_CTX=str(N_CTX),
                OPENWEN_N_BATCH=str(N_BATCH))
     log_path = home / "server.log"
     with log_path.open("wb") as log:
@@ -304,6 +310,8 @@ def report(dec: dict[str, Any], ttft: dict[str, list[float]], mod: dict[str, Any
     d50, d95 = pct(ttft["diff"], 50) * 1000, pct(ttft["diff"], 95) * 1000
     m50, m95 = pct(mod["latency"], 50) * 1000, pct(mod["latency"], 95) * 1000
     print()
+    print(f"llama.cpp threads {args.threads} on both sides, OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
     print(f"machine: {machine()}; load average (1/5/15 min) at start {loads[0]}, "
           f"after decode {loads[1]}, after ttft {loads[2]}, at end {loads[3]}")
     print(f"decode: prompt {dec['n_prompt']} tokens; generated raw {dec['raw_tokens']}, "
@@ -331,7 +339,8 @@ def report(dec: dict[str, Any], ttft: dict[str, list[float]], mod: dict[str, Any
     for row in [header, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     command = (f"bench/api.py --rounds {args.rounds} --tokens {args.tokens} "
-               f"--pairs {args.pairs} --clients {args.clients}")
+               f"--pairs {args.pairs} --clients {args.clients} --threads {args.threads}"
+               + (" --omp-passive" if args.omp_passive else ""))
     print()
     print("summary (for bench/README.md):")
     print(f"| {datetime.date.today()} | API: HTTP streaming decode {http_r:.1f} tok/s; TTFT "
@@ -346,11 +355,17 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=128, help="max_tokens of a decode run")
     ap.add_argument("--pairs", type=int, default=20, help="time-to-first-token pairs")
     ap.add_argument("--clients", type=int, default=50, help="concurrent /v1/models clients")
+    ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads, both sides")
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="OMP_WAIT_POLICY=PASSIVE on both sides (idle OpenMP threads sleep "
+                         "instead of spinning: much faster on a busy machine)")
     args = ap.parse_args()
+    if args.omp_passive:  # before llama.cpp (and libgomp) loads here or in the server
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     loads = [load()]
-    raw = RawModel(bundled_model_path())
+    raw = RawModel(bundled_model_path(), args.threads)
     with tempfile.TemporaryDirectory(prefix="openwen-bench-") as home, \
-            openwen_server(Path(home)) as url, \
+            openwen_server(Path(home), args.threads) as url, \
             httpx.Client(base_url=url, timeout=120) as client:
         dec = bench_decode(raw, client, args)
         loads.append(load())

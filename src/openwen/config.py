@@ -58,6 +58,10 @@ class Settings(BaseModel):
     database_url: str | None = Field(None, description="SQLAlchemy URL (default SQLite in home)")
     single_user: bool = Field(False, description="no login (loopback only)")
     embedding_model: str = Field("all-minilm-l6-v2", description="local embedding model")
+    document_max_bytes: int = Field(50 * 1024 * 1024, ge=1024,
+                                    description="largest document `docs add` accepts")
+    memory_auto_extract: bool = Field(False, description="extract memories from chats "
+                                      "automatically (users may switch it)")
 
     # tools and agents (openwen.tools, openwen.chat.agent)
     agent_max_steps: int = Field(8, ge=1, le=100,

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from openwen.chat.service import ChatService
+from openwen.cli.agent_run import stream_answer
 from openwen.cli.common import fail_on_errors, settings_or_exit, stdin_text
 from openwen.cli.render import AnswerView
 from openwen.cli.session import ChatSession
@@ -18,6 +19,9 @@ from openwen.engines.base import ChatRequest, Sampling
 from openwen.messages import Message
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="model name or .gguf path")]
+ToolsOpt = Annotated[bool, typer.Option(
+    "--tools/--no-tools", help="let the model use openwen's tools (calculator, clock, files, "
+    "sandboxed Python, fetch, search, MCP servers); side-effecting ones ask first")]
 ThinkOpt = Annotated[
     bool | None, typer.Option("--think/--no-think", help="reasoning on/off for thinking models")
 ]
@@ -32,6 +36,7 @@ def chat(
     model: ModelOpt = None,
     system: Annotated[str | None, typer.Option("--system", "-s", help="system prompt")] = None,
     think: ThinkOpt = None,
+    tools: ToolsOpt = False,
 ) -> None:
     """Chat in the terminal. Type /help for commands; Ctrl-C stops an answer, Ctrl-D quits."""
     settings = settings_or_exit(model=model)
@@ -41,6 +46,7 @@ def chat(
         model=settings.model,
         system=system,
         thinking=think,
+        tools=tools,
     )
     with fail_on_errors():
         session.run()
@@ -55,11 +61,25 @@ def ask(
     temperature: Annotated[float | None, typer.Option("--temperature", min=0.0, max=2.0)] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON object")] = False,
+    tools: ToolsOpt = False,
+    collection: Annotated[str | None, typer.Option(
+        "--collection", "-c", help="answer from this document collection, with citations")] = None,
 ) -> None:
     """Ask one question and print the answer. Reads stdin when piped."""
     piped = stdin_text()
     text = "\n\n".join(p for p in ((question or "").strip(), piped.strip()) if p)
     settings = settings_or_exit(model=model)
+    if collection is not None:
+        from openwen.cli.docs_cmd import ask_collection
+
+        if not text:
+            typer.echo("error: the message is empty", err=True)
+            raise typer.Exit(1)
+        with fail_on_errors():
+            ask_collection(text, collection, settings=settings, system=system, think=think,
+                           max_tokens=max_tokens, temperature=temperature, seed=seed,
+                           as_json=as_json)
+        return
     messages = ([Message("system", system)] if system else []) + [Message("user", text)]
     request = ChatRequest(
         messages=tuple(messages),
@@ -69,20 +89,22 @@ def ask(
         sampling=Sampling(temperature=temperature, seed=seed),
     )
     with fail_on_errors():
-        view = asyncio.run(_answer(ChatService(settings, allow_model_paths=True), request, as_json))
+        service = ChatService(settings, allow_model_paths=True)
+        view = asyncio.run(_answer(service, request, as_json, tools))
     if as_json:
         typer.echo(json.dumps(_as_json(view, request), ensure_ascii=False, indent=2))
 
 
-async def _answer(service: ChatService, request: ChatRequest, quiet: bool) -> AnswerView:
+async def _answer(service: ChatService, request: ChatRequest, quiet: bool, tools: bool
+                  ) -> AnswerView:
     view = AnswerView(Console(), plain_out=io.StringIO()) if quiet else AnswerView(Console())
     try:
         if quiet:
-            async for event in service.stream(request):
+            async for event in stream_answer(service, request, tools=tools):
                 view.add(event)
             return view
         with view:
-            async for event in service.stream(request):
+            async for event in stream_answer(service, request, tools=tools):
                 view.add(event)
         return view
     finally:
@@ -99,6 +121,8 @@ def _as_json(view: AnswerView, request: ChatRequest) -> dict[str, object]:
             {"id": t.call.id, "name": t.call.name, "arguments": t.call.arguments}
             for t in view.tool_calls
         ],
+        "tool_results": [{"id": r.call.id, "content": r.content, "error": r.error}
+                         for r in view.tool_results],
         "finish_reason": done.finish_reason if done else None,
         "usage": {
             "prompt_tokens": done.usage.prompt_tokens,

@@ -59,9 +59,10 @@ def config(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
 
 
 def _register() -> None:
-    from openwen.cli import chat_cmd, models_cmd, tools_cmd
+    from openwen.cli import chat_cmd, docs_cmd, models_cmd, tools_cmd
 
     chat_cmd.register(app)
+    docs_cmd.register(app)
     models_cmd.register(app)
     tools_cmd.register(app)
     try:

@@ -10,7 +10,14 @@ from rich.live import Live
 from rich.markdown import Markdown
 from rich.text import Text
 
-from openwen.messages import Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallEvent
+from openwen.messages import (
+    AgentLimitEvent,
+    Done,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallEvent,
+    ToolResultEvent,
+)
 
 
 class AnswerView:
@@ -25,6 +32,7 @@ class AnswerView:
         self.text = ""
         self.reasoning = ""
         self.tool_calls: list[ToolCallEvent] = []
+        self.tool_results: list[ToolResultEvent] = []
         self.done: Done | None = None
         self._live: Live | None = None
 
@@ -43,7 +51,7 @@ class AnswerView:
             self.out.write("\n")
             self.out.flush()
 
-    def add(self, event: StreamEvent) -> None:
+    def add(self, event: object) -> None:
         if isinstance(event, TextDelta):
             self.text += event.text
             self._plain_write(event.text)
@@ -52,6 +60,12 @@ class AnswerView:
         elif isinstance(event, ToolCallEvent):
             self.tool_calls.append(event)
             self._plain_write(f"\n[tool call] {event.call.name}({event.call.arguments})\n")
+        elif isinstance(event, ToolResultEvent):
+            self.tool_results.append(event)
+            self._plain_write(f"[tool result] {_short(event.content)}\n")
+        elif isinstance(event, AgentLimitEvent):
+            self.text += f"\n\n{event.message}"
+            self._plain_write(f"\n{event.message}\n")
         elif isinstance(event, Done):
             self.done = event
         if self._live is not None:
@@ -70,8 +84,18 @@ class AnswerView:
                 parts.append(Text(f"▸ thought ({words} words; /thinking to expand)", style="dim"))
             else:
                 parts.append(Text(self.reasoning, style="dim italic"))
+        results = {r.call.id: r for r in self.tool_results}
         for call in self.tool_calls:
             parts.append(Text(f"⚙ {call.call.name}({call.call.arguments})", style="cyan"))
+            if (result := results.get(call.call.id)) is not None:
+                style = "red" if result.error else "dim cyan"
+                parts.append(Text(f"  → {_short(result.content)} ({result.duration_ms:.0f} ms)",
+                                  style=style))
         if self.text:
             parts.append(Markdown(self.text))
         return Group(*parts)  # type: ignore[arg-type]
+
+
+def _short(text: str, limit: int = 300) -> str:
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"

@@ -8,10 +8,11 @@ import sys
 from rich.console import Console
 
 from openwen.chat.service import ChatService
+from openwen.cli.agent_run import stream_answer
 from openwen.cli.render import AnswerView
 from openwen.engines.base import ChatRequest
 from openwen.errors import OpenwenError
-from openwen.messages import Message
+from openwen.messages import Message, MessageEvent
 
 HELP = """\
 Commands:
@@ -28,7 +29,8 @@ Ctrl-C stops the current answer; the conversation keeps what was said so far."""
 
 class ChatSession:
     def __init__(self, service: ChatService, console: Console, *, model: str,
-                 system: str | None = None, thinking: bool | None = None):
+                 system: str | None = None, thinking: bool | None = None,
+                 tools: bool = False):
         self.service = service
         self.console = console
         self.model = model
@@ -36,6 +38,7 @@ class ChatSession:
         self.thinking = thinking
         self.history: list[Message] = []
         self.last_reasoning = ""
+        self.tools = tools
         self._runner = asyncio.Runner()
 
     def run(self) -> None:
@@ -105,17 +108,23 @@ class ChatSession:
         request = ChatRequest(messages=(*system, *self.history, user), model=self.model,
                               thinking=self.thinking)
         view = AnswerView(self.console)
+        added: list[Message] = []
         try:
-            self._runner.run(self._stream(request, view))
+            self._runner.run(self._stream(request, view, added))
         except KeyboardInterrupt:
             self.console.print("[dim](stopped)[/dim]")
         except OpenwenError as exc:
             self.console.print(f"[red]error:[/red] {exc.message}")
             return
-        self.history += [user, Message("assistant", view.text, reasoning=view.reasoning or None)]
+        if not added or added[-1].role != "assistant":  # stopped mid-answer, or no tools
+            added.append(Message("assistant", view.text, reasoning=view.reasoning or None))
+        self.history += [user, *added]
         self.last_reasoning = view.reasoning
 
-    async def _stream(self, request: ChatRequest, view: AnswerView) -> None:
+    async def _stream(self, request: ChatRequest, view: AnswerView, added: list[Message]
+                      ) -> None:
         with view:
-            async for event in self.service.stream(request):
+            async for event in stream_answer(self.service, request, tools=self.tools):
+                if isinstance(event, MessageEvent):
+                    added.append(event.message)
                 view.add(event)
