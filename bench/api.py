@@ -15,16 +15,20 @@ n_ctx 2048, n_batch 512). The two never compute at the same time: runs alternate
    connection) minus raw (prompt text -> first sampled token, tokenising included), per pair. Each
    pair puts its own run number at the start of the system prompt on both sides, so both pay the
    same full prefill (no prefix-cache hit on either). Target: p95 of the differences <= 15 ms.
-3. ``GET /v1/models`` with ``--clients`` concurrent clients (httpx.AsyncClient, 20 requests each):
-   latency p50/p95 and requests/s. The clients run in this process, on the same cores.
+3. ``GET /v1/models`` with ``--clients`` concurrent keep-alive connections, 20 requests each:
+   latency p50/p95 and requests/s, beside ``GET /health`` under the same load (the anchor: the
+   HTTP stack's own cost). The clients run in this process, on the same cores, so they are a
+   minimal HTTP/1.1 client (microseconds per request); the same load through httpx.AsyncClient
+   is shown too (its connection pool costs milliseconds of client CPU per request here).
 
     .venv/bin/python bench/api.py [--rounds 5] [--tokens 128] [--pairs 20] [--clients 50]
-                                  [--threads 2] [--omp-passive]
+                                  [--threads 2] [--omp-spin]
 
-llama-cpp-python's wheel uses OpenMP: between two tokens its idle worker threads spin, which on a
-machine busier than its cores starves the threads that do the per-token work (Python sampling on
-the raw side; the engine thread, event loop and SSE on the server's). ``--omp-passive`` sets
-``OMP_WAIT_POLICY=PASSIVE`` for both sides; the setting in effect is printed with the figures.
+llama-cpp-python's wheel uses OpenMP, whose idle threads spin by default. On a machine busier than
+its cores that spinning starves the threads doing real work: measured here at load ~5 on 2 cores,
+raw decode fell from ~55 to ~10 tok/s and prefill took seconds, on both sides alike. So the bench
+sets ``OMP_WAIT_POLICY=PASSIVE`` for both sides unless the environment already sets it or
+``--omp-spin`` is given; the policy in effect is printed with the figures.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,13 +144,14 @@ class HttpRun:
     rate: float  # decode tokens/s between the first and last content chunks
     completion_tokens: int
     prompt_tokens: int
+    cached_tokens: int  # prompt tokens the server found in its KV cache
     content_chunks: int
 
 
 def http_run(client: httpx.Client, msgs: list[dict[str, str]], max_tokens: int) -> HttpRun:
     body = {"model": "smollm2", "messages": msgs, "max_tokens": max_tokens, "temperature": 0,
             "stream": True, "stream_options": {"include_usage": True}}
-    usage: dict[str, int] = {}
+    usage: dict[str, Any] = {}
     first = last = 0.0
     chunks = 0
     start = time.perf_counter()
@@ -167,7 +172,8 @@ def http_run(client: httpx.Client, msgs: list[dict[str, str]], max_tokens: int) 
     if not usage or not first:
         raise RuntimeError(f"stream ended without usage or content (usage={usage})")
     n = usage["completion_tokens"]
-    return HttpRun(first - start, rate(n, first, last), n, usage["prompt_tokens"], chunks)
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+    return HttpRun(first - start, rate(n, first, last), n, usage["prompt_tokens"], cached, chunks)
 
 
 def free_port() -> int:
@@ -200,6 +206,10 @@ def openwen_server(home: Path, threads: int) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        complaints = [line for line in log_path.read_text(errors="replace").splitlines()
+                      if any(word in line for word in ("WARNING", "ERROR", "Traceback"))]
+        for line in complaints[:20]:
+            print(f"server log: {line}")
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -242,37 +252,106 @@ def bench_decode(raw: RawModel, client: httpx.Client, args: argparse.Namespace
             "http_chunks": sorted({h.content_chunks for h in https})}
 
 
-def bench_ttft(raw: RawModel, client: httpx.Client, pairs: int) -> dict[str, list[float]]:
+def server_ttft(client: httpx.Client) -> tuple[float, float]:
+    """(sum s, count) of the server's own time-to-first-token histogram (handler start to the
+    engine's first event), from ``/metrics``."""
+    totals = {"_sum": 0.0, "_count": 0.0}
+    for line in client.get("/metrics").text.splitlines():
+        name, _, value = line.partition(" ")
+        for suffix in totals:
+            if name.startswith("openwen_time_to_first_token_seconds" + suffix + "{"):
+                totals[suffix] += float(value)
+    return totals["_sum"], totals["_count"]
+
+
+def bench_ttft(raw: RawModel, client: httpx.Client, pairs: int) -> dict[str, Any]:
     raw.run(raw.render(messages(TTFT_PROMPT, -1)), 2)
     http_run(client, messages(TTFT_PROMPT, -1), 2)
     raws: list[float] = []
-    https: list[float] = []
+    https: list[HttpRun] = []
+    sum0, count0 = server_ttft(client)
     for run in range(pairs):
         msgs = messages(TTFT_PROMPT, run)
         raws.append(raw.run(raw.render(msgs), 1)[0])
-        https.append(http_run(client, msgs, 2).ttft)
-    return {"raw": raws, "http": https, "diff": [h - r for h, r in zip(https, raws, strict=True)]}
+        https.append(http_run(client, msgs, 2))
+    sum1, count1 = server_ttft(client)
+    return {"raw": raws, "http": [h.ttft for h in https],
+            "server_mean": (sum1 - sum0) / (count1 - count0) if count1 > count0 else float("nan"),
+            "diff": [h.ttft - r for h, r in zip(https, raws, strict=True)],
+            "n_prompt": sorted({h.prompt_tokens for h in https}),
+            "cached": sorted({h.cached_tokens for h in https})}
 
 
-async def bench_models(url: str, clients: int) -> dict[str, Any]:
+async def fetch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+                ) -> int:
+    """One HTTP/1.1 request on a kept-alive connection; the status (the body is read, unused)."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return int(head.split(b" ", 2)[1])
+
+
+async def load_plain(url: str, path: str, clients: int) -> dict[str, Any]:
+    """``clients`` connections, each sending REQUESTS_PER_CLIENT requests one after another,
+    with a minimal client (a few microseconds per request) so the figure is the server's."""
+    port = int(url.rsplit(":", 1)[1])
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(clients)]
+    await asyncio.gather(*(fetch(r, w, request) for r, w in conns))  # warm every connection
+
+    async def one_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                         ) -> list[tuple[float, int]]:
+        out = []
+        for _ in range(REQUESTS_PER_CLIENT):
+            start = time.perf_counter()
+            status = await fetch(reader, writer, request)
+            out.append((time.perf_counter() - start, status))
+        return out
+
+    try:
+        return await timed(one_client(r, w) for r, w in conns)
+    finally:
+        for _, writer in conns:
+            writer.close()
+
+
+async def load_httpx(url: str, path: str, clients: int) -> dict[str, Any]:
+    """The same load through ``httpx.AsyncClient`` (its pool costs the client milliseconds of
+    CPU per request here, on the same cores as the server)."""
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
-        await asyncio.gather(*(client.get("/v1/models") for _ in range(clients)))  # connect all
+        await asyncio.gather(*(client.get(path) for _ in range(clients)))
 
         async def one_client() -> list[tuple[float, int]]:
             out = []
             for _ in range(REQUESTS_PER_CLIENT):
                 start = time.perf_counter()
-                response = await client.get("/v1/models")
+                response = await client.get(path)
                 out.append((time.perf_counter() - start, response.status_code))
             return out
 
-        start = time.perf_counter()
-        results = await asyncio.gather(*(one_client() for _ in range(clients)))
-        wall = time.perf_counter() - start
+        return await timed(one_client() for _ in range(clients))
+
+
+async def timed(clients: Iterable[Coroutine[Any, Any, list[tuple[float, int]]]]
+                ) -> dict[str, Any]:
+    start = time.perf_counter()
+    results = await asyncio.gather(*clients)
+    wall = time.perf_counter() - start
     flat = [r for rs in results for r in rs]
     return {"latency": [t for t, _ in flat], "errors": sum(s != 200 for _, s in flat),
             "rps": len(flat) / wall, "n": len(flat)}
+
+
+async def bench_models(url: str, clients: int) -> dict[str, dict[str, Any]]:
+    return {"models": await load_plain(url, "/v1/models", clients),
+            "health": await load_plain(url, "/health", clients),
+            "httpx": await load_httpx(url, "/v1/models", clients)}
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -303,14 +382,13 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
-def report(dec: dict[str, Any], ttft: dict[str, list[float]], mod: dict[str, Any],
-           args: argparse.Namespace, loads: list[str]) -> None:
-    raw_r, http_r = statistics.median(dec["raw"]), statistics.median(dec["http"])
-    ratio = http_r / raw_r
-    d50, d95 = pct(ttft["diff"], 50) * 1000, pct(ttft["diff"], 95) * 1000
-    m50, m95 = pct(mod["latency"], 50) * 1000, pct(mod["latency"], 95) * 1000
-    print()
-    print(f"llama.cpp threads {args.threads} on both sides, OMP_WAIT_POLICY="
+def ms(values: list[float], p: int) -> float:
+    return pct(values, p) * 1000
+
+
+def details(dec: dict[str, Any], ttft: dict[str, Any], load: dict[str, dict[str, Any]],
+            args: argparse.Namespace, loads: list[str]) -> None:
+    print(f"\nllama.cpp threads {args.threads} on both sides, OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
     print(f"machine: {machine()}; load average (1/5/15 min) at start {loads[0]}, "
           f"after decode {loads[1]}, after ttft {loads[2]}, at end {loads[3]}")
@@ -319,34 +397,62 @@ def report(dec: dict[str, Any], ttft: dict[str, list[float]], mod: dict[str, Any
           f"{args.rounds} rounds")
     print(f"  raw  tok/s: {' '.join(f'{x:.1f}' for x in dec['raw'])}")
     print(f"  http tok/s: {' '.join(f'{x:.1f}' for x in dec['http'])}")
-    print(f"ttft: {args.pairs} pairs; raw median {statistics.median(ttft['raw']) * 1000:.1f} ms, "
+    print(f"ttft: {args.pairs} pairs, prompt {ttft['n_prompt']} tokens of which the server had "
+          f"{ttft['cached']} cached; raw median {statistics.median(ttft['raw']) * 1000:.1f} ms, "
           f"http median {statistics.median(ttft['http']) * 1000:.1f} ms")
     print(f"  http - raw ms: {' '.join(f'{x * 1000:+.1f}' for x in ttft['diff'])}")
-    print(f"/v1/models: {mod['n']} requests from {args.clients} clients, {mod['errors']} non-200")
+    http_mean, raw_mean = statistics.mean(ttft["http"]), statistics.mean(ttft["raw"])
+    print(f"  means: http {http_mean * 1000:.1f} ms, raw {raw_mean * 1000:.1f} ms, the server's "
+          f"own (/metrics: handler start to first engine event) {ttft['server_mean'] * 1000:.1f}"
+          f" ms, so {(http_mean - ttft['server_mean']) * 1000:.1f} ms outside the handler "
+          f"(client, HTTP, body parsing, SSE)")
+    for name, got in load.items():
+        print(f"load {name}: {got['n']} requests from {args.clients} clients, "
+              f"{got['errors']} not 200")
+
+
+def table(rows: list[tuple[str, ...]]) -> None:
+    header = ("figure", "openwen HTTP", "anchor", "ratio", "target", "")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def report(dec: dict[str, Any], ttft: dict[str, Any], load: dict[str, dict[str, Any]],
+           args: argparse.Namespace, loads: list[str]) -> None:
+    details(dec, ttft, load, args, loads)
+    raw_r, http_r = statistics.median(dec["raw"]), statistics.median(dec["http"])
+    ratio = http_r / raw_r
+    d50, d95 = ms(ttft["diff"], 50), ms(ttft["diff"], 95)
+    models, health, via_httpx = load["models"], load["health"], load["httpx"]
+    m95, h95 = ms(models["latency"], 95), ms(health["latency"], 95)
+    n = args.clients
     print()
-    rows = [
+    table([
         ("decode tok/s (median)", f"{http_r:.1f}", f"{raw_r:.1f} raw", f"{ratio:.3f}x",
          f">= {DECODE_TARGET}x", verdict(ratio >= DECODE_TARGET)),
         ("ttft overhead p50", f"{d50:+.1f} ms", "raw ttft", "", "", ""),
         ("ttft overhead p95", f"{d95:+.1f} ms", "raw ttft", "", f"<= {TTFT_TARGET_MS:g} ms",
          verdict(d95 <= TTFT_TARGET_MS)),
-        (f"/v1/models p50 ({args.clients} clients)", f"{m50:.1f} ms", "", "", "", ""),
-        (f"/v1/models p95 ({args.clients} clients)", f"{m95:.1f} ms", "", "", "", ""),
-        ("/v1/models throughput", f"{mod['rps']:.0f} req/s", "", "", "", ""),
-    ]
-    header = ("figure", "openwen HTTP", "anchor", "ratio", "target", "")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        (f"/v1/models p50, {n} clients", f"{ms(models['latency'], 50):.1f} ms",
+         f"{ms(health['latency'], 50):.1f} ms /health", "", "", ""),
+        (f"/v1/models p95, {n} clients", f"{m95:.1f} ms", f"{h95:.1f} ms /health",
+         f"{m95 / h95:.2f}x", "", ""),
+        ("/v1/models throughput", f"{models['rps']:.0f} req/s",
+         f"{health['rps']:.0f} req/s /health", f"{models['rps'] / health['rps']:.2f}x", "", ""),
+        (f"/v1/models p95, {n} httpx clients", f"{ms(via_httpx['latency'], 95):.1f} ms",
+         f"({via_httpx['rps']:.0f} req/s)", "", "", ""),
+    ])
     command = (f"bench/api.py --rounds {args.rounds} --tokens {args.tokens} "
-               f"--pairs {args.pairs} --clients {args.clients} --threads {args.threads}"
-               + (" --omp-passive" if args.omp_passive else ""))
-    print()
-    print("summary (for bench/README.md):")
+               f"--pairs {args.pairs} --clients {n} --threads {args.threads}"
+               + (" --omp-spin" if args.omp_spin else ""))
+    policy = os.environ.get("OMP_WAIT_POLICY", "unset")
+    print("\nsummary (for bench/README.md):")
     print(f"| {datetime.date.today()} | API: HTTP streaming decode {http_r:.1f} tok/s; TTFT "
-          f"overhead p50 {d50:+.1f} ms, p95 {d95:+.1f} ms; /v1/models p95 {m95:.1f} ms at "
-          f"{args.clients} clients ({mod['rps']:.0f} req/s) | raw llama-cpp-python "
-          f"{raw_r:.1f} tok/s | {ratio:.2f}x | `{command}` | {machine()}, load {loads[0]} |")
+          f"overhead p50 {d50:+.1f} ms, p95 {d95:+.1f} ms; /v1/models p95 {m95:.1f} ms at {n} "
+          f"clients ({models['rps']:.0f} req/s; /health {h95:.1f} ms) | raw llama-cpp-python "
+          f"{raw_r:.1f} tok/s | {ratio:.2f}x | `{command}` | {machine()}, "
+          f"OMP_WAIT_POLICY {policy}, load {loads[0]} |")
 
 
 def main() -> None:
@@ -356,12 +462,13 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=20, help="time-to-first-token pairs")
     ap.add_argument("--clients", type=int, default=50, help="concurrent /v1/models clients")
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads, both sides")
-    ap.add_argument("--omp-passive", action="store_true",
-                    help="OMP_WAIT_POLICY=PASSIVE on both sides (idle OpenMP threads sleep "
-                         "instead of spinning: much faster on a busy machine)")
+    ap.add_argument("--omp-spin", action="store_true",
+                    help="leave OMP_WAIT_POLICY unset (OpenMP's spinning default) rather than "
+                         "PASSIVE; an OMP_WAIT_POLICY already in the environment is kept")
     args = ap.parse_args()
-    if args.omp_passive:  # before llama.cpp (and libgomp) loads here or in the server
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    if not args.omp_spin:  # before llama.cpp (and libgomp) loads, here and in the server
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    started = time.monotonic()
     loads = [load()]
     raw = RawModel(bundled_model_path(), args.threads)
     with tempfile.TemporaryDirectory(prefix="openwen-bench-") as home, \
@@ -372,9 +479,10 @@ def main() -> None:
         ttft = bench_ttft(raw, client, args.pairs)
         loads.append(load())
         raw.close()
-        mod = asyncio.run(bench_models(url, args.clients))
+        served = asyncio.run(bench_models(url, args.clients))
     loads.append(load())
-    report(dec, ttft, mod, args, loads)
+    report(dec, ttft, served, args, loads)
+    print(f"(took {time.monotonic() - started:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from webapp_helpers import (
+    LazyMiniLM,
     ScriptedEngine,
     ScriptedRegistry,
     Signed,
@@ -50,9 +51,17 @@ def real_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServi
     asyncio.run(service.aclose())
 
 
+@pytest.fixture(scope="session")
+def embedder() -> Iterator[LazyMiniLM]:
+    """all-MiniLM-L6-v2 for documents and memory, loaded once when a test first embeds."""
+    loaded = LazyMiniLM()
+    yield loaded
+    loaded.close()
+
+
 @pytest.fixture
-def app(settings: Settings, scripted_service: ChatService) -> FastAPI:
-    return make_app(settings, scripted_service)
+def app(settings: Settings, scripted_service: ChatService, embedder: LazyMiniLM) -> FastAPI:
+    return make_app(settings, scripted_service, embedder=embedder)
 
 
 @pytest.fixture

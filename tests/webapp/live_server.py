@@ -1,7 +1,10 @@
 """A real openwen server in a subprocess (uvicorn on 127.0.0.1, a free port, its own data dir).
 
 Run as a script it serves ``create_app(settings)`` with the web app installed (when
-``create_app`` does not install it itself yet). Tests and ``bench/ui.py`` use :class:`LiveServer`.
+``create_app`` does not install it itself yet); with ``OPENWEN_TEST_SCRIPTED_ENGINE=1`` in its
+environment the answers come from the rule-based scripted engine instead of the bundled model
+(for tool and citation flows a 135M model cannot be steered through). Tests and ``bench/ui.py``
+use :class:`LiveServer`.
 """
 
 from __future__ import annotations
@@ -20,13 +23,23 @@ import httpx
 STARTUP_TIMEOUT = 120.0
 
 
+SCRIPTED_ENV = "OPENWEN_TEST_SCRIPTED_ENGINE"  # set: answers come from webapp_helpers.RuleEngine
+
+
 def app_factory() -> Any:
     from openwen.config import load_settings
     from openwen.server.application import create_app
     from openwen.server.webapp import install
 
     settings = load_settings().settings
-    app = create_app(settings)
+    service = None
+    if os.environ.get(SCRIPTED_ENV):
+        from webapp_helpers import RuleEngine, ScriptedRegistry
+
+        from openwen.chat.service import ChatService
+
+        service = ChatService(settings, registry=ScriptedRegistry(RuleEngine()))  # type: ignore[arg-type]
+    app = create_app(settings, service=service)
     if not hasattr(app.state, "webapp"):  # create_app does not install the web app yet
         install(app, settings, app.state.service)
     return app

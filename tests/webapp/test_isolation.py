@@ -1,6 +1,7 @@
-"""No user reaches another user's conversations, messages, keys or settings: every web API route
-is tried with a second user's session against the first user's ids (404, as for a missing id),
-and the lists, search and export of the second user show nothing of the first."""
+"""No user reaches another user's conversations, messages, keys, settings, documents, passages,
+collections, memories or tool confirmations: every web API route is tried with a second user's
+session against the first user's ids (404, as for a missing id), and the lists, searches and
+exports of the second user show nothing of the first."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "settings": {"temperature": 1},
     },
     ("POST", "/api/messages/{message_id}/edit"): {"content": "pwned"},
+    ("PATCH", "/api/knowledge/collections/{name}"): {"name": "pwned"},
+    ("PATCH", "/api/knowledge/memories/{memory_id}"): {"text": "pwned"},
+    ("POST", "/api/tool-confirmations/{confirmation_id}"): {"approve": True},
 }
 ADMIN_ONLY = {"/api/admin/users/{user_id}", "/api/admin/users", "/api/admin/registration"}
 # routes without an id of someone else's data in their path: checked by what they return
@@ -34,7 +38,19 @@ UNSCOPED = {
     "/api/models",
     "/api/settings",
     "/api/keys",
+    "/api/tools",
+    "/api/knowledge/documents",
+    "/api/knowledge/collections",
+    "/api/knowledge/search",
+    "/api/knowledge/context",
+    "/api/knowledge/memories",
+    "/api/knowledge/memory/settings",
 }
+KB = "/api/knowledge"
+LEASE = (
+    "# Lease\n\n## Rent\n\nRent is due on the first day of each month.\n\n## Pets\n\n"
+    "One cat is allowed.\n"
+)
 
 
 def api_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -55,11 +71,24 @@ def alices_things(alice: Signed) -> dict[str, Any]:
     start = dict(events(r.text))["start"]
     key = alice.post("/api/keys", json={"name": "alice laptop"}).json()["key"]
     alice.put("/api/settings", json={"values": {"ui.theme": "dark"}})
+    doc = alice.post(
+        f"{KB}/documents",
+        params={"filename": "lease.md", "collection": "alice-home"},
+        content=LEASE.encode(),
+    ).json()["document"]
+    alice.put(f"{KB}/conversations/{cid}/documents/{doc['id']}")
+    passage = alice.post(f"{KB}/search", json={"query": "rent"}).json()["passages"][0]
+    memory = alice.post(f"{KB}/memories", json={"text": "Alice's bank pin is 1234"}).json()
     return {
         "conversation_id": cid,
         "message_ids": [start["user_message"]["id"], start["message"]["id"]],
         "key_id": key["id"],
         "user_id": alice.get("/api/session").json()["user"]["id"],
+        "document_id": doc["id"],
+        "chunk_id": passage["chunk_id"],
+        "name": "alice-home",
+        "memory_id": memory["id"],
+        "confirmation_id": "not-a-question",  # a real one: test_tools_flow
     }
 
 
@@ -74,20 +103,17 @@ def test_every_route_with_an_id_is_404_for_another_user(
         if not params:
             assert path in UNSCOPED | ADMIN_ONLY, f"new route {method} {path}: add it here"
             continue
-        values = {
-            "conversation_id": [mine["conversation_id"]],
-            "message_id": mine["message_ids"],
-            "key_id": [mine["key_id"]],
-            "user_id": [mine["user_id"]],
-        }
-        for value in values[params.pop()]:
-            url = re.sub(r"{\w+}", str(value), path)
+        known = mine.keys() | {"message_id"}
+        assert params <= known, f"new route {method} {path}: give alice's ids for it"
+        for variant in mine["message_ids"] if "message_id" in params else [None]:
+            ids = {**mine, "message_id": variant}
+            url = re.sub(r"{(\w+)}", lambda m, ids=ids: str(ids[m.group(1)]), path)
             body = BODIES.get((method, path), {} if method in ("POST", "PATCH", "PUT") else None)
             r = bob.client.request(method, url, json=body, headers=bob.headers)
             expected = 403 if path in ADMIN_ONLY else 404
             assert r.status_code == expected, f"{method} {url} -> {r.status_code}: {r.text}"
             tried.add((method, path))
-    assert len(tried) >= 11  # conversation, message, key and user routes
+    assert len(tried) >= 25  # conversation, message, key, user, knowledge, confirmation routes
 
     # exports too (their format parameter is a query string)
     for fmt in ("markdown", "json"):
@@ -99,6 +125,11 @@ def test_every_route_with_an_id_is_404_for_another_user(
     assert after["conversation"]["title"] == "Alice's secret plans"
     keys = alice.get("/api/keys").json()["keys"]
     assert keys[0]["revoked_at"] is None
+    assert [c["name"] for c in alice.get(f"{KB}/collections").json()["collections"]] == [
+        "alice-home"]
+    assert alice.get(f"{KB}/documents/{mine['document_id']}").json()["filename"] == "lease.md"
+    assert [m["text"] for m in alice.get(f"{KB}/memories").json()["memories"]] == [
+        "Alice's bank pin is 1234"]
 
 
 def test_lists_search_keys_and_settings_show_only_your_own(alice: Signed, bob: Signed) -> None:
@@ -108,6 +139,19 @@ def test_lists_search_keys_and_settings_show_only_your_own(alice: Signed, bob: S
     assert bob.get("/api/search?q=bank").json()["results"] == []
     assert bob.get("/api/keys").json()["keys"] == []
     assert bob.get("/api/settings").json()["values"] == {}
+    assert bob.get(f"{KB}/documents").json()["documents"] == []
+    assert bob.get(f"{KB}/collections").json()["collections"] == []
+    assert bob.get(f"{KB}/memories").json()["memories"] == []
+    assert bob.post(f"{KB}/search", json={"query": "rent"}).json()["passages"] == []
+    context = bob.post(f"{KB}/context", json={"query": "what is alice's bank pin"}).json()
+    assert context["memories"] == [] and context["citations"] == []
+    # alice's documents are not bob's sources, even through a conversation id
+    r = bob.get(f"{KB}/documents", params={"conversation_id": mine["conversation_id"]})
+    assert r.status_code == 404
+    bob_chat = bob.post("/api/conversations", json={}).json()["conversation"]["id"]
+    found = events(bob.post(f"/api/conversations/{bob_chat}/messages",
+                            json={"content": "What is my bank pin? Rent?"}).text)
+    assert "context" not in dict(found) or not dict(found)["context"]["memories"]
     # alice does find her own
     hits = alice.get("/api/search?q=bank").json()["results"]
     assert [h["conversation_id"] for h in hits] == [mine["conversation_id"]]

@@ -1,14 +1,20 @@
 """Helpers for the web app tests: a scripted engine (for flow logic a 135M model cannot be
-steered through), the app, and signed-in clients."""
+steered through, tool calls included), a rule-based one for a scripted live server, the
+all-MiniLM-L6-v2 embedder loaded on first use, the app, and signed-in clients."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -16,7 +22,15 @@ from openwen.chat.service import ChatService
 from openwen.config import Settings
 from openwen.engines.base import Capabilities, ChatRequest, ModelInfo
 from openwen.errors import ContextLengthError
-from openwen.messages import Done, ReasoningDelta, StreamEvent, TextDelta, Usage
+from openwen.messages import (
+    Done,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallEvent,
+    Usage,
+)
 from openwen.server.webapp import install
 
 PASSWORD = "correct horse battery"
@@ -24,14 +38,18 @@ PASSWORD = "correct horse battery"
 
 @dataclass
 class ScriptedEngine:
-    """Yields ``script`` (text pieces, ``("reasoning", text)``, an exception, or ``"WAIT"`` to
-    block until ``release()``), then Done. Records every request."""
+    """Yields a script (text pieces, ``("reasoning", text)``, ``("call", name, {args})`` for a
+    tool call, an exception, or ``"WAIT"`` to block until ``release()``), then Done (finish
+    reason ``tool_calls`` after a call). Each request takes the next of ``rounds`` while there
+    are any, else ``script``. Records every request."""
 
     script: list[Any] = field(default_factory=lambda: ["Hello", " there."])
+    rounds: list[list[Any]] = field(default_factory=list)
     name: str = "scripted"
     capabilities: Capabilities = field(default_factory=Capabilities)
     requests: list[ChatRequest] = field(default_factory=list)
     max_messages: int | None = None  # more messages than this: a context length error
+    tools_fit: bool = True  # False: a request offering tools is a context length error
     _gate: asyncio.Event = field(default_factory=asyncio.Event)
 
     def models(self) -> list[ModelInfo]:
@@ -45,24 +63,88 @@ class ScriptedEngine:
         self.requests.append(request)
         if self.max_messages is not None and len(request.messages) > self.max_messages:
             raise ContextLengthError(len(request.messages) * 1000, self.max_messages * 1000)
-        produced = 0
-        for item in self.script:
+        if request.tools and not self.tools_fit:
+            raise ContextLengthError(3000, 2048)
+        produced = calls = 0
+        for item in self.script_for(request):
             if item == "WAIT":
                 await self._gate.wait()
             elif isinstance(item, BaseException):
                 raise item
+            elif isinstance(item, tuple) and item[0] == "call":
+                call_id = f"call_{len(self.requests)}_{calls}"
+                yield ToolCallEvent(calls, ToolCall(call_id, item[1], json.dumps(item[2])))
+                calls += 1
             elif isinstance(item, tuple):
                 yield ReasoningDelta(item[1])
             else:
                 produced += 1
                 yield TextDelta(item)
-        yield Done("stop", usage=Usage(prompt_tokens=7, completion_tokens=produced))
+        usage = Usage(prompt_tokens=7, completion_tokens=produced + calls)
+        yield Done("tool_calls" if calls else "stop", usage=usage)
+
+    def script_for(self, request: ChatRequest) -> list[Any]:
+        return self.rounds.pop(0) if self.rounds else self.script
 
     def count_tokens(self, request: ChatRequest) -> int:
         return 0
 
     async def aclose(self) -> None:
         pass
+
+
+PLOT = (
+    "import matplotlib.pyplot as plt\n"
+    "plt.plot([1, 2, 3], [1, 4, 9])\n"
+    "plt.title('squares')\n"
+    "plt.show()\n"
+    "print('plotted')"
+)
+
+
+class RuleEngine(ScriptedEngine):
+    """Answers by rules on the newest message, for a scripted live server: "calculate" calls
+    the calculator, "write a note" the (side-effecting) write_file tool, "plot" the code
+    interpreter; sources in the prompt get an answer citing [1]; a tool result is repeated."""
+
+    def script_for(self, request: ChatRequest) -> list[Any]:
+        if self.rounds:
+            return self.rounds.pop(0)
+        last = request.messages[-1]
+        if last.role == "tool":
+            return [f"The tool said: {' '.join((last.content or '').split())[:200]}"]
+        text = (last.content or "").lower()
+        if "sources from the user's documents" in text:
+            return ["The rent is due on the first day of each month [1]."]
+        if "calculate" in text:
+            return [("call", "calculator", {"expression": "6*7"})]
+        if "write a note" in text:
+            return [("call", "write_file", {"path": "note.txt", "content": "hello"})]
+        if "plot" in text:
+            return [("call", "run_python", {"code": PLOT})]
+        return ["Hello", " there."]
+
+
+class LazyMiniLM:
+    """all-MiniLM-L6-v2 (a real local embedder), loaded on first use and shared by tests."""
+
+    name = "all-minilm-l6-v2"
+
+    def __init__(self) -> None:
+        self._inner: Any = None
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            if self._inner is None:
+                from openwen.knowledge import LocalEmbedder
+
+                self._inner = LocalEmbedder.minilm()
+        return self._inner.embed(texts)
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
 
 
 class ScriptedRegistry:
@@ -83,9 +165,15 @@ class ScriptedRegistry:
         pass
 
 
-def make_app(settings: Settings, service: ChatService, *, save_interval: float = 0.05) -> FastAPI:
+def make_app(
+    settings: Settings,
+    service: ChatService,
+    *,
+    save_interval: float = 0.05,
+    embedder: Any = None,
+) -> FastAPI:
     app = FastAPI()
-    install(app, settings, service, save_interval=save_interval)
+    install(app, settings, service, save_interval=save_interval, embedder=embedder)
     return app
 
 
@@ -157,3 +245,41 @@ class Signed:
 
     def delete(self, url: str, **kw: Any) -> Any:
         return self.client.delete(url, headers={**self.headers, **kw.pop("headers", {})}, **kw)
+
+
+# -- a real server in a thread, for flows that need two requests at once ------------------------
+
+
+@contextlib.contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """Run ``app`` with uvicorn on 127.0.0.1 (a free port) in a thread; yields its URL."""
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "the test server did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def sse_lines(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(event, data) pairs from the lines of a streaming SSE response, as they arrive."""
+    name, data = "message", []
+    for line in lines:
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            data.append(line[6:])
+        elif not line and data:
+            yield name, json.loads("".join(data))
+            name, data = "message", []

@@ -24,6 +24,21 @@ The prompt is the conversation's system prompt plus the branch from the root dow
 message being answered; the model, sampling, ``max_tokens`` and thinking switch come from the
 conversation's settings (see :class:`ChatSettings`). When the branch does not fit the model's
 context, the oldest messages are left out (the count is kept in ``metadata.trimmed_messages``).
+
+Tools (``settings.tools``, on unless false, when the chat was given a tool source): the answer is
+run by the :class:`~openwen.chat.agent.Agent`. Every step is stored as it completes: the
+assistant message that called tools (``tool_calls``, status ``complete``), one ``tool`` message
+per result (``metadata``: name, arguments, duration, error, source, images), then the next
+assistant message, each the child of the one before; :class:`StepSaved` streams each. A tool that
+needs the user's confirmation streams a :class:`ToolConfirmRequest` and waits for
+:meth:`ConversationChat.answer_confirmation` (no answer in time is a no).
+
+Documents and memory (when the chat was given a knowledge base): an explicit "remember that ..."
+is stored, recalled memories and the sources of the documents attached to the conversation and of
+its collection (``settings.collection``) go LATE into the prompt (see
+:mod:`openwen.chat.turn_knowledge`), a :class:`TurnContext` event lists them, and the answer's
+metadata keeps the citations. Automatic memory extraction, when the user switched it on, runs
+after the answer.
 """
 
 from __future__ import annotations
@@ -32,320 +47,73 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from openwen.chat.service import ChatService
-from openwen.engines.base import ChatRequest, Sampling
-from openwen.errors import (
-    ContextLengthError,
-    EngineError,
-    InvalidRequestError,
-    NotFoundError,
-    OpenwenError,
+from openwen.chat.turn import (
+    MAX_TRIMS,
+    ChatSettings,
+    EndStatus,
+    StepSaved,
+    Turn,
+    TurnContext,
+    TurnEnded,
+    TurnEvent,
+    TurnStarted,
+    trim,
+    usage_metadata,
 )
-from openwen.messages import (
-    Done,
-    FinishReason,
-    Message,
-    ReasoningDelta,
-    TextDelta,
-    Timings,
-    ToolCall,
-    ToolCallEvent,
-    Usage,
+from openwen.chat.turn_tools import (
+    DEFAULT_CONFIRM_TIMEOUT,
+    ToolConfirmAnswered,
+    ToolConfirmRequest,
+    ToolSource,
 )
+from openwen.errors import InvalidRequestError, NotFoundError
+from openwen.messages import Message, ToolCall
 from openwen.storage import ConversationRecord, MessageRecord, Storage
 from openwen.storage.conversations import DEFAULT_TITLE
+
+if TYPE_CHECKING:
+    from openwen.knowledge import KnowledgeBase
+
+__all__ = [
+    "MAX_TRIMS",
+    "ChatSettings",
+    "ConversationChat",
+    "EndStatus",
+    "StepSaved",
+    "ToolConfirmAnswered",
+    "ToolConfirmRequest",
+    "Turn",
+    "TurnContext",
+    "TurnEnded",
+    "TurnEvent",
+    "TurnStarted",
+    "prompt_history",
+    "trim",
+    "usage_metadata",
+]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_CONTENT = 200_000
 TITLE_LENGTH = 60
-MAX_TRIMS = 8
 DEFAULT_SAVE_INTERVAL = 0.5
-EndStatus = Literal["complete", "incomplete", "error"]
-
-
-@dataclass(frozen=True)
-class ChatSettings:
-    """A conversation's generation settings, read leniently from its stored ``settings``
-    object (unknown keys and wrong types are ignored, so old data never breaks a chat)."""
-
-    model: str | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    thinking: bool | None = None
-
-    @classmethod
-    def of(cls, data: dict[str, Any]) -> ChatSettings:
-        def number(key: str) -> float | None:
-            value = data.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
-            return None
-
-        max_tokens = data.get("max_tokens")
-        return cls(
-            model=data["model"] if isinstance(data.get("model"), str) and data["model"] else None,
-            temperature=number("temperature"),
-            top_p=number("top_p"),
-            max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None,
-            thinking=data["thinking"] if isinstance(data.get("thinking"), bool) else None,
-        )
-
-    def sampling(self) -> Sampling:
-        return Sampling(temperature=self.temperature, top_p=self.top_p)
-
-    def describe(self) -> dict[str, Any]:
-        """What goes into an answer's metadata."""
-        sampling = {"temperature": self.temperature, "top_p": self.top_p}
-        return {
-            "sampling": {k: v for k, v in sampling.items() if v is not None},
-            "max_tokens": self.max_tokens,
-            "thinking": self.thinking,
-        }
-
-
-# -- events ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TurnStarted:
-    """First event: the stored user message (None when regenerating) and the new answer."""
-
-    conversation: ConversationRecord
-    user_message: MessageRecord | None
-    message: MessageRecord
-    kind: Literal["start"] = "start"
-
-
-@dataclass(frozen=True)
-class TurnEnded:
-    """Last event: the answer as stored, and how it ended."""
-
-    message: MessageRecord | None  # None when the conversation was deleted meanwhile
-    status: EndStatus
-    finish_reason: FinishReason
-    usage: Usage = field(default_factory=Usage)
-    timings: Timings = field(default_factory=Timings)
-    error: OpenwenError | None = None
-    kind: Literal["end"] = "end"
-
-
-TurnEvent = TurnStarted | TextDelta | ReasoningDelta | ToolCallEvent | TurnEnded
-
-
-# -- one answer being generated ---------------------------------------------------------------
-
-
-class Turn:
-    """One answer being generated into the store. Generation runs in its own task from the
-    moment the turn is made; :meth:`events` streams what it produces."""
-
-    def __init__(
-        self,
-        chat: ConversationChat,
-        *,
-        user_id: int,
-        conversation: ConversationRecord,
-        user_message: MessageRecord | None,
-        message: MessageRecord,
-        history: list[Message],
-        settings: ChatSettings,
-    ):
-        self.chat = chat
-        self.user_id = user_id
-        self.conversation = conversation
-        self.user_message = user_message
-        self.message = message
-        self.history = history
-        self.settings = settings
-        self.model = settings.model or chat.default_model
-        self.content = ""
-        self.reasoning = ""
-        self.tool_calls: list[ToolCall] = []
-        self.trimmed = 0
-        self._unsaved = ["", ""]  # content, reasoning not yet written
-        self._queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
-        self._queue.put_nowait(TurnStarted(conversation, user_message, message))
-        self._task = asyncio.create_task(self._run(), name=f"openwen-turn-{message.id}")
-        self.ended: TurnEnded | None = None
-
-    @property
-    def running(self) -> bool:
-        return not self._task.done()
-
-    async def events(self) -> AsyncIterator[TurnEvent]:
-        """The turn's events, ending with :class:`TurnEnded`. Leaving early stops generation."""
-        try:
-            while True:
-                event = await self._queue.get()
-                yield event
-                if isinstance(event, TurnEnded):
-                    return
-        finally:
-            self.stop()
-
-    def stop(self) -> None:
-        """Stop generating; the answer so far is kept, marked incomplete."""
-        if not self._task.done():
-            self._task.cancel()
-
-    async def wait(self) -> TurnEnded:
-        """Wait for the turn to end (and its last save)."""
-        await asyncio.shield(self._task)
-        assert self.ended is not None
-        return self.ended
-
-    # -- the generation task ----------------------------------------------------------------
-
-    async def _run(self) -> None:
-        saver = asyncio.create_task(self._autosave())
-        done: Done | None = None
-        error: OpenwenError | None = None
-        try:
-            done = await self._generate()
-        except asyncio.CancelledError:
-            pass  # stopped: keep what we have
-        except OpenwenError as exc:
-            error = exc
-        except Exception as exc:  # an engine bug must not leave the answer "streaming"
-            log.exception("generating message %s failed", self.message.id)
-            error = EngineError(f"generation failed: {type(exc).__name__}")
-        finally:
-            saver.cancel()
-        try:
-            self.ended = await self._finish(done, error)
-        except asyncio.CancelledError:
-            pass  # cancelled again while saving: the save itself still runs
-        finally:
-            self.chat._forget(self)
-            if self.ended is None:
-                self.ended = TurnEnded(None, "incomplete", "cancelled")
-            self._queue.put_nowait(self.ended)
-
-    async def _generate(self) -> Done:
-        history = list(self.history)
-        while True:
-            request = self._request(history)
-            started = False
-            try:
-                events = self.chat.service.stream(request)
-                async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
-                    async for event in stream:
-                        started = True
-                        if isinstance(event, Done):
-                            return event
-                        self._take(event)
-                raise EngineError("the engine ended the answer without finishing it")
-            except ContextLengthError as exc:
-                shorter = None if started else trim(history, exc)
-                if shorter is None or self.trimmed >= MAX_TRIMS:
-                    raise
-                self.trimmed += len(history) - len(shorter)
-                history = shorter
-
-    def _request(self, history: list[Message]) -> ChatRequest:
-        system = self.conversation.system_prompt
-        messages = ([Message(role="system", content=system)] if system else []) + history
-        return ChatRequest(
-            messages=tuple(messages),
-            model=self.settings.model,
-            sampling=self.settings.sampling(),
-            max_tokens=self.settings.max_tokens,
-            thinking=self.settings.thinking,
-        )
-
-    def _take(self, event: TextDelta | ReasoningDelta | ToolCallEvent) -> None:
-        if isinstance(event, TextDelta):
-            self.content += event.text
-            self._unsaved[0] += event.text
-        elif isinstance(event, ReasoningDelta):
-            self.reasoning += event.text
-            self._unsaved[1] += event.text
-        elif isinstance(event, ToolCallEvent):
-            self.tool_calls.append(event.call)
-        self._queue.put_nowait(event)
-
-    async def _autosave(self) -> None:
-        while True:
-            await asyncio.sleep(self.chat.save_interval)
-            try:
-                await self._save()
-            except (NotFoundError, InvalidRequestError):
-                # deleted, or no longer streaming (another process recovered it): stop
-                log.info("message %s went away while streaming; stopping", self.message.id)
-                self.stop()
-                return
-
-    async def _save(self) -> None:
-        content, reasoning = self._unsaved
-        self._unsaved = ["", ""]
-        if content or reasoning:
-            append = self.chat.storage.messages.append
-            await self.chat.write(append, self.user_id, self.message.id, content, reasoning)
-
-    async def _finish(self, done: Done | None, error: OpenwenError | None) -> TurnEnded:
-        status: EndStatus
-        reason: FinishReason
-        if error is not None:
-            status, reason = "error", "error"
-        elif done is None or done.finish_reason == "cancelled":
-            status, reason = "incomplete", "cancelled"
-        else:
-            status, reason = "complete", done.finish_reason
-        usage = done.usage if done else Usage()
-        timings = done.timings if done else Timings()
-        metadata = {"model": self.model, **self.settings.describe(), "finish_reason": reason}
-        if done is not None:
-            metadata["usage"] = {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "cached_tokens": usage.cached_tokens,
-            }
-            metadata["timings"] = {k: round(v, 1) for k, v in vars(timings).items()}
-        if self.trimmed:
-            metadata["trimmed_messages"] = self.trimmed
-        if error is not None:
-            metadata["error"] = {"message": error.message, "type": error.type, "code": error.code}
-        content, reasoning = self._unsaved
-        self._unsaved = ["", ""]
-        record = await self.chat.write(
-            self.chat.finish_message,
-            self.user_id,
-            self.message.id,
-            content,
-            reasoning,
-            tuple(self.tool_calls),
-            status,
-            metadata,
-        )
-        return TurnEnded(record, status, reason, usage, timings, error)
-
-
-def trim(history: list[Message], exc: ContextLengthError) -> list[Message] | None:
-    """``history`` without its oldest messages, by the share the prompt is over the context
-    (and at least one exchange); None when only the last message is left."""
-    if len(history) <= 1:
-        return None
-    over = exc.prompt_tokens / max(1, exc.n_ctx)
-    drop = max(2, int(len(history) * (1 - 1 / over)) + 1) if over > 1 else 2
-    shorter = history[min(drop, len(history) - 1) :]
-    while len(shorter) > 1 and shorter[0].role != "user":  # start with a question
-        shorter = shorter[1:]
-    return shorter
 
 
 # -- the chat ----------------------------------------------------------------------------------
 
 
 class ConversationChat:
-    """Generates answers into a user's stored conversations, through the chat service."""
+    """Generates answers into a user's stored conversations, through the chat service.
+
+    ``tools`` gives each user's tools (answers then run through the agent loop unless a
+    conversation switches tools off); ``knowledge`` adds documents and memory; a tool call that
+    needs confirmation waits ``confirm_timeout`` seconds for the user's answer."""
 
     def __init__(
         self,
@@ -353,11 +121,18 @@ class ConversationChat:
         service: ChatService,
         *,
         save_interval: float = DEFAULT_SAVE_INTERVAL,
+        tools: ToolSource | None = None,
+        knowledge: KnowledgeBase | None = None,
+        confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
     ):
         self.storage = storage
         self.service = service
         self.save_interval = save_interval
+        self.tools = tools
+        self.knowledge = knowledge
+        self.confirm_timeout = confirm_timeout
         self._turns: dict[int, Turn] = {}
+        self._background: set[asyncio.Task[Any]] = set()
         # Every write of a streaming answer goes through this one thread, in order, so a save
         # whose caller was cancelled can never land after a later one.
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="openwen-chat-save")
@@ -441,8 +216,8 @@ class ConversationChat:
         target = await self.read(self.storage.messages.get, user_id, message_id)
         if target.role == "user":
             question = target
-        elif target.role == "assistant" and target.parent_id is not None:
-            question = await self.read(self.storage.messages.get, user_id, target.parent_id)
+        elif target.role in ("assistant", "tool") and target.parent_id is not None:
+            question = await self.read(self._question_of, user_id, target)
         else:
             raise InvalidRequestError(
                 "only answers (or user messages) can be regenerated", param="message_id"
@@ -452,6 +227,15 @@ class ConversationChat:
             self.storage.conversations.get, user_id, target.conversation_id
         )
         return await self._answer(user_id, conversation, None, question)
+
+    def _question_of(self, user_id: int, answer: MessageRecord) -> MessageRecord:
+        """The user message an answer (or one of its tool steps) answers."""
+        path = self.storage.messages.path(user_id, answer.conversation_id, answer.id)
+        for record in reversed(path):
+            if record.role == "user":
+                return record
+        raise InvalidRequestError("this answer has no question to answer again",
+                                  param="message_id")
 
     async def _answer(
         self,
@@ -494,8 +278,11 @@ class ConversationChat:
     # -- running turns ------------------------------------------------------------------------
 
     def running(self, user_id: int, message_id: int) -> Turn | None:
-        turn = self._turns.get(message_id)
-        return turn if turn is not None and turn.user_id == user_id else None
+        """The user's turn that is writing (or wrote) message ``message_id``, while it runs."""
+        for turn in self._turns.values():
+            if message_id in turn.message_ids and turn.user_id == user_id:
+                return turn
+        return None
 
     def running_in(self, user_id: int, conversation_id: str) -> list[Turn]:
         return [
@@ -515,9 +302,34 @@ class ConversationChat:
         await turn.wait()
         return True
 
+    def answer_confirmation(self, user_id: int, confirmation_id: str, approved: bool) -> Turn:
+        """Allow or refuse the tool call a running turn of the user waits on; NotFoundError
+        when there is no such question (answered, timed out, or someone else's)."""
+        for turn in self._turns.values():
+            if turn.user_id == user_id and turn.confirmations.answer(confirmation_id, approved):
+                return turn
+        raise NotFoundError(f"no tool call waits for confirmation {confirmation_id!r}",
+                            param="confirmation_id")
+
     def _forget(self, turn: Turn) -> None:
-        if self._turns.get(turn.message.id) is turn:
-            del self._turns[turn.message.id]
+        if self._turns.get(turn.first_message.id) is turn:
+            del self._turns[turn.first_message.id]
+
+    def _after_answer(self, turn: Turn) -> None:
+        """Automatic memory extraction (when the user switched it on), off the answer's path."""
+        if self.knowledge is None or turn.user_message is None:
+            return
+        work = self._extract(turn.user_id, turn.user_message.content, turn.settings.model)
+        task = asyncio.create_task(work, name=f"openwen-memories-{turn.user_message.id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _extract(self, user_id: int, text: str, model: str | None) -> None:
+        assert self.knowledge is not None
+        try:
+            await self.knowledge.extract_memories(self.service, user_id, text, model=model)
+        except Exception:
+            log.warning("automatic memory extraction failed", exc_info=True)
 
     async def aclose(self) -> None:
         """Stop every running turn (their answers are saved as incomplete)."""
@@ -527,6 +339,9 @@ class ConversationChat:
         for turn in turns:
             with contextlib.suppress(Exception):
                 await turn.wait()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         self._writer.shutdown(wait=True)
 
     # -- store calls (on the writer thread) --------------------------------------------------
@@ -557,6 +372,24 @@ class ConversationChat:
             return messages.get(user_id, message_id)
 
 
+    def add_closing(
+        self,
+        user_id: int,
+        conversation_id: str,
+        parent_id: int,
+        content: str,
+        status: str,
+        metadata: dict[str, Any],
+    ) -> MessageRecord | None:
+        """The last message of an answer that ended between tool steps."""
+        try:
+            return self.storage.messages.add(
+                user_id, conversation_id, parent_id=parent_id, role="assistant",
+                content=content, status=status, metadata=metadata)
+        except NotFoundError:
+            return None
+
+
 def check_content(content: object) -> str:
     if not isinstance(content, str) or not content.strip():
         raise InvalidRequestError("the message is empty", param="content")
@@ -572,19 +405,28 @@ def title_from(content: str) -> str:
 
 def prompt_history(path: list[MessageRecord]) -> list[Message]:
     """The branch as prompt messages: reasoning left out (templates drop it for past turns),
-    failed answers with nothing in them skipped."""
+    failed answers with nothing in them skipped, tool calls whose results were never stored
+    (the answer was stopped while its tools ran) left out."""
+    answered = {r.tool_call_id for r in path if r.role == "tool" and r.tool_call_id}
     history = []
     for record in path:
-        if record.role == "assistant" and record.status == "error" and not record.content:
-            continue
         if record.role == "system":
             continue  # the conversation's system prompt goes first instead
+        calls = record.tool_calls
+        if record.role == "assistant":
+            calls = tuple(c for c in calls if c.id in answered)
+            if not record.content and not calls and (
+                record.tool_calls or record.status != "complete"
+            ):
+                continue
+        name = record.metadata.get("name") if record.role == "tool" else None
         history.append(
             Message(
                 role=record.role,
                 content=record.content,
-                tool_calls=record.tool_calls,
+                tool_calls=calls,
                 tool_call_id=record.tool_call_id,
+                name=name if isinstance(name, str) else None,
             )
         )
     return history

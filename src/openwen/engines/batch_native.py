@@ -9,7 +9,6 @@ llama.cpp context with a unified KV cache shared by ``n_seq_max`` sequences, plu
 from __future__ import annotations
 
 import ctypes
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -189,28 +188,20 @@ class NativeContext:
         """Largest position sequence ``seq`` holds in the cache, -1 when it holds none."""
         return int(self._llama.llama_memory_seq_pos_max(self.memory, seq))
 
-    def save(self, seq: int, path: Path, tokens: Sequence[int]) -> int:
-        """Write sequence ``seq``'s KV state and tokens to ``path``; bytes written (0: failed)."""
-        arr = (self._llama.llama_token * len(tokens))(*tokens)
-        tmp = path.with_name(path.name + ".tmp")
-        written = int(self._llama.llama_state_seq_save_file(
-            self.ctx, os.fsencode(tmp), seq, arr, len(tokens)))
-        if written:
-            os.replace(tmp, path)
-        else:
-            tmp.unlink(missing_ok=True)
-        return written
+    def state_get(self, seq: int) -> ctypes.Array[ctypes.c_uint8] | None:
+        """A copy of sequence ``seq``'s keys and values (``None`` if llama.cpp gives nothing)."""
+        size = self._llama.llama_state_seq_get_size(self.ctx, seq)
+        buf = (ctypes.c_uint8 * size)()
+        written = self._llama.llama_state_seq_get_data(self.ctx, buf, size, seq)
+        return buf if written == size and size > 0 else None
 
-    def load(self, seq: int, path: Path, capacity: int) -> list[int] | None:
-        """Read a saved state into (empty) sequence ``seq``; its tokens, or ``None`` on failure."""
-        arr = (self._llama.llama_token * capacity)()
-        count = ctypes.c_size_t(0)
-        read = self._llama.llama_state_seq_load_file(
-            self.ctx, os.fsencode(path), seq, arr, capacity, ctypes.byref(count))
-        if not read:
+    def state_set(self, seq: int, data: ctypes.Array[ctypes.c_uint8]) -> bool:
+        """Load a state from :meth:`state_get` into the (empty) sequence ``seq``."""
+        read = self._llama.llama_state_seq_set_data(self.ctx, data, len(data), seq)
+        if read != len(data):
             self.seq_rm(seq, -1, -1)
-            return None
-        return arr[: count.value]
+            return False
+        return True
 
     def close(self) -> None:
         if self.ctx is not None:

@@ -173,17 +173,18 @@ class BatchScheduler:
                 self._pending = deque(j for j in self._pending if not j.cancelled)
 
     def _admit(self) -> None:
+        admitted = False
         while True:
             with self._cond:
                 job = self._pending[0] if self._pending else None
             if job is None:
-                return
+                break
             reserve = max(0, min(job.reserve, self.cache.table.ledger.capacity - len(job.tokens)))
             # cells the running requests will still take for their prompts are spoken for
             reserve += sum(len(j.tokens) - j.fed for j in self._running)
             lease = None if job.cancelled else self.cache.acquire(job.tokens, reserve)
             if lease is None and not job.cancelled and self._running:
-                return  # wait for a running request to free a slot or cells
+                break  # wait for a running request to free a slot or cells
             with self._cond:
                 self._pending.popleft()
             if job.cancelled:
@@ -195,6 +196,9 @@ class BatchScheduler:
             job.cache_source = lease.source
             job.admitted = time.perf_counter()
             self._running.append(job)
+            admitted = True
+        if admitted:
+            self.cache.offload_idle()  # idle cells would slow every step down
 
     def _step(self) -> None:
         ctx = self.ctx
@@ -349,7 +353,7 @@ class BatchScheduler:
             box["error"] = EngineError(f"model '{self.name}' is closed")
             done.set()
         try:
-            self.cache.spill_all()
+            self.cache.save_all()
         except Exception:
-            log.exception("kv cache: could not save slots on close")
+            log.exception("kv cache: could not save states on close")
         self.ctx.close()

@@ -6,11 +6,18 @@ grammar, seeds, logprobs, cancellation within one token, context-length errors),
 - requests to the model are decoded together, one token per running request per ``llama_decode``
   (:mod:`openwen.engines.batch_scheduler`); a new request's prompt is read in chunks between the
   running requests' tokens, so its first token arrives while the others keep streaming;
-- ``kv_slots`` sequences share one KV cache of ``kv_cells`` cells; a request reuses the cached
-  prefix of its prompt (the conversation so far), even when other conversations ran in between
-  (:mod:`openwen.engines.kv_prefix`);
-- long conversations evicted from memory are saved under ``kv_cache_dir`` (at most
-  ``kv_cache_dir_mb``) and loaded back when they resume (:mod:`openwen.engines.kv_disk`).
+- ``kv_slots`` sequences share one live KV cache of ``kv_cells`` cells; a request reuses the
+  cached prefix of its prompt (the conversation so far), even when other conversations ran in
+  between (:mod:`openwen.engines.kv_prefix`);
+- idle conversations leave the live cache for RAM (``kv_ram_mb``) and, when long, for disk
+  (``kv_cache_dir``, at most ``kv_cache_dir_mb``; also at shutdown), and are loaded back when they
+  resume (:mod:`openwen.engines.kv_store`).
+
+Flash attention is off by default, as in the simple engine: then a token's logits do not depend
+on which other requests share its batch, how its prompt was chunked, or whether its prefix came
+from the cache, so a seeded request gives the same tokens alone, batched, cached or fresh. With
+``flash_attn=True`` llama.cpp switches to a tiled kernel for batches of 64 tokens or more, whose
+rounding differs (logits moved by up to ~0.7 on SmolLM2-135M); that can change greedy picks.
 
 Rendering, tokenising and building the grammar run in a worker thread before a request joins the
 queue, so the step loop only ever evaluates and samples.
@@ -30,9 +37,9 @@ from openwen.engines.batch_native import NativeContext, NativeModel
 from openwen.engines.batch_scheduler import END, BatchScheduler, Job
 from openwen.engines.decoding import BASE_SAMPLING, OutputDecoder, merge_sampling
 from openwen.engines.grammar import grammar_for
-from openwen.engines.kv_disk import DiskKVStore, model_folder
 from openwen.engines.kv_prefix import PrefixCache
 from openwen.engines.kv_slots import SlotTable
+from openwen.engines.kv_store import KVStore, model_folder
 from openwen.engines.logprobs import LogprobReader
 from openwen.errors import ContextLengthError, InvalidRequestError
 from openwen.formats import ChatFormat, RenderedPrompt, format_for
@@ -48,24 +55,26 @@ class BatchedEngine:
 
     def __init__(self, model_path: Path, *, name: str, n_ctx: int = 8192, n_threads: int = 2,
                  n_batch: int = 512, max_queue: int = 16, kv_slots: int = 8, kv_cells: int = 0,
-                 prefill_chunk: int = 256, kv_cache_dir: Path | None = None,
-                 kv_cache_dir_mb: int = 2048, kv_spill_min_tokens: int = 512):
+                 prefill_chunk: int = 128, kv_ram_mb: int = 1024,
+                 kv_cache_dir: Path | None = None, kv_cache_dir_mb: int = 2048,
+                 kv_disk_min_tokens: int = 512, flash_attn: bool = False):
         self.name = name
         self.model_path = Path(model_path)
         self._model = NativeModel(self.model_path)
         self.n_ctx = n_ctx
         cells = max(kv_cells or n_ctx, n_ctx)
         self._ctx = NativeContext(self._model, n_cells=cells, n_seq=kv_slots,
-                                  n_batch=min(n_batch, cells), n_threads=n_threads)
+                                  n_batch=min(n_batch, cells), n_threads=n_threads,
+                                  flash_attn=1 if flash_attn else 0)
         self.kv_cells = self._ctx.n_cells
         self.kv_slots = kv_slots
         self.format: ChatFormat = self._make_format()
-        disk = None
-        if kv_cache_dir is not None and kv_cache_dir_mb > 0:
-            disk = DiskKVStore(model_folder(kv_cache_dir, self.model_path),
-                               kv_cache_dir_mb * 1024 * 1024)
+        folder = model_folder(kv_cache_dir, self.model_path) if kv_cache_dir else None
+        store = KVStore(ram_bytes=kv_ram_mb * 2**20, folder=folder,
+                        disk_bytes=kv_cache_dir_mb * 2**20 if folder else 0,
+                        disk_min_tokens=kv_disk_min_tokens)
         table = SlotTable(kv_slots, self.kv_cells, self._ctx)
-        self.cache = PrefixCache(table, self._ctx, disk, spill_min_tokens=kv_spill_min_tokens)
+        self.cache = PrefixCache(table, self._ctx, store)
         self.worker = BatchScheduler(name, self._model, self._ctx, self.cache,
                                      max_queue=max_queue, prefill_chunk=prefill_chunk)
 
@@ -146,8 +155,10 @@ class BatchedEngine:
                 "slots": [{"seq": s.seq_id, "tokens": len(s.tokens), "busy": s.busy,
                            "cells_in_llama": self._ctx.seq_pos_max(s.seq_id) + 1}
                           for s in table.slots],
-                "disk_loads": self.cache.disk_loads,
-                "disk_saves": self.cache.disk_saves,
+                "loads": self.cache.loads,
+                "offloads": self.cache.offloads,
+                "saved_states": len(self.cache.store),
+                "ram_bytes": self.cache.store.ram_used,
                 "steps": self.worker.steps,
             }
 

@@ -1,41 +1,42 @@
-"""The prefix cache: which slot a new request decodes in, and how much of its prompt is reused.
+"""The prefix cache: which sequence a request decodes in, and how much of its prompt is reused.
 
-A request takes the slot (llama.cpp sequence) holding the longest common prefix with its prompt:
+Live cache. ``kv_slots`` llama.cpp sequences share one KV cache. A request takes the sequence
+holding the longest common prefix with its prompt:
 
-- the next turn of a conversation (or a regenerated answer) continues in that slot, which drops
-  only the tokens after the common prefix;
-- a request that merely shares a beginning with a cached conversation (the same system prompt, a
-  fork of an old chat) gets a fresh slot and a copy of the shared prefix: the cells are shared
-  (``llama_memory_seq_cp``), nothing is recomputed, and the old conversation stays cached;
-- when a saved state on disk covers clearly more of the prompt than memory does, it is loaded.
+- the next turn of a conversation (or a regenerated answer) continues in that sequence, which
+  drops only the tokens after the common prefix;
+- a request that merely shares a beginning with another sequence (the same system prompt, a fork of
+  an old chat) gets a free sequence and a copy of the shared prefix: the cells are shared
+  (``llama_memory_seq_cp``), nothing is recomputed, and the other sequence keeps its tokens.
 
-Cells are a fixed budget. When a request or a step needs more, idle slots are evicted, least
-recently used first; a long one is saved to disk first (``spill_min_tokens``), so the conversation
-can come back without re-reading its history.
+Saved states. Idle sequences do not stay in the live cache while others run: every cell in it is
+attended to (masked) by every decoded token, so a cached 6,000-token chat would slow a short one
+several times over. When a request is admitted, idle sequences are copied out to the
+:class:`~openwen.engines.kv_store.KVStore` (RAM, then disk) and their cells freed; a later request
+whose prompt they cover clearly better than the live cache is loaded back from there.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from openwen.engines.kv_disk import DiskEntry, DiskKVStore
 from openwen.engines.kv_slots import KVMemory, Slot, SlotTable
+from openwen.engines.kv_store import Hit, KVStore
 
 log = logging.getLogger(__name__)
 
-IN_PLACE_SLACK = 64  # a slot's tail this short (or a quarter of the match) may be dropped in place
-DISK_MIN_GAIN = 32  # restore from disk only when it covers this many more tokens than memory
+IN_PLACE_SLACK = 64  # a sequence's tail this short (or a quarter of the match) may be dropped
+STORE_MIN_GAIN = 32  # load a saved state only when it covers this many more tokens than memory
 
 
-class StateFiles(KVMemory, Protocol):
-    def save(self, seq: int, path: Path, tokens: Sequence[int]) -> int: ...
+class StateIO(KVMemory, Protocol):
+    def state_get(self, seq: int) -> Any | None: ...
 
-    def load(self, seq: int, path: Path, capacity: int) -> list[int] | None: ...
+    def state_set(self, seq: int, data: Any) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -44,19 +45,18 @@ class Lease:
 
     slot: Slot
     n_keep: int
-    source: str  # "memory", "disk" or "none"
+    source: str  # "memory", "saved" or "none"
 
 
 class PrefixCache:
-    def __init__(self, table: SlotTable, memory: StateFiles, disk: DiskKVStore | None = None, *,
-                 spill_min_tokens: int = 512, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, table: SlotTable, memory: StateIO, store: KVStore, *,
+                 clock: Callable[[], float] = time.monotonic):
         self.table = table
         self.memory = memory
-        self.disk = disk
-        self.spill_min_tokens = spill_min_tokens
+        self.store = store
         self.clock = clock
-        self.disk_loads = 0
-        self.disk_saves = 0
+        self.loads = 0  # saved states loaded back
+        self.offloads = 0  # idle sequences copied out
 
     def acquire(self, tokens: list[int], reserve: int) -> Lease | None:
         """A slot for ``tokens`` with room for the rest of the prompt plus ``reserve`` cells, or
@@ -64,9 +64,9 @@ class PrefixCache:
         if not self.table.idle():
             return None
         src, n_mem = self.table.best_prefix(tokens)
-        entry = self._disk_hit(tokens, n_mem)
-        if entry is not None:
-            lease = self._from_disk(tokens, entry, reserve, avoid=src)
+        hit = self._store_hit(tokens, n_mem)
+        if hit is not None:
+            lease = self._from_store(tokens, hit, reserve, avoid=src)
             if lease is not None:
                 return lease
             src, n_mem = self.table.best_prefix(tokens)  # the attempt may have evicted slots
@@ -89,40 +89,35 @@ class PrefixCache:
         return True
 
     def evict(self, slot: Slot) -> None:
-        self.spill(slot)
+        """Free a slot's cells, keeping its state in the store if the store takes it."""
+        if slot.tokens and not slot.saved and self.store.accepts:
+            data = self.memory.state_get(slot.seq_id)
+            if data is not None:
+                self.store.put(slot.tokens, data)
+                self.offloads += 1
         self.table.clear(slot)
 
-    def spill(self, slot: Slot) -> None:
-        """Save a long enough slot to disk unless it is there already."""
-        if (self.disk is None or slot.saved or len(slot.tokens) < self.spill_min_tokens
-                or self.disk.has(slot.tokens)):
+    def offload_idle(self) -> None:
+        """Move every idle sequence out of the live cache (into the store, if it takes them)."""
+        if not self.store.accepts:
             return
-        path = self.disk.path_for(slot.tokens)
-        started = time.perf_counter()
-        if self.memory.save(slot.seq_id, path, slot.tokens):
-            self.disk_saves += 1
-            slot.saved = True
-            self.disk.added(slot.tokens)
-            log.debug("kv cache: saved %d tokens of slot %d in %.0f ms", len(slot.tokens),
-                      slot.seq_id, (time.perf_counter() - started) * 1000)
-        else:
-            log.warning("kv cache: could not save slot %d to %s", slot.seq_id, path)
+        for slot in self.table.lru_idle():
+            self.evict(slot)
 
-    def spill_all(self) -> None:
-        for slot in self.table.slots:
-            if not slot.busy and slot.tokens:
-                self.spill(slot)
+    def save_all(self) -> None:
+        """At shutdown: idle sequences and the RAM tier go to disk where they qualify."""
+        for slot in self.table.lru_idle():
+            self.evict(slot)
+        self.store.flush()
 
     # -- choosing ------------------------------------------------------------------------------
 
-    def _disk_hit(self, tokens: list[int], n_mem: int) -> DiskEntry | None:
-        if self.disk is None:
+    def _store_hit(self, tokens: list[int], n_mem: int) -> Hit | None:
+        hit = self.store.find(tokens, longer_than=n_mem)
+        # loading costs in proportion to the saved tokens, reading the prompt to the gained ones
+        if hit is None or hit.match - n_mem < max(STORE_MIN_GAIN, len(hit.state.tokens) // 64):
             return None
-        entry = self.disk.find(tokens, longer_than=n_mem)
-        # loading costs in proportion to the file's tokens, reading the prompt to the gained ones
-        if entry is None or entry.match - n_mem < max(DISK_MIN_GAIN, entry.n_tokens // 64):
-            return None
-        return entry
+        return hit
 
     def _fresh(self, avoid: Slot | None) -> Slot:
         """An idle slot to overwrite: an empty one, else the least recently used."""
@@ -133,27 +128,25 @@ class PrefixCache:
         others = [s for s in idle if s is not avoid] or idle
         return min(others, key=lambda s: s.last_used)
 
-    def _from_disk(self, tokens: list[int], entry: DiskEntry, reserve: int,
-                   avoid: Slot | None) -> Lease | None:
+    def _from_store(self, tokens: list[int], hit: Hit, reserve: int,
+                    avoid: Slot | None) -> Lease | None:
+        saved = hit.state.tokens
         dest = self._fresh(avoid)
         self.evict(dest)
-        if not self.make_room(max(entry.n_tokens, len(tokens) + reserve), protect=(dest,)):
+        if not self.make_room(max(len(saved), len(tokens) + reserve), protect=(dest,)):
             return None
-        loaded = self.memory.load(dest.seq_id, entry.path, entry.n_tokens)
-        if loaded is None or loaded[: entry.match] != tokens[: entry.match]:
-            log.warning("kv cache: %s did not load or does not match; dropping it", entry.path.name)
-            self.table.clear(dest)
-            if self.disk is not None:
-                self.disk.discard(entry.path)
+        data = self.store.read(hit.state)
+        if data is None or not self.memory.state_set(dest.seq_id, data):
+            log.warning("kv cache: a saved state of %d tokens did not load; dropping it",
+                        len(saved))
+            self.store.discard(hit.state)
             return None
-        self.disk_loads += 1
-        self.table.restored(dest, loaded)
-        if self.disk is not None:
-            self.disk.touch(entry.path)
-        n_keep = min(entry.match, len(tokens) - 1)
+        self.loads += 1
+        self.table.restored(dest, saved)
+        n_keep = min(hit.match, len(tokens) - 1)
         self.table.truncate(dest, n_keep)
         dest.busy = True
-        return Lease(dest, n_keep, "disk")
+        return Lease(dest, n_keep, "saved")
 
     def _from_memory(self, tokens: list[int], src: Slot | None, n_mem: int,
                      reserve: int) -> Lease | None:

@@ -160,11 +160,12 @@ class MemoryStore:
         if not isinstance(query, str) or not query.strip():
             return []
         limit = limit or self.settings.memory_top_k
+        with self.db.read() as s:
+            if read_version(s, user_id, "memories") == 0:
+                return []  # nothing stored yet: skip embedding the query
         vector = self.embedder.embed([query])[0]
         with self.db.read() as s:
             version = read_version(s, user_id, "memories")
-            if version == 0:
-                return []
             model = self.embedder.name
             matrix = self.cache.get(("memories", user_id, model), version,
                                     lambda: self._matrix(s, user_id, model))

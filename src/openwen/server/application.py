@@ -1,9 +1,10 @@
 """The HTTP application: ``create_app(settings)`` builds the app ``openwen serve`` runs.
 
 Routes: the OpenAI-compatible API under ``/v1`` (chat completions, completions, models,
-embeddings), ``/health``, ``/metrics``, and the OpenAPI docs at ``/docs``. Every route is a thin
-adapter over :class:`~openwen.chat.service.ChatService` (or the embedding service); none talks to
-an engine directly.
+embeddings), ``/health``, ``/metrics``, and the OpenAPI docs at ``/docs``. Chat completions run
+openwen's own tools only when a request opts in (:mod:`openwen.server.openai.server_tools`).
+Every route is a thin adapter over :class:`~openwen.chat.service.ChatService` (or the
+embedding service); none talks to an engine directly.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from openwen import __version__
 from openwen.chat.service import ChatService
 from openwen.config import Settings
 from openwen.knowledge.embeddings import EmbeddingService
+from openwen.server.app.tooling import SharedTools
 from openwen.server.auth import ApiKeyAuth, require_api_key
 from openwen.server.errors import install_error_handlers
 from openwen.server.lifecycle import ShutdownGate
@@ -58,6 +60,7 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
     chat_service = service or ChatService(settings)
     embedding_service = embedder or EmbeddingService(settings)
     auth = ApiKeyAuth(settings)
+    tools = SharedTools(settings)  # MCP servers, started once; for the web app and API opt-in
     shutdown = ShutdownGate()
     metrics = Metrics(lambda: queue_depths(chat_service))
 
@@ -66,12 +69,14 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
         if auth.required:
             await asyncio.to_thread(auth.open)  # migrate now: a broken database fails at start
         warmup = asyncio.create_task(_preload(chat_service)) if preload else None
+        await tools.start()
         try:
             yield
         finally:
             shutdown.begin(0)
             if warmup is not None:
                 warmup.cancel()
+            await tools.aclose()
             if own_service:
                 await chat_service.aclose()
             await embedding_service.aclose()
@@ -83,6 +88,7 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
     app.state.service = chat_service
     app.state.embeddings = embedding_service
     app.state.auth = auth
+    app.state.tools = tools
     app.state.shutdown = shutdown
     app.state.metrics = metrics
     # paths that stream and limit their own bodies (uploads) may be added after construction

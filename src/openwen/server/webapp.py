@@ -2,11 +2,16 @@
 
 It adds the page at ``/`` (and ``/c/<id>``), its assets under ``/static``, and the JSON API it
 talks to under ``/api`` (accounts, conversations, messages with streamed answers, search,
-export/import, preferences, API keys, models). Every answer is generated through
-:class:`~openwen.chat.conversations.ConversationChat` over the given chat service.
+export/import, preferences, API keys, models, tools and their confirmations) and, under
+``/api/knowledge``, documents, collections and memories (:mod:`openwen.server.knowledge_api`).
+Every answer is generated through :class:`~openwen.chat.conversations.ConversationChat` over the
+given chat service, with the user's tools and the knowledge base.
 
-At startup the store is opened and migrated, and answers a killed process left ``streaming`` are
-marked ``incomplete``; at shutdown answers in flight are stopped and saved as ``incomplete``.
+At startup the store is opened and migrated, answers a killed process left ``streaming`` are
+marked ``incomplete``, MCP servers are started (unless the app already shares its own, on
+``app.state.tools``) and the knowledge base is made over the app's embedding service
+(``app.state.embeddings``; or the ``embedder`` given). At shutdown answers in flight are stopped
+and saved as ``incomplete``.
 """
 
 from __future__ import annotations
@@ -21,10 +26,14 @@ from starlette.concurrency import run_in_threadpool
 from openwen.chat.service import ChatService
 from openwen.config import Settings
 from openwen.errors import ConfigError, OpenwenError
-from openwen.server.app import accounts, conversations, messages, preferences
-from openwen.server.app.state import WebState
+from openwen.knowledge import KnowledgeBase, TextEmbedder
+from openwen.server.app import accounts, conversations, messages, preferences, tools
+from openwen.server.app.security import CurrentViewer
+from openwen.server.app.state import State, WebState
 from openwen.server.app.static import page_router, static_app
+from openwen.server.app.tooling import SharedTools
 from openwen.server.auth import is_loopback
+from openwen.server.knowledge_api import create_knowledge_router, upload_path
 
 
 def check_single_user(settings: Settings) -> None:
@@ -36,19 +45,44 @@ def check_single_user(settings: Settings) -> None:
         )
 
 
+async def viewer_id(current: CurrentViewer) -> int:
+    """The knowledge router's user: the signed-in user (CSRF-checked for changes)."""
+    return current.user.id
+
+
+def knowledge_base(state: State) -> KnowledgeBase:
+    return state.knowledge_base()
+
+
 def install(
-    app: FastAPI, settings: Settings, service: ChatService, *, save_interval: float = 0.5
+    app: FastAPI,
+    settings: Settings,
+    service: ChatService,
+    *,
+    save_interval: float = 0.5,
+    embedder: TextEmbedder | None = None,
+    with_tools: bool = True,
 ) -> WebState:
-    """Mount the web app on ``app``. Raises ConfigError for single-user mode off loopback."""
+    """Mount the web app on ``app``. Raises ConfigError for single-user mode off loopback.
+    ``with_tools`` off: answers never call tools."""
     check_single_user(settings)
-    state = WebState(settings=settings, service=service, save_interval=save_interval)
+    state = WebState(settings=settings, service=service, save_interval=save_interval,
+                     embedder=embedder)
+    if with_tools:
+        shared = getattr(app.state, "tools", None)
+        state.tools = shared if isinstance(shared, SharedTools) else SharedTools(settings)
+        state.own_tools = state.tools is not shared
     app.state.webapp = state
     if OpenwenError not in app.exception_handlers:
         from openwen.server.errors import install_error_handlers
 
         install_error_handlers(app)
-    for module in (accounts, conversations, messages, preferences):
+    for module in (accounts, conversations, messages, preferences, tools):
         app.include_router(module.router)
+    app.include_router(create_knowledge_router(user_id=viewer_id, knowledge=knowledge_base))
+    exempt = getattr(app.state, "body_limit_exempt", None)
+    if exempt is not None:  # uploads stream and limit their own bodies
+        exempt.add(upload_path)
     app.include_router(page_router())
     app.mount("/static", static_app(), name="static")
     _wrap_lifespan(app, state)
@@ -65,10 +99,12 @@ def _wrap_lifespan(app: FastAPI, state: WebState) -> None:
         await run_in_threadpool(state.startup)
         try:
             async with inner(application) as value:
+                await state.start_services(app.state)
                 try:
                     yield value
                 finally:
                     await state.stop_answers()
+                    await state.stop_services()
         finally:
             state.close()
 

@@ -6,9 +6,20 @@ The answer streams as server-sent events, one JSON object per ``data:`` line, ea
 - ``start``: ``{"conversation": {...}, "user_message": {...} | null, "message": {...}}``
   (the stored user message, and the answer being written, status ``streaming``);
 - ``text`` / ``reasoning``: ``{"text": "..."}`` deltas of the answer and of its thinking;
-- ``tool_call``: ``{"index", "id", "name", "arguments"}``;
+- ``context``: ``{"citations": [...], "memories": [...], "remembered": {...} | null,
+  "tools": [names], "error": str | null}``: the sources numbered [1], [2] ... the answer may
+  cite (each with its document, passage and character span), the recalled memories, a memory
+  stored from this message, and the tools the answer may call;
+- ``tool_call``: ``{"index", "id", "name", "arguments"}`` (a call the model made);
+- ``message``: ``{"message": {...}}`` a message of the answer was stored: the step that called
+  tools (``tool_calls``, complete), a ``tool`` message per result (``metadata``: name,
+  arguments, duration_ms, error, source, images), or the next assistant message (status
+  ``streaming``), which the following ``text`` goes into;
+- ``tool_confirm``: ``{"id", "call": {"id", "name", "arguments"}, "tool": {"name", "source",
+  "description"}, "timeout"}``: the answer waits for ``POST /api/tool-confirmations/{id}``;
+- ``tool_confirmed``: ``{"id", "approved", "by": "user" | "timeout"}``;
 - ``done``: ``{"message": {...}, "status": "complete" | "incomplete", "finish_reason",
-  "usage", "timings"}``;
+  "usage", "timings"}`` (``message`` is the final answer);
 - ``error``: ``{"error": {"message", "type", "code"}, "message": {...}}`` (stored as ``error``).
 
 Generation runs while the client listens: the stop endpoint, or the client going away, stops it,
@@ -25,7 +36,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from openwen.chat.conversations import Turn, TurnEnded, TurnStarted
+from openwen.chat.conversations import (
+    StepSaved,
+    ToolConfirmAnswered,
+    ToolConfirmRequest,
+    Turn,
+    TurnContext,
+    TurnEnded,
+    TurnStarted,
+)
 from openwen.messages import ReasoningDelta, TextDelta, ToolCallEvent
 from openwen.server.app.schemas import (
     Edit,
@@ -67,6 +86,24 @@ def encode(event: Any) -> bytes | None:
             "tool_call",
             {"index": event.index, "id": call.id, "name": call.name, "arguments": call.arguments},
         )
+    if isinstance(event, StepSaved):
+        return sse("message", {"message": message_json(event.message)})
+    if isinstance(event, TurnContext):
+        return sse("context", context_json(event))
+    if isinstance(event, ToolConfirmRequest):
+        call = event.call
+        return sse(
+            "tool_confirm",
+            {
+                "id": event.id,
+                "call": {"id": call.id, "name": call.name, "arguments": call.arguments},
+                "tool": {"name": event.tool, "source": event.source,
+                         "description": event.description},
+                "timeout": event.timeout,
+            },
+        )
+    if isinstance(event, ToolConfirmAnswered):
+        return sse("tool_confirmed", {"id": event.id, "approved": event.approved, "by": event.by})
     if isinstance(event, TurnEnded):
         message = message_json(event.message) if event.message else None
         if event.error is not None:
@@ -87,6 +124,18 @@ def encode(event: Any) -> bytes | None:
             },
         )
     return None
+
+
+def context_json(event: TurnContext) -> dict[str, Any]:
+    knowledge = event.knowledge
+    remembered = knowledge.remembered
+    return {
+        "citations": knowledge.citations_json(),
+        "memories": [{"id": m.id, "text": m.text} for m in knowledge.memories],
+        "remembered": remembered.to_json() if remembered is not None else None,
+        "tools": list(event.tools),
+        "error": knowledge.error,
+    }
 
 
 async def stream_turn(request: Request, turn: Turn) -> AsyncIterator[bytes]:

@@ -51,6 +51,11 @@ class ConversationSettings(Body):
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     thinking: bool | None = None
+    # tools (built-ins, MCP, remember) for this conversation's answers; None means on
+    tools: bool | None = None
+    # the document collection the answers draw sources from (documents attached to the
+    # conversation are always used)
+    collection: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 class NewConversation(Body):
@@ -76,6 +81,10 @@ class NewMessage(Body):
 
 class Edit(Body):
     content: str
+
+
+class ToolConfirmation(Body):
+    approve: bool
 
 
 class NewKey(Body):
@@ -134,6 +143,7 @@ def message_json(m: MessageRecord, sibling_ids: tuple[int, ...] | None = None) -
         "tool_calls": [
             {"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls
         ],
+        "tool_call_id": m.tool_call_id,
         "status": m.status,
         "metadata": m.metadata,
         "created_at": m.created_at.isoformat(),

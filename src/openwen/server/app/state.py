@@ -1,4 +1,5 @@
-"""What the web app's routes share: settings, the store, the persistent chat, login limits."""
+"""What the web app's routes share: settings, the store, the persistent chat, login limits, the
+tools, and the knowledge base (documents and memory)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,22 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 
 from openwen.chat.conversations import ConversationChat
 from openwen.chat.service import ChatService
 from openwen.config import Settings
+from openwen.errors import OverloadedError
 from openwen.server.app.ratelimit import LoginLimiter
+from openwen.server.app.tooling import SharedTools, workspace_name
 from openwen.storage import Storage, UserRecord
+from openwen.tools.registry import ToolRegistry
+
+if TYPE_CHECKING:
+    from openwen.knowledge import KnowledgeBase, TextEmbedder
+    from openwen.knowledge.embeddings import EmbeddingService
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +39,11 @@ class WebState:
     save_interval: float = 0.5
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     signup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tools: SharedTools | None = None  # None: answers never use tools
+    own_tools: bool = False  # started and closed by the web app (no app-wide tools)
+    embedder: TextEmbedder | None = None  # given: used for documents and memory as it is
+    knowledge: KnowledgeBase | None = None  # made at startup
+    _own_embeddings: EmbeddingService | None = None
     _storage: Storage | None = None
     _chat: ConversationChat | None = None
     _local_user: UserRecord | None = None
@@ -49,9 +62,19 @@ class WebState:
         with self._lock:
             if self._chat is None:
                 self._chat = ConversationChat(
-                    storage, self.service, save_interval=self.save_interval
+                    storage,
+                    self.service,
+                    save_interval=self.save_interval,
+                    tools=self.user_tools if self.tools is not None else None,
+                    knowledge=self.knowledge,
                 )
             return self._chat
+
+    def user_tools(self, user_id: int) -> ToolRegistry:
+        """The tools of one user's answers (blocking: reads the user)."""
+        assert self.tools is not None
+        user = self.storage.users.get(user_id)
+        return self.tools.registry(workspace_name(user.username, user.id))
 
     def local_user(self) -> UserRecord:
         """Single-user mode's account: the oldest admin, or a new admin called ``local``."""
@@ -71,6 +94,41 @@ class WebState:
         if self.settings.single_user:
             self.local_user()
         self.storage.sessions.purge_expired()
+
+    async def start_services(self, app_state: Any) -> None:
+        """Start the MCP servers (unless the app did) and make the knowledge base over the
+        app's embedding service (or the embedder given)."""
+        if self.tools is not None and self.own_tools:
+            await self.tools.start()
+        if self.knowledge is None:
+            self.knowledge = self._make_knowledge(app_state)
+        self.chat.knowledge = self.knowledge
+
+    def _make_knowledge(self, app_state: Any) -> KnowledgeBase:
+        from openwen.knowledge import KnowledgeBase, KnowledgeSettings, ServiceEmbedder
+
+        embedder = self.embedder
+        if embedder is None:
+            service = getattr(app_state, "embeddings", None)
+            if service is None:
+                from openwen.knowledge.embeddings import EmbeddingService
+
+                service = self._own_embeddings = EmbeddingService(self.settings)
+            embedder = ServiceEmbedder(service, asyncio.get_running_loop())
+        settings = KnowledgeSettings.from_settings(self.settings)
+        return KnowledgeBase(self.storage.db, embedder, settings)
+
+    async def stop_services(self) -> None:
+        if self.tools is not None and self.own_tools:
+            await self.tools.aclose()
+        own, self._own_embeddings = self._own_embeddings, None
+        if own is not None:
+            await own.aclose()
+
+    def knowledge_base(self) -> KnowledgeBase:
+        if self.knowledge is None:
+            raise OverloadedError("documents and memory are not ready yet; retry shortly")
+        return self.knowledge
 
     async def stop_answers(self) -> None:
         """Stop answers in flight (they are saved as incomplete)."""

@@ -1,4 +1,5 @@
-"""``POST /v1/chat/completions``: a thin adapter over the chat service."""
+"""``POST /v1/chat/completions``: a thin adapter over the chat service (or, for a request that
+opts in to server-side tools, the agent loop: :mod:`openwen.server.openai.server_tools`)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,11 @@ async def create_chat_completion(request: Request) -> Response:
     body = await read_request(request, ChatCompletionRequest)
     chat = body.to_chat_request()
     model = model_name(request, chat)
+    if body.server_tools is not False:  # extension: the request opted in to server tools
+        from openwen.server.openai.server_tools import respond
+
+        return await respond(request, body, chat, model, received=received,
+                             chat_response=chat_response)
     first, events = await start_answer(request, chat, received=received)
     if body.stream:
         chunks = ChatChunks(model=model, include_usage=body.include_usage)

@@ -172,6 +172,26 @@ class StreamOptions(Lenient):
     include_usage: bool | None = None
 
 
+class OpenwenOptions(Lenient):
+    """*Extension* (openwen only): ``"openwen": {"tools": true}`` lets the server run its own
+    tools (built-ins, MCP servers) in an agent loop; ``{"tools": ["calculator", ...]}`` only
+    those. Without it the server never runs a tool (see
+    :mod:`openwen.server.openai.server_tools`)."""
+
+    tools: bool | list[str] | None = None
+
+    @field_validator("tools")
+    @classmethod
+    def _names(cls, value: bool | list[str] | None) -> bool | list[str] | None:
+        if isinstance(value, list):
+            bad = [n for n in value if not isinstance(n, str) or not TOOL_NAME.fullmatch(n)]
+            if bad:
+                raise ValueError(f"not tool names: {bad[:5]}")
+            if len(value) > 128:
+                raise ValueError("at most 128 tool names")
+        return value
+
+
 # -- sampling shared by chat and completions ----------------------------------------------------
 
 
@@ -251,16 +271,29 @@ class ChatCompletionRequest(SamplingFields):
     min_p: float | None = Field(None, ge=0.0, le=1.0)
     #: extension (vLLM); llama.cpp calls it repeat_penalty
     repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)
+    #: extension (openwen): ``{"tools": true | [names]}`` opts in to server-side tools
+    openwen: OpenwenOptions | None = None
 
     @field_validator("n")
     @classmethod
     def _one_choice(cls, value: int | None) -> int | None:
         return _check_n(value)
 
+    @property
+    def server_tools(self) -> bool | list[str]:
+        """The opt-in: False (the default: never run a tool), True (every server tool) or the
+        names of the server tools to offer."""
+        wanted = self.openwen.tools if self.openwen is not None else None
+        if isinstance(wanted, list):
+            return wanted or False
+        return bool(wanted)
+
     def check(self) -> None:
         """Rules that involve several fields (each error names the param to fix)."""
         if self.top_logprobs and not self.logprobs:
             raise InvalidRequestError("top_logprobs needs logprobs: true", param="top_logprobs")
+        if self.server_tools is not False:
+            return  # tool_choice may name a server tool: checked against them when they run
         if isinstance(self.tool_choice, NamedToolChoice):
             wanted = self.tool_choice.function.name
             if wanted not in {t.function.name for t in self.tools or ()}:
@@ -501,6 +534,10 @@ class ChatCompletionResponse(Out):
     choices: list[ChatChoice]
     usage: UsageInfo
     system_fingerprint: str | None = None
+    #: extension (openwen): ``{"tool_steps": [...]}`` when the request opted in to server tools
+    openwen: dict[str, Any] | None = None
+
+    omit_if_none: ClassVar[tuple[str, ...]] = ("openwen",)
 
 
 class CompletionLogprobs(Out):

@@ -75,3 +75,25 @@ function dispatch(block, onEvent) {
   }
   if (data.length) onEvent(name, JSON.parse(data.join("\n")));
 }
+
+// Upload a file as the raw request body (the knowledge API's way), reporting progress as a
+// fraction 0..1 while it is sent. Resolves to the JSON answer; failures become ApiError.
+export function upload(path, file, onProgress = () => {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", path);
+    xhr.setRequestHeader("X-CSRF-Token", csrfToken);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.responseType = "json";
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) resolve(xhr.response);
+      else reject(new ApiError(xhr.status, xhr.response));
+    });
+    xhr.addEventListener("error", () => reject(new ApiError(0, {
+      error: { message: "the upload failed (connection closed); the file may be too large" } })));
+    xhr.send(file);
+  });
+}

@@ -1,10 +1,15 @@
 // The open conversation: its messages, the composer, streamed answers, edit, regenerate,
-// branch switching, stop, and the model / thinking / sampling settings.
+// branch switching, stop, and the model / thinking / sampling / tools / collection settings.
+// An answer that used tools is several stored messages: each step that called tools (shown
+// with its calls as collapsible boxes), the tool results (shown inside those boxes), and the
+// final answer.
 
 import * as api from "./api.js";
 import { $, h, icon, copyText, toast } from "./dom.js";
+import { collectionNames, linkCitations, sourcesList } from "./knowledge.js";
 import { renderMarkdown } from "./markdown.js";
 import { state, emit, currentSettings } from "./state.js";
+import { askConfirmation, confirmationEnded, resultsOf, toolSteps } from "./tools.js";
 
 const thread = () => $("#thread");
 let pollTimer = null;
@@ -61,26 +66,43 @@ export function render() {
   $("#chat-title").textContent = c ? c.title : "New chat";
   document.title = c ? `${c.title} · openwen` : "openwen";
   $("#empty-chat").hidden = state.messages.length > 0;
-  thread().replaceChildren(...state.messages.map(renderMessage));
+  const results = resultsOf(state.messages);
+  const shown = state.messages.filter((m) => m.role !== "tool");
+  thread().replaceChildren(...shown.map((m) => renderMessage(m, results)));
   attachStream();
   renderControls();
   scrollToEnd(true);
 }
 
-function renderMessage(m) {
+const isStep = (m) => m.role === "assistant" && (m.tool_calls || []).length > 0;
+
+function renderMessage(m, results = new Map()) {
   const el = h(`article.msg.${m.role}`, { "data-id": m.id, "aria-label": roleLabel(m.role) });
   if (m.status === "streaming") el.classList.add("streaming");
+  if (isStep(m)) el.classList.add("step");
   if (m.role === "assistant" && m.reasoning) el.append(thinkingBox(m.reasoning, false));
   const body = h("div.body");
-  if (m.role === "assistant") renderMarkdown(body, m.content, { streaming: false });
-  else body.textContent = m.content;
-  if (m.role !== "assistant" || m.content || m.status !== "error") el.append(body);
+  const citations = (m.metadata && m.metadata.citations) || [];
+  if (m.role === "assistant") {
+    renderMarkdown(body, m.content, { streaming: false });
+    linkCitations(body, citations);
+  } else body.textContent = m.content;
+  if (m.role !== "assistant" || m.content || (m.status !== "error" && !isStep(m))) el.append(body);
+  if (isStep(m)) el.append(toolSteps(m.tool_calls, results, { running: Boolean(currentStream()) }));
   if (m.status === "error") {
     const error = (m.metadata && m.metadata.error) || {};
     el.append(h("div.error-box", { role: "alert", text: error.message || "The answer failed." }));
   }
+  if (m.role === "assistant" && citations.length && !isStep(m)) el.append(sourcesBox(m.content, citations));
   el.append(metaRow(m));
   return el;
+}
+
+// The cited sources under an answer (or, when none is cited, all it was given, folded).
+function sourcesBox(content, citations) {
+  const cited = citations.filter((c) => (content || "").includes(`[${c.number}]`));
+  if (cited.length) return sourcesList(cited);
+  return h("details.sources-box", {}, h("summary", { text: `Sources (${citations.length})` }), sourcesList(citations));
 }
 
 function roleLabel(role) {
@@ -116,16 +138,22 @@ function metaRow(m) {
     actions.append(h("button.icon-button", { type: "button", "aria-label": "Edit message", title: "Edit",
       disabled: busy, onclick: () => startEdit(m) }, icon("edit")));
   }
-  if (m.role === "assistant" && m.status !== "streaming") {
+  if (m.role === "assistant" && m.status !== "streaming" && !isStep(m)) {
     actions.append(h("button.icon-button", { type: "button", "aria-label": "Regenerate answer",
       title: "Regenerate", disabled: busy, onclick: () => regenerate(m.id) }, icon("regenerate")));
   }
   row.append(actions);
   if (m.status === "incomplete") row.append(h("span.badge", { text: "stopped" }));
   if (m.status === "error") row.append(h("span.badge.error", { text: "error" }));
-  if (m.role === "assistant") {
+  if (m.role === "assistant" && !isStep(m)) {
     const stats = statsOf(m.metadata || {});
     if (stats) row.append(h("span", { text: stats }));
+  }
+  if (m.metadata && m.metadata.knowledge_error) {
+    row.append(h("span.badge.error", { text: "documents unavailable", title: m.metadata.knowledge_error }));
+  }
+  if (m.metadata && m.metadata.tools_dropped) {
+    row.append(h("span.badge", { text: "no tools (context too small)" }));
   }
   return row;
 }
@@ -173,23 +201,29 @@ export function currentStream() {
   return state.conversation ? state.streams.get(state.conversation.id) || null : null;
 }
 
+// The open conversation, saved first when it is a new chat.
+export async function ensureConversation() {
+  if (state.conversation) return state.conversation;
+  const created = await api.post("/api/conversations", {
+    settings: state.draftSettings, system_prompt: state.draftSystemPrompt || null,
+  });
+  state.conversation = created.conversation;
+  history.pushState({}, "", `/c/${created.conversation.id}`);
+  emit("conversations-changed");
+  emit("conversation-opened", created.conversation.id);
+  render();
+  return state.conversation;
+}
+
 export async function send() {
   const prompt = $("#prompt");
   const content = prompt.value;
   if (!content.trim() || currentStream()) return;
-  if (!state.conversation) {
-    try {
-      const created = await api.post("/api/conversations", {
-        settings: state.draftSettings, system_prompt: state.draftSystemPrompt || null,
-      });
-      state.conversation = created.conversation;
-      history.pushState({}, "", `/c/${created.conversation.id}`);
-      emit("conversations-changed");
-      emit("conversation-opened", created.conversation.id);
-    } catch (error) {
-      toast(error.message, "error");
-      return;
-    }
+  try {
+    await ensureConversation();
+  } catch (error) {
+    toast(error.message, "error");
+    return;
   }
   const last = state.messages[state.messages.length - 1];
   prompt.value = "";
@@ -212,7 +246,8 @@ const visible = (stream) => state.conversation && state.conversation.id === stre
 
 async function runStream(url, body, mode) {
   const stream = { controller: new AbortController(), conversationId: state.conversation.id,
-    messageId: null, content: "", reasoning: "", el: null, thinking: null, frame: 0, mode };
+    turnId: null, messageId: null, content: "", reasoning: "", calls: [], citations: [],
+    el: null, thinking: null, frame: 0, mode };
   state.streams.set(stream.conversationId, stream);
   mode.before = state.messages;
   showPending(mode);
@@ -248,7 +283,14 @@ function showPending(mode) {
 
 function onEvent(stream, name, data) {
   if (name === "start") return started(stream, data);
-  if (name === "text") {
+  if (name === "message") return stepSaved(stream, data.message);
+  if (name === "context") return contextGiven(stream, data);
+  if (name === "tool_confirm") return askConfirmation(data);
+  if (name === "tool_confirmed") return confirmationEnded(data);
+  if (name === "tool_call") {
+    stream.calls.push(data);
+    schedulePaint(stream);
+  } else if (name === "text") {
     stream.content += data.text;
     if (stream.thinking && stream.thinking.open) closeThinking(stream);
     schedulePaint(stream);
@@ -260,8 +302,29 @@ function onEvent(stream, name, data) {
   }
 }
 
+function contextGiven(stream, data) {
+  stream.citations = data.citations || [];
+  if (data.remembered) toast(`Remembered: ${data.remembered.text}`);
+  schedulePaint(stream);
+}
+
+// A message of the answer was stored: a finished step, a tool result, or the next step.
+function stepSaved(stream, message) {
+  if (message.role === "assistant" && message.status === "streaming") {
+    Object.assign(stream, { messageId: message.id, content: "", reasoning: "", calls: [], thinking: null });
+  } else if (message.id === stream.messageId) {
+    Object.assign(stream, { content: "", reasoning: "", calls: [], thinking: null });
+  }
+  if (!visible(stream)) return;
+  const index = state.messages.findIndex((m) => m.id === message.id);
+  if (index >= 0) state.messages[index] = { ...message, sibling_ids: state.messages[index].sibling_ids };
+  else state.messages.push({ ...message, sibling_ids: [message.id] });
+  render();
+}
+
 function started(stream, data) {
   stream.messageId = data.message.id;
+  stream.turnId = data.message.id;
   if (!visible(stream)) return;
   const { mode } = stream;
   state.conversation = data.conversation;
@@ -284,6 +347,8 @@ function started(stream, data) {
 function attachStream() {
   const stream = currentStream();
   if (!stream || !stream.messageId) return;
+  const message = state.messages.find((m) => m.id === stream.messageId);
+  if (message && message.status !== "streaming") return;  // between steps: tools are running
   stream.el = thread().querySelector(`[data-id="${stream.messageId}"]`);
   stream.thinking = null;
   if (stream.el) {
@@ -319,6 +384,13 @@ function paint(stream) {
     stream.el.insertBefore(body, stream.el.querySelector(".meta"));
   }
   renderMarkdown(body, stream.content, { streaming: true });
+  linkCitations(body, stream.citations);
+  const pending = stream.el.querySelector(".tool-steps");
+  if (stream.calls.length) {
+    const steps = toolSteps(stream.calls, new Map(), { running: true });
+    if (pending) pending.replaceWith(steps);
+    else stream.el.insertBefore(steps, stream.el.querySelector(".meta"));
+  } else if (pending) pending.remove();
   if (stick) scrollToEnd(true);
 }
 
@@ -331,12 +403,12 @@ function replaceMessage(message) {
 export async function stop() {
   const stream = currentStream();
   if (!stream) return;
-  if (!stream.messageId) {
+  if (!stream.turnId) {
     stream.controller.abort();
     return;
   }
   try {
-    await api.post(`/api/messages/${stream.messageId}/stop`);
+    await api.post(`/api/messages/${stream.turnId}/stop`);
   } catch {
     stream.controller.abort();
   }
@@ -419,22 +491,31 @@ export async function updateSettings(change) {
   renderControls();
 }
 
-export function openSettingsDialog() {
+export async function openSettingsDialog() {
   const dialog = $("#settings-dialog");
   const settings = currentSettings();
   $("#set-system").value = (state.conversation ? state.conversation.system_prompt : state.draftSystemPrompt) || "";
   $("#set-temperature").value = settings.temperature ?? "";
   $("#set-top-p").value = settings.top_p ?? "";
   $("#set-max-tokens").value = settings.max_tokens ?? "";
+  $("#set-tools").checked = settings.tools !== false;
   $("#settings-error").textContent = "";
+  const picker = $("#set-collection");
+  picker.replaceChildren(h("option", { value: "", text: "None (only files attached here)" }));
+  picker.value = "";
   dialog.showModal();
+  const names = await collectionNames();
+  if (settings.collection && !names.includes(settings.collection)) names.push(settings.collection);
+  picker.append(...names.map((name) => h("option", { value: name, text: name })));
+  picker.value = settings.collection || "";
 }
 
 async function saveSettingsDialog(event) {
   event.preventDefault();
   const number = (id) => ($(id).value === "" ? null : Number($(id).value));
   const settings = { ...currentSettings(), temperature: number("#set-temperature"),
-    top_p: number("#set-top-p"), max_tokens: number("#set-max-tokens") };
+    top_p: number("#set-top-p"), max_tokens: number("#set-max-tokens"),
+    tools: $("#set-tools").checked ? null : false, collection: $("#set-collection").value || null };
   for (const key of Object.keys(settings)) if (settings[key] === null) delete settings[key];
   const systemPrompt = $("#set-system").value.trim() ? $("#set-system").value : null;
   if (!state.conversation) {

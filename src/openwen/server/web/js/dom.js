@@ -30,6 +30,7 @@ const ICONS = {
   right: "M9 6l6 6-6 6",
   more: "M5 12h.01M12 12h.01M19 12h.01",
   check: "M5 12l5 5 9-10",
+  file: "M6 3h8l4 4v14H6zM14 3v4h4M9 12h6M9 16h6",
 };
 
 export function icon(name) {

@@ -2,11 +2,14 @@
 
 import * as api from "./api.js";
 import { showAuth } from "./auth.js";
-import { currentStream, route, setupChat, newChat, stop } from "./chat.js";
+import { currentStream, ensureConversation, route, setupChat, newChat, stop } from "./chat.js";
 import { applyTheme, openHelp, setupDialogs } from "./dialogs.js";
 import { $, toast } from "./dom.js";
+import { setupKnowledge } from "./knowledge.js";
+import { setupMemory } from "./memory.js";
 import { closeMenu, focusSearch, refreshList, setupSidebar } from "./sidebar.js";
 import { state } from "./state.js";
+import { setupTools } from "./tools.js";
 
 function anyDialogOpen() {
   return Boolean(document.querySelector("dialog[open]"));
@@ -80,6 +83,9 @@ async function start() {
   setupSidebar();
   setupChat();
   setupDialogs();
+  setupTools();
+  setupKnowledge(ensureConversation);
+  setupMemory();
   document.addEventListener("keydown", onShortcut);
   $("#logout-button").addEventListener("click", logout);
   await Promise.all([loadModels(), loadPreferences()]);

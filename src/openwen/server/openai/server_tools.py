@@ -1,0 +1,204 @@
+"""Server-side tools through ``POST /v1/chat/completions``, for requests that opt in.
+
+The opt-in is an openwen extension field::
+
+    {"model": "...", "messages": [...], "openwen": {"tools": true}}
+    {"model": "...", "messages": [...], "openwen": {"tools": ["calculator", "current_datetime"]}}
+
+Without it nothing changes: tools in ``tools`` are the client's, their calls come back as
+standard ``tool_calls``, and the server never runs a tool. With it, the agent loop offers the
+server's tools (built-ins and MCP servers; a list limits them) beside the client's, runs the
+server's own calls, feeds the results back, and repeats until a final answer or the step limit
+(``agent_max_steps``). A round that calls one of the client's tools still ends the run with
+``finish_reason: "tool_calls"`` and only the client's calls in the message.
+
+What the client gets:
+
+- ``content``: the text of every model round, joined by a blank line (``reasoning_content``
+  likewise); server tool calls never appear in ``tool_calls``;
+- non-streaming: the extension field ``openwen.tool_steps`` on the response, one object per
+  server tool call: ``step, id, name, arguments, content, error, duration_ms, source`` (and
+  ``images``: ``[{mime_type, data (base64)}]`` for code-interpreter figures);
+- streaming: the usual chunks, plus per server tool call two chunks with an empty ``delta`` and
+  a top-level extension field: ``"openwen": {"tool_call": {step?, id, name, arguments}}`` when
+  the model makes the call and ``"openwen": {"tool_result": {...as above}}`` when it finishes.
+
+Tools act for the API key's user (their file workspace) or ``local`` when keys are not required.
+A tool that needs the user's confirmation (``tools_confirm``, by default every side-effecting
+tool) is not run: the API cannot ask, and the model is told so.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from openwen.chat.agent import Agent
+from openwen.engines.base import ChatRequest
+from openwen.errors import EngineError, InvalidRequestError
+from openwen.messages import (
+    AgentLimitEvent,
+    AgentStepEvent,
+    Done,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallEvent,
+    ToolResultEvent,
+)
+from openwen.server.app.tooling import SharedTools, workspace_name
+from openwen.server.openai.common import (
+    chat_service,
+    collect,
+    record_done,
+    stream_response,
+    until_disconnect,
+)
+from openwen.server.openai.protocol import ChatCompletionRequest, ChatCompletionResponse
+from openwen.server.sse import ChatChunks
+from openwen.tools.registry import ToolRegistry
+
+
+@dataclass(frozen=True)
+class ToolStep:
+    """A server tool call (``tool_call``) or its result (``tool_result``), as extension data."""
+
+    what: Literal["tool_call", "tool_result"]
+    data: dict[str, Any]
+    kind: Literal["server_tool"] = "server_tool"
+
+
+class ServerToolChunks(ChatChunks):
+    """Chat chunks plus the extension chunks of server tool steps."""
+
+    def for_event(self, event: Any) -> list[dict[str, Any]]:
+        if isinstance(event, ToolStep):
+            chunk = self._chunk({})
+            chunk["openwen"] = {event.what: event.data}
+            return [chunk]
+        return super().for_event(event)
+
+
+def registry_for(request: Request, body: ChatCompletionRequest, chat: ChatRequest
+                 ) -> ToolRegistry:
+    """The server tools this request may use: the opt-in's, minus any name a client tool has
+    (those stay the client's)."""
+    shared = getattr(request.app.state, "tools", None)
+    settings = chat_service(request).settings
+    tools = shared if isinstance(shared, SharedTools) else SharedTools(settings)
+    user = getattr(request.state, "user", None)
+    workspace = workspace_name(user.username, user.id) if user is not None else "local"
+    registry = tools.registry(workspace)
+    wanted = body.server_tools
+    if isinstance(wanted, list):
+        unknown = [name for name in wanted if name not in registry]
+        if unknown:
+            raise InvalidRequestError(
+                f"unknown server tool(s) {', '.join(unknown)}; the server has "
+                f"{', '.join(registry.names()) or 'none'}", param="openwen.tools")
+        registry = registry.select(wanted)
+    client = {(t.get("function") or t).get("name") for t in chat.tools}
+    return registry.select(n for n in registry.names() if n not in client)
+
+
+def with_server_tools(chat: ChatRequest, registry: ToolRegistry) -> ChatRequest:
+    """The request offering the client's tools and the server's; a named ``tool_choice`` must
+    be one of them."""
+    tools = (*chat.tools, *registry.definitions())
+    choice = chat.tool_choice
+    if isinstance(choice, dict):
+        wanted = (choice.get("function") or {}).get("name")
+        if wanted not in {(t.get("function") or t).get("name") for t in tools}:
+            raise InvalidRequestError(
+                f"tool_choice names the function '{wanted}', which is neither among the "
+                "request's tools nor the server's", param="tool_choice")
+    elif choice == "required" and not tools:
+        raise InvalidRequestError("tool_choice 'required' needs at least one tool",
+                                  param="tool_choice")
+    return replace(chat, tools=tools)
+
+
+def step_data(result: ToolResultEvent) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "step": result.step, "id": result.call.id, "name": result.call.name,
+        "arguments": result.call.arguments, "content": result.content, "error": result.error,
+        "duration_ms": round(result.duration_ms, 1), "source": result.source,
+    }
+    if result.images:
+        data["images"] = [{"mime_type": i.mime_type,
+                           "data": base64.b64encode(i.data).decode("ascii")}
+                          for i in result.images]
+    return data
+
+
+async def agent_events(agent: Agent, chat: ChatRequest, client_tools: set[str]
+                       ) -> AsyncIterator[StreamEvent | ToolStep]:
+    """The agent's run as a chat answer: text of every round (joined by a blank line), the
+    client's tool calls (indexed from 0), server tool steps as :class:`ToolStep`, then Done."""
+    index, wrote, new_round = 0, False, False
+    async with contextlib.aclosing(agent.run(chat)) as events:  # type: ignore[type-var]
+        async for event in events:
+            if isinstance(event, TextDelta):
+                if new_round and wrote and event.text:
+                    yield TextDelta("\n\n")
+                    new_round = False
+                wrote = wrote or bool(event.text)
+                yield event
+            elif isinstance(event, ReasoningDelta | Done):
+                yield event
+            elif isinstance(event, ToolCallEvent):
+                call = event.call
+                if call.name in client_tools and call.name not in agent.tools:
+                    yield replace(event, index=index)
+                    index += 1
+                else:
+                    yield ToolStep("tool_call", {"id": call.id, "name": call.name,
+                                                 "arguments": call.arguments})
+            elif isinstance(event, ToolResultEvent):
+                yield ToolStep("tool_result", step_data(event))
+            elif isinstance(event, AgentStepEvent):
+                new_round = True
+            elif isinstance(event, AgentLimitEvent):
+                yield TextDelta(("\n\n" if wrote else "") + event.message)
+                wrote = True
+
+
+async def respond(request: Request, body: ChatCompletionRequest, chat: ChatRequest, model: str,
+                  *, received: float,
+                  chat_response: Callable[..., ChatCompletionResponse]) -> Response:
+    """The response of a request that opted in to server tools."""
+    state = request.app.state
+    if (stop := state.shutdown.refusal()) is not None:
+        raise stop
+    registry = registry_for(request, body, chat)
+    asked = with_server_tools(chat, registry)
+    service = chat_service(request)
+    agent = Agent.from_settings(service, registry, service.settings)  # no one to ask: no confirm
+    client_tools = {str((t.get("function") or t).get("name")) for t in chat.tools}
+    events = agent_events(agent, asked, client_tools)
+    try:
+        first = await until_disconnect(request, anext(events))
+    except StopAsyncIteration:
+        raise EngineError("the engine produced no answer") from None
+    except BaseException:
+        await events.aclose()  # type: ignore[attr-defined]
+        raise
+    state.metrics.ttft.labels(model).observe(time.perf_counter() - received)
+    if body.stream:
+        chunks = ServerToolChunks(model=model, include_usage=body.include_usage)
+        return stream_response(request, model, first, events, chunks)  # type: ignore[arg-type]
+    answer: list[Any] = await collect(request, first, events)  # type: ignore[arg-type]
+    done = answer[-1]
+    assert isinstance(done, Done)
+    record_done(request, model, done)
+    response = chat_response(model, answer, with_logprobs=chat.logprobs)
+    steps = [e.data for e in answer if isinstance(e, ToolStep) and e.what == "tool_result"]
+    response.openwen = {"tool_steps": steps}
+    return JSONResponse(response.model_dump(mode="json"))
