@@ -95,7 +95,8 @@ def test_chat_commands_over_a_pipe(command: str) -> None:
 
 
 def test_chat_answers_and_keeps_history_over_a_pipe() -> None:
-    result = run("chat", stdin="My name is Ada.\nWhat did I just tell you?\n",
+    result = run("chat", "--max-tokens", "24",
+                 stdin="My name is Ada.\nWhat did I just tell you?\n",
                  env={"OPENWEN_N_CTX": "1024"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("\n") >= 3

@@ -376,3 +376,39 @@ async def test_real_model_tool_call_is_run_and_stored(
     assert [m.role for m in path] == ["user", "assistant", "tool", "assistant"]
     assert path[-1].id == end.message.id and path[-1].status == "complete"
     storage.close()
+
+
+# -- MCP servers: started once with the app, their tools shared by every user ---------------------
+
+MCP_DEMO = str(Path(__file__).parents[1] / "tools" / "fixtures" / "mcp_demo_server.py")
+
+
+@pytest.mark.slow
+def test_mcp_tools_are_shared_by_every_user(
+    settings: Settings, scripted_service: ChatService, engine: ScriptedEngine, embedder: Any
+) -> None:
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    servers = {"demo": {"command": sys.executable, "args": [MCP_DEMO, "stdio"]},
+               "broken": {"command": sys.executable, "args": ["-c", "import sys; sys.exit(3)"]}}
+    with_mcp = settings.model_copy(update={"mcp": {"servers": servers}})
+    app = make_app(with_mcp, scripted_service, embedder=embedder)
+    with TestClient(app) as client:
+        alice = Signed(client, signup(client, "alice"))
+        listed = alice.get("/api/tools").json()
+        assert listed["tools"][-1]["name"] != "calculator"
+        demo = {t["name"]: t for t in listed["tools"]}["demo__add"]
+        assert demo["source"] == "mcp:demo" and demo["needs_confirmation"] is False
+        assert "mcp:broken" in listed["problems"]  # reported, not fatal
+        engine.rounds = [[("call", "demo__add", {"a": 40, "b": 2})], ["Done."]]
+        found = ask(alice, new_chat(alice), "add")
+        result = tool_result(found)
+        assert result["content"] == "42" and result["metadata"]["source"] == "mcp:demo"
+        add_user(alice.client, alice.headers, "bob")
+        other = TestClient(app)
+        bob = Signed(other, login(other, "bob"))
+        assert "demo__add" in {t["name"] for t in bob.get("/api/tools").json()["tools"]}
+        shared = app.state.webapp.tools
+        assert [t.name for t in shared.mcp_tools].count("demo__add") == 1  # one connection

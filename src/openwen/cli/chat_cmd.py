@@ -37,6 +37,8 @@ def chat(
     system: Annotated[str | None, typer.Option("--system", "-s", help="system prompt")] = None,
     think: ThinkOpt = None,
     tools: ToolsOpt = False,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1,
+                                                   help="longest answer in tokens")] = None,
 ) -> None:
     """Chat in the terminal. Type /help for commands; Ctrl-C stops an answer, Ctrl-D quits."""
     settings = settings_or_exit(model=model)
@@ -47,6 +49,7 @@ def chat(
         system=system,
         thinking=think,
         tools=tools,
+        max_tokens=max_tokens,
     )
     with fail_on_errors():
         session.run()

@@ -30,7 +30,7 @@ Ctrl-C stops the current answer; the conversation keeps what was said so far."""
 class ChatSession:
     def __init__(self, service: ChatService, console: Console, *, model: str,
                  system: str | None = None, thinking: bool | None = None,
-                 tools: bool = False):
+                 tools: bool = False, max_tokens: int | None = None):
         self.service = service
         self.console = console
         self.model = model
@@ -39,6 +39,7 @@ class ChatSession:
         self.history: list[Message] = []
         self.last_reasoning = ""
         self.tools = tools
+        self.max_tokens = max_tokens
         self._runner = asyncio.Runner()
 
     def run(self) -> None:
@@ -106,7 +107,7 @@ class ChatSession:
         user = Message("user", text)
         system = [Message("system", self.system)] if self.system else []
         request = ChatRequest(messages=(*system, *self.history, user), model=self.model,
-                              thinking=self.thinking)
+                              thinking=self.thinking, max_tokens=self.max_tokens)
         view = AnswerView(self.console)
         added: list[Message] = []
         try:

@@ -267,12 +267,22 @@ async function runStream(url, body, mode) {
 }
 
 // Show the question and an empty answer at once, before the server confirms.
+// The index of the first message of the answer holding message `index` (with tools, an
+// answer is several messages after the question).
+function answerStart(messages, index) {
+  let start = index;
+  while (start > 0 && messages[start - 1].role !== "user") start -= 1;
+  return start;
+}
+
 function showPending(mode) {
-  const index = mode.targetId ? state.messages.findIndex((m) => m.id === mode.targetId) : -1;
+  let index = mode.targetId ? state.messages.findIndex((m) => m.id === mode.targetId) : -1;
   let messages = state.messages;
   if (mode.kind === "edit" && index >= 0) messages = messages.slice(0, index);
   if (mode.kind === "regenerate" && index >= 0) {
+    if (state.messages[index].role !== "user") index = answerStart(state.messages, index);
     messages = messages.slice(0, state.messages[index].role === "user" ? index + 1 : index);
+    mode.replaced = state.messages[index];  // the answer a new version is made of
   }
   const pending = [...messages];
   if (mode.kind !== "regenerate") pending.push({ id: "pending-user", role: "user", content: mode.content, status: "complete" });
@@ -335,8 +345,9 @@ function started(stream, data) {
     pending.push({ ...data.user_message, sibling_ids: siblings });
   }
   let answerSiblings = [data.message.id];
-  if (mode.kind === "regenerate" && old && old.role === "assistant") {
-    answerSiblings = [...(old.sibling_ids || [old.id]), data.message.id];
+  const replaced = mode.replaced;
+  if (mode.kind === "regenerate" && replaced && replaced.role === "assistant") {
+    answerSiblings = [...(replaced.sibling_ids || [replaced.id]), data.message.id];
   }
   pending.push({ ...data.message, sibling_ids: answerSiblings });
   state.messages = pending;
