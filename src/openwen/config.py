@@ -5,7 +5,8 @@ The config file is TOML, found at ``$OPENWEN_CONFIG`` or ``<config home>/openwen
 ``<XDG data home>/openwen`` (``$XDG_DATA_HOME`` or ``~/.local/share``).
 
 Keys in the file use the field names below (``port = 8800``); nested tables are flattened with an
-underscore (``[remote] base_url = ...`` is ``remote_base_url``). Environment variables are the upper-case
+underscore (``[remote] base_url = ...`` is ``remote_base_url``). Environment variables are the
+upper-case
 field name with the ``OPENWEN_`` prefix (``OPENWEN_REMOTE_BASE_URL``).
 """
 
@@ -13,9 +14,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator

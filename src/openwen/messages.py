@@ -20,7 +20,7 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Message:
-    """One chat message. ``reasoning`` holds an assistant's thinking text, kept apart from content."""
+    """One chat message. ``reasoning`` holds an assistant's thinking text, apart from content."""
 
     role: Role
     content: str | None = None

@@ -26,8 +26,8 @@ async def stream_answer(service: ChatService, request: ChatRequest, *, tools: bo
     try:
         agent = Agent.from_settings(service, registry, service.settings,
                                     confirm=terminal_confirm())
-        async with contextlib.aclosing(agent.run(request)) as events:  # type: ignore[type-var]
-            async for event in events:
-                yield event
+        async with contextlib.aclosing(agent.run(request)) as steps:  # type: ignore[type-var]
+            async for step in steps:
+                yield step
     finally:
         await registry.aclose()

@@ -115,13 +115,13 @@ class NativeContext:
     """One llama.cpp context: a unified KV cache of ``n_cells`` shared by ``n_seq`` sequences."""
 
     def __init__(self, model: NativeModel, *, n_cells: int, n_seq: int, n_batch: int,
-                 n_threads: int, flash_attn: int | None = None):
+                 n_threads: int, n_ubatch: int | None = None, flash_attn: int | None = None):
         llama = _llama()
         self._llama = llama
         params = llama.llama_context_default_params()
         params.n_ctx = n_cells
         params.n_batch = n_batch
-        params.n_ubatch = n_batch
+        params.n_ubatch = min(n_ubatch or n_batch, n_batch)
         params.n_seq_max = n_seq
         params.n_threads = n_threads
         params.n_threads_batch = n_threads

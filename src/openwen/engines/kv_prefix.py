@@ -9,9 +9,9 @@ holding the longest common prefix with its prompt:
   an old chat) gets a free sequence and a copy of the shared prefix: the cells are shared
   (``llama_memory_seq_cp``), nothing is recomputed, and the other sequence keeps its tokens.
 
-Saved states. Idle sequences do not stay in the live cache while others run: every cell in it is
-attended to (masked) by every decoded token, so a cached 6,000-token chat would slow a short one
-several times over. When a request is admitted, idle sequences are copied out to the
+Saved states. Idle sequences do not stay in the live cache while others run: every decoded token
+scans every cell of it (masked out, but scanned), so 6,000 idle cells made a short chat's decoding
+about 1.8x slower here. When a request is admitted, idle sequences are copied out to the
 :class:`~openwen.engines.kv_store.KVStore` (RAM, then disk) and their cells freed; a later request
 whose prompt they cover clearly better than the live cache is loaded back from there.
 """

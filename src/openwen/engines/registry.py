@@ -18,7 +18,8 @@ class EngineRegistry:
     """Resolves a request's model name to a running engine.
 
     Embedded models are any model the local store resolves (``smollm2``, pulled models; a .gguf
-    path only with ``allow_paths``, as the local CLI does); at most ``max_loaded`` stay loaded, least recently used unloaded first. A configured remote
+    path only with ``allow_paths``, as the local CLI does); at most ``max_loaded`` stay loaded,
+    least recently used unloaded first. A configured remote
     upstream serves its own model ids.
     """
 

@@ -1,6 +1,7 @@
 """One owner thread per loaded model, a bounded queue in front of it, events handed to asyncio.
 
-llama.cpp contexts are not thread-safe, so every call on a model runs on its worker thread. A job is a
+llama.cpp contexts are not thread-safe, so every call on a model runs on its worker thread. A job
+is a
 function that receives an ``emit`` callback and a cancellation event; the worker runs jobs one at a
 time in arrival order. When the queue is full, ``submit`` raises :class:`OverloadedError` at once.
 """

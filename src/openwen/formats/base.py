@@ -16,8 +16,9 @@ ParsedEvent = TextDelta | ReasoningDelta | ToolCallEvent
 class RenderedPrompt:
     """A prompt ready for tokenising.
 
-    ``thinking_open`` is true when the rendered generation prompt already opened a ``<think>`` block,
-    so the model's first output is reasoning. ``thinking`` is the effective on/off after soft switches.
+    ``thinking_open`` is true when the rendered generation prompt already opened a ``<think>``
+    block, so the model's first output is reasoning. ``thinking`` is the effective on/off after
+    soft switches.
     """
 
     text: str

@@ -2,7 +2,8 @@
 
 Such a template drops the ``tools`` variable, assistant tool calls and maybe the ``tool`` role. We
 describe the tools in the system message in the widely trained Hermes/Qwen2.5 form, write earlier
-tool calls into the assistant text as ``<tool_call>`` JSON blocks, and hand tool results back as user
+tool calls into the assistant text as ``<tool_call>`` JSON blocks, and hand tool results back as
+user
 turns wrapped in ``<tool_response>`` — the same shapes the output parser reads.
 """
 
