@@ -40,6 +40,18 @@ class Settings(BaseModel):
     n_ctx: int = Field(8192, ge=256, le=1_048_576, description="context size in tokens")
     n_batch: int = Field(512, ge=8, le=65536, description="prompt batch size in tokens")
 
+    embedded_engine: Literal["batched", "simple"] = Field(
+        "batched", description="embedded engine: batched (concurrent requests, prefix cache) "
+        "or simple (one request at a time)")
+    kv_slots: int = Field(8, ge=1, le=256,
+                          description="requests the batched engine decodes at once")
+    kv_cells: int = Field(0, ge=0, description="live KV cache cells shared by those requests "
+                          "(0: n_ctx)")
+    prefill_chunk: int = Field(128, ge=16, description="prompt tokens read per step while others "
+                               "stream")
+    kv_ram_mb: int = Field(1024, ge=0, description="RAM for KV states of idle conversations")
+    kv_cache_dir_mb: int = Field(2048, ge=0, description="disk for KV states of long "
+                                 "conversations under <home>/kvcache (0: off)")
     engine: Literal["embedded", "remote"] = Field("embedded", description="default engine")
     remote_base_url: str | None = Field(None, description="OpenAI-compatible upstream base URL")
     remote_api_key: SecretStr | None = Field(None, description="API key for the upstream")

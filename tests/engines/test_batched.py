@@ -196,6 +196,45 @@ async def test_cancelled_request_frees_its_cells_at_once(bundled_model: Path) ->
         await engine.aclose()
 
 
+async def test_failed_request_frees_its_cells_and_the_others_go_on(
+        bundled_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request failing mid-answer (here its output parser raises) ends with that error; its
+    sequence's cells are freed at once and the requests beside it are unaffected."""
+    from openwen.engines.decoding import OutputDecoder
+
+    add = OutputDecoder.add
+
+    def fragile(self: OutputDecoder, token: int, logits: Any = None) -> list[StreamEvent]:
+        if getattr(self, "doomed", False) and getattr(self, "n", 0) >= 3:
+            raise RuntimeError("parser broke")
+        self.n = getattr(self, "n", 0) + 1  # type: ignore[attr-defined]
+        return add(self, token, logits)
+
+    monkeypatch.setattr(OutputDecoder, "add", fragile)
+    engine = make(bundled_model, kv_slots=2)
+    prepare = engine._prepare
+
+    def doom(request: ChatRequest, *args: Any) -> Any:
+        job = prepare(request, *args)
+        job.decoder.doomed = request.max_tokens == 99  # type: ignore[attr-defined]
+        return job
+
+    engine._prepare = doom  # type: ignore[method-assign]
+    try:
+        healthy = asyncio.create_task(collect(engine, ask("Count to twenty.", max_tokens=30)))
+        with pytest.raises(RuntimeError, match="parser broke"):
+            await collect(engine, ask("Write a long story.", max_tokens=99))
+        assert done_of(await healthy).usage.completion_tokens >= 10
+        state = engine.kv_state()
+        assert [s["busy"] for s in state["slots"]] == [False, False]
+        # only the healthy request's conversation is left; the failed one's cells are gone
+        assert state["used_cells"] == sum(s["cells_in_llama"] for s in state["slots"])
+        assert sorted(s["cells_in_llama"] > 0 for s in state["slots"]) == [False, True]
+        assert engine.worker.queue_depth == 0
+    finally:
+        await engine.aclose()
+
+
 async def test_overloaded_when_the_queue_is_full(bundled_model: Path) -> None:
     engine = make(bundled_model, kv_slots=1, max_queue=1)
     try:

@@ -5,8 +5,9 @@ of the prompts still being read (at most ``prefill_chunk`` tokens while others g
 not stall; the whole ``n_batch`` when nobody waits). One ``llama_decode`` evaluates it, then each
 sequence with an output samples its next token with its own sampler chain and turns it into events.
 Between steps, cancelled requests leave (their generated cells are freed at once, their prompt stays
-cached), and waiting requests are admitted while a slot and enough cells are free. Events are handed
-to the consumers' event loops once per step.
+cached), waiting requests are admitted while a slot and enough cells are free, and while anything
+runs, idle sequences move out of the live cache (:mod:`openwen.engines.kv_prefix`). Events are
+handed to the consumers' event loops once per step.
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ class BatchScheduler:
                 self._run_calls()
                 self._admit()
                 if self._running:
+                    self.cache.offload_idle()  # idle cells would slow every step down
                     self._step()
                 self._flush()
         except BaseException:
@@ -170,24 +172,36 @@ class BatchScheduler:
             self._leave(job, keep=len(job.tokens))  # the prompt stays cached, the answer goes
         if any(j.cancelled for j in self._pending):
             with self._cond:
+                gone = [j for j in self._pending if j.cancelled]
                 self._pending = deque(j for j in self._pending if not j.cancelled)
+            for job in gone:
+                job.chain.close()
 
     def _admit(self) -> None:
-        admitted = False
         while True:
             with self._cond:
                 job = self._pending[0] if self._pending else None
             if job is None:
-                break
+                return
             reserve = max(0, min(job.reserve, self.cache.table.ledger.capacity - len(job.tokens)))
             # cells the running requests will still take for their prompts are spoken for
             reserve += sum(len(j.tokens) - j.fed for j in self._running)
-            lease = None if job.cancelled else self.cache.acquire(job.tokens, reserve)
+            try:
+                lease = None if job.cancelled else self.cache.acquire(job.tokens, reserve)
+            except Exception as exc:
+                log.exception("could not place a request in the KV cache")
+                with self._cond:
+                    self._pending.popleft()
+                self._fail(job, exc)
+                continue
             if lease is None and not job.cancelled and self._running:
-                break  # wait for a running request to free a slot or cells
+                return  # wait for a running request to free a slot or cells
             with self._cond:
                 self._pending.popleft()
-            if job.cancelled:
+            if job.cancelled:  # possibly while being placed
+                if lease is not None:
+                    self.cache.release(lease.slot)
+                job.chain.close()
                 continue
             if lease is None:
                 self._fail(job, EngineError("no KV cache slot could be freed for this request"))
@@ -196,9 +210,6 @@ class BatchScheduler:
             job.cache_source = lease.source
             job.admitted = time.perf_counter()
             self._running.append(job)
-            admitted = True
-        if admitted:
-            self.cache.offload_idle()  # idle cells would slow every step down
 
     def _step(self) -> None:
         ctx = self.ctx
@@ -249,7 +260,11 @@ class BatchScheduler:
             table.append(job.slot, job.tokens[job.fed : job.fed + k])  # type: ignore[arg-type]
             job.fed += k
         for job, index in outputs:
-            self._sampled(job, index)
+            try:
+                self._sampled(job, index)
+            except Exception as exc:  # one request's failure is not the batch's
+                log.exception("request failed while sampling")
+                self._fail_running(job, exc)
 
     def _squeeze(self, decoding: list[Job], want: int) -> tuple[list[Job], int]:
         """Too few free cells for this step: shrink the prompt chunk, then end the youngest
@@ -316,11 +331,16 @@ class BatchScheduler:
                 self.cache.evict(slot)  # retried next step with the cells those held
             return
         log.error("llama_decode returned %d for %d sequences", rc, len(jobs))
+        error = EngineError(f"llama.cpp failed to evaluate the batch (code {rc})")
         for job in jobs:
-            slot = job.slot
-            self._fail(job, EngineError(f"llama.cpp failed to evaluate the batch (code {rc})"))
-            if slot is not None:
-                self.cache.table.clear(slot)
+            self._fail_running(job, error)
+
+    def _fail_running(self, job: Job, exc: BaseException) -> None:
+        """End a running job with an error; its sequence's cells go, whatever they hold."""
+        held = job.slot
+        self._fail(job, exc)
+        if held is not None:
+            self.cache.table.clear(held)
 
     def _fail(self, job: Job, exc: BaseException) -> None:
         self._emit(job, exc)

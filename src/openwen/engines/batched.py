@@ -15,12 +15,12 @@ grammar, seeds, logprobs, cancellation within one token, context-length errors),
 
 Reproducibility. A seeded request samples with its own sampler chain, so it repeats exactly when
 it is evaluated the same way. Batched, it may not be bit-identical to a solo run: llama.cpp's CPU
-kernels round differently depending on how many tokens an evaluation holds and where a sequence's
-cells lie (flash attention splits a lone decoded token's attention across threads, tiles prompt
-chunks of 64+ tokens; the simple engine's non-flash path varies likewise between a cold and a
-cached prompt). Measured on SmolLM2-135M: log-probabilities of the same tokens differ by at most
-~0.4 (typically < 0.2), so seeded outputs agree until a near-tie (top-2 gap ~0.1) flips.
-``tests/engines/test_batched.py`` holds this bound.
+flash-attention kernel takes different paths by evaluation size (a tiled one from 64 tokens up)
+and context length, and some of them round differently depending on where a sequence's cells lie.
+(Short sequences decoded together were bit-identical to solo runs; the simple engine's non-flash
+path differs just as much between a cold and a cached prompt.) Measured on SmolLM2-135M: the
+log-probabilities of the same tokens differ by at most ~0.4 (typically < 0.2), so seeded outputs
+agree until a near-tie (top-2 gap ~0.1) flips. ``tests/engines/test_batched.py`` holds this bound.
 
 Rendering, tokenising and building the grammar run in a worker thread before a request joins the
 queue, so the step loop only ever evaluates and samples.

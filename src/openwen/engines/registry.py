@@ -94,16 +94,20 @@ class EngineRegistry:
         if not (self.allow_paths or name == self.settings.model or self._in_store(local.path)):
             # a file elsewhere on disk, named by path: fine from the CLI, never from the network
             raise ModelNotFoundError(name, sorted(set(self.store.names()) | set(remote)))
-        log.info("loading %s from %s", name, local.path)
+        log.info("loading %s from %s (%s engine)", name, local.path,
+                 self.settings.embedded_engine)
         s = self.settings
-        return LlamaCppEngine(
-            local.path,
-            name=name,
-            n_ctx=s.n_ctx,
-            n_threads=s.n_threads,
-            n_batch=s.n_batch,
-            max_queue=s.max_queue,
-        )
+        if s.embedded_engine == "batched":
+            from openwen.engines.batched import BatchedEngine
+
+            return BatchedEngine(
+                local.path, name=name, n_ctx=s.n_ctx, n_threads=s.n_threads, n_batch=s.n_batch,
+                max_queue=s.max_queue, kv_slots=s.kv_slots, kv_cells=s.kv_cells,
+                prefill_chunk=s.prefill_chunk, kv_ram_mb=s.kv_ram_mb,
+                kv_cache_dir=s.home / "kvcache" if s.kv_cache_dir_mb else None,
+                kv_cache_dir_mb=s.kv_cache_dir_mb)
+        return LlamaCppEngine(local.path, name=name, n_ctx=s.n_ctx, n_threads=s.n_threads,
+                              n_batch=s.n_batch, max_queue=s.max_queue)
 
     def _in_store(self, path: Path) -> bool:
         from openwen.models.store import find_bundled_model

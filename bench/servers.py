@@ -1,0 +1,208 @@
+"""Servers and a streaming client shared by ``bench/prefix.py`` and ``bench/concurrency.py``.
+
+- :func:`openwen_server`: ``openwen serve`` on 127.0.0.1 (a free port, a fresh OPENWEN_HOME) with
+  the batched embedded engine. While ``Settings`` has no ``embedded_engine`` field yet, this file
+  is run as the server instead (``python bench/servers.py --serve PORT``): it builds the same app
+  with ``create_app`` and makes the engine registry load :class:`BatchedEngine`.
+- :func:`llama_cpp_server`: llama-cpp-python's own server (``python -m llama_cpp.server``) on the
+  same model file, threads and context size.
+- :func:`stream_chat`: one streamed ``/v1/chat/completions`` request, timed chunk by chunk.
+
+OpenMP's idle threads spin by default, which starves the working ones on a machine busier than its
+cores; like ``bench/api.py``, the benchmarks set ``OMP_WAIT_POLICY=PASSIVE`` for every server unless
+the environment sets it (``--omp-spin`` keeps OpenMP's default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve()
+VENV_BIN = Path(sys.executable).parent
+START_SECONDS = 180
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{tail}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + "/v1/models", timeout=2).is_success:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"server at {url} not ready in {START_SECONDS} s")
+
+
+@contextlib.contextmanager
+def running(command: list[str], env: dict[str, str], port: int, log_path: Path
+            ) -> Iterator[str]:
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(url, proc, log_path)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)  # the batched engine saves long conversations on the way out
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def has_engine_setting() -> bool:
+    from openwen.config import Settings
+
+    return "embedded_engine" in Settings.model_fields
+
+
+@contextlib.contextmanager
+def openwen_server(home: Path, *, threads: int, n_ctx: int, extra: dict[str, str] | None = None
+                   ) -> Iterator[str]:
+    """``openwen serve`` with the batched engine; ``extra`` are more OPENWEN_* variables."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENWEN_")}
+    env.update(OPENWEN_HOME=str(home), OPENWEN_CONFIG=str(home / "config.toml"),
+               OPENWEN_N_THREADS=str(threads), OPENWEN_N_CTX=str(n_ctx),
+               OPENWEN_EMBEDDED_ENGINE="batched", **(extra or {}))
+    home.mkdir(parents=True, exist_ok=True)
+    if has_engine_setting():
+        command = [str(VENV_BIN / "openwen"), "serve", "--port", str(port)]
+    else:
+        env.pop("OPENWEN_EMBEDDED_ENGINE")
+        command = [sys.executable, str(HERE), "--serve", str(port)]
+    with running(command, env, port, home / "server.log") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def llama_cpp_server(model: Path, log_dir: Path, *, threads: int, n_ctx: int) -> Iterator[str]:
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
+               "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+               "--n_ctx", str(n_ctx), "--n_threads", str(threads),
+               "--n_threads_batch", str(threads), "--n_batch", "512", "--verbose", "false",
+               # by default a new request interrupts the one streaming: queue them instead
+               "--interrupt_requests", "false"]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with running(command, dict(os.environ), port, log_dir / "llama_cpp_server.log") as url:
+        yield url
+
+
+@dataclass
+class Stream:
+    """One streamed answer: when it was sent, when each content chunk arrived."""
+
+    sent: float
+    arrivals: list[float] = field(default_factory=list)
+    text: str = ""
+    completion_tokens: int | None = None
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None
+
+    @property
+    def ttft(self) -> float:
+        return self.arrivals[0] - self.sent if self.arrivals else float("nan")
+
+    @property
+    def tokens(self) -> int:
+        return self.completion_tokens or len(self.arrivals)
+
+    @property
+    def done(self) -> float:
+        return self.arrivals[-1] if self.arrivals else self.sent
+
+
+async def stream_chat(client: httpx.AsyncClient, url: str, messages: list[dict[str, str]], *,
+                      max_tokens: int, seed: int = 0, run: Stream | None = None) -> Stream:
+    """Stream one answer into ``run`` (a new :class:`Stream` by default), which fills up as
+    chunks arrive: another task may watch it."""
+    body: dict[str, Any] = {"model": "smollm2", "messages": messages, "max_tokens": max_tokens,
+                            "temperature": 0.0, "seed": seed, "stream": True,
+                            "stream_options": {"include_usage": True}}
+    run = run or Stream(sent=0.0)
+    run.sent = time.perf_counter()
+    async with client.stream("POST", url + "/v1/chat/completions", json=body) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.status_code}: {(await response.aread())[:500]!r}")
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            usage = chunk.get("usage")
+            if usage:
+                run.completion_tokens = usage.get("completion_tokens")
+                run.prompt_tokens = usage.get("prompt_tokens")
+                details = usage.get("prompt_tokens_details") or {}
+                run.cached_tokens = details.get("cached_tokens")
+            for choice in chunk.get("choices") or ():
+                content = (choice.get("delta") or {}).get("content")
+                if content:
+                    run.arrivals.append(time.perf_counter())
+                    run.text += content
+    return run
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
+            f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
+
+
+def omp_policy(spin: bool) -> None:
+    if not spin:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+# -- the stand-in for `openwen serve` until the engine setting exists ----------------------------
+
+
+def _serve(port: int) -> None:
+    import uvicorn
+
+    from openwen.config import load_settings
+    from openwen.engines import registry
+    from openwen.engines.batched import BatchedEngine
+    from openwen.server.application import create_app
+
+    def load(self: Any, name: str, remote: list[str]) -> Any:
+        local = self.store.resolve(name)
+        s = self.settings
+        return BatchedEngine(local.path, name=name, n_ctx=s.n_ctx, n_threads=s.n_threads,
+                             n_batch=s.n_batch, max_queue=s.max_queue,
+                             kv_cache_dir=s.home / "kvcache")
+
+    registry.EngineRegistry._load = load  # type: ignore[method-assign]
+    settings = load_settings(host="127.0.0.1", port=port).settings
+    app = create_app(settings, preload=True, web=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        _serve(int(sys.argv[2]))
+    else:
+        sys.exit("usage: servers.py --serve PORT (started by the benchmarks)")
