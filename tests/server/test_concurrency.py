@@ -79,7 +79,9 @@ def test_disconnect_while_waiting_for_a_whole_answer_stops_it(api: RunningServer
 
 
 def test_full_queue_is_a_503_with_retry_after(tmp_path: Path) -> None:
-    with running_server(server_settings(tmp_path / "home", max_queue=1)) as server:
+    # one request decoding (kv_slots=1) and one waiting (max_queue=1): the third is refused
+    settings = server_settings(tmp_path / "home", max_queue=1, kv_slots=1)
+    with running_server(settings) as server:
         long = {"messages": ESSAY, "max_tokens": 1500, "stream": True, "temperature": 0}
         second: dict[str, object] = {}
 

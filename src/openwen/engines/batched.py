@@ -100,6 +100,10 @@ class BatchedEngine:
         """Completion tokens the last cancelled request had when it left the batch."""
         return self.worker.last_cancelled_tokens
 
+    @last_cancelled_tokens.setter
+    def last_cancelled_tokens(self, value: int) -> None:
+        self.worker.last_cancelled_tokens = value
+
     def models(self) -> list[ModelInfo]:
         return [ModelInfo(id=self.name, context_length=self.n_ctx,
                           details={"engine": "embedded", "path": str(self.model_path),
