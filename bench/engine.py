@@ -25,11 +25,12 @@ PROMPT = ("You are a helpful assistant. Explain in detail, step by step, how a b
           "covering the frame, wheels, gears, chain, brakes and the physics of balance. " * 3)
 
 
-def raw_run(llm: Any, tokens: list[int], n: int) -> tuple[float, float]:
-    """(ttft seconds, decode tokens/s) for raw llama-cpp-python ``generate``."""
+def raw_run(llm: Any, text: str, add_bos: bool, n: int) -> tuple[float, float]:
+    """(ttft seconds, decode tokens/s) for raw llama-cpp-python ``generate`` on the same rendered
+    prompt text, tokenised the same way openwen does (special tokens parsed)."""
     llm.reset()
     start = time.perf_counter()
-    toks = llm.tokenize(llm.detokenize(tokens), add_bos=False, special=True)  # pay tokenising too
+    toks = llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
     first = 0.0
     count = 0
     for _ in llm.generate(toks, temp=0.0, top_k=1, reset=True):
@@ -74,13 +75,16 @@ def main() -> None:
                 n_threads_batch=args.threads, n_batch=512, verbose=False)
     request = ChatRequest(messages=(Message("user", PROMPT),), max_tokens=args.tokens,
                           sampling=Sampling(temperature=0.0, top_k=1), stop=())
-    tokens = engine.tokenize(engine.render(request).text)
+    text = engine.render(request).text
+    tokens = engine.tokenize(text)
+    add_bos = len(tokens) > len(raw.tokenize(text.encode(), add_bos=False, special=True))
+    assert raw.tokenize(text.encode(), add_bos=add_bos, special=True) == tokens
     # openwen stops at end-of-generation; raw runs the same number of tokens openwen produced.
     results: dict[str, list[tuple[float, float]]] = {"raw": [], "openwen": []}
     asyncio.run(openwen_run(engine, request))  # warm-up
-    raw_run(raw, tokens, 8)
+    raw_run(raw, text, add_bos, 8)
     for _ in range(args.rounds):
-        results["raw"].append(raw_run(raw, tokens, args.tokens))
+        results["raw"].append(raw_run(raw, text, add_bos, args.tokens))
         results["openwen"].append(asyncio.run(openwen_run(engine, request)))
     report(results, len(tokens), args)
     asyncio.run(engine.aclose())
