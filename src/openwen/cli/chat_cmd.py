@@ -100,12 +100,9 @@ def ask(
 
 async def _answer(service: ChatService, request: ChatRequest, quiet: bool, tools: bool
                   ) -> AnswerView:
-    view = AnswerView(Console(), plain_out=io.StringIO()) if quiet else AnswerView(Console())
+    # quiet (--json): the view only collects, writing its plain text into a discarded buffer
+    view = AnswerView(Console(), plain_out=io.StringIO() if quiet else None)
     try:
-        if quiet:
-            async for event in stream_answer(service, request, tools=tools):
-                view.add(event)
-            return view
         with view:
             async for event in stream_answer(service, request, tools=tools):
                 view.add(event)

@@ -38,14 +38,21 @@ from typing import Any
 from openwen.engines.base import Capabilities, ChatRequest, ModelInfo
 from openwen.engines.batch_native import NativeContext, NativeModel
 from openwen.engines.batch_scheduler import END, BatchScheduler, Job
-from openwen.engines.decoding import BASE_SAMPLING, OutputDecoder, merge_sampling
+from openwen.engines.decoding import (
+    BASE_SAMPLING,
+    OutputDecoder,
+    chat_format,
+    merge_sampling,
+    needs_bos,
+    render_request,
+)
 from openwen.engines.grammar import grammar_for
 from openwen.engines.kv_prefix import PrefixCache
 from openwen.engines.kv_slots import SlotTable
 from openwen.engines.kv_store import KVStore, model_folder
 from openwen.engines.logprobs import LogprobReader
 from openwen.errors import ContextLengthError, InvalidRequestError
-from openwen.formats import ChatFormat, RenderedPrompt, format_for
+from openwen.formats import ChatFormat, RenderedPrompt
 from openwen.messages import StreamEvent
 
 ADMIT_RESERVE = 32  # cells kept free beyond a prompt when admitting it, for its first tokens
@@ -70,7 +77,10 @@ class BatchedEngine:
                                   n_batch=min(n_batch, cells), n_threads=n_threads)
         self.kv_cells = self._ctx.n_cells
         self.kv_slots = kv_slots
-        self.format: ChatFormat = self._make_format()
+        self._bos_text = self._model.token_text(self._model.bos)
+        self.format: ChatFormat = chat_format(
+            self._model.metadata, bos_text=self._bos_text,
+            eos_text=self._model.token_text(self._model.eos))
         folder = model_folder(kv_cache_dir, self.model_path) if kv_cache_dir else None
         store = KVStore(ram_bytes=kv_ram_mb * 2**20, folder=folder,
                         disk_bytes=kv_cache_dir_mb * 2**20 if folder else 0,
@@ -79,16 +89,6 @@ class BatchedEngine:
         self.cache = PrefixCache(table, self._ctx, store)
         self.worker = BatchScheduler(name, self._model, self._ctx, self.cache,
                                      max_queue=max_queue, prefill_chunk=prefill_chunk)
-
-    def _make_format(self) -> ChatFormat:
-        meta = self._model.metadata
-        return format_for(
-            meta.get("tokenizer.chat_template"),
-            architecture=meta.get("general.architecture"),
-            bos_token=self._model.token_text(self._model.bos),
-            eos_token=self._model.token_text(self._model.eos),
-            model_name=meta.get("general.name"),
-        )
 
     @property
     def progress_tokens(self) -> int:
@@ -111,14 +111,10 @@ class BatchedEngine:
                                    "kv_cells": self.kv_cells})]
 
     def render(self, request: ChatRequest) -> RenderedPrompt:
-        if request.prompt is not None:
-            return RenderedPrompt(request.prompt)
-        return self.format.render(request.messages, tools=request.tools,
-                                  enable_thinking=request.thinking)
+        return render_request(self.format, request)
 
     def tokenize(self, text: str) -> list[int]:
-        bos = self._model.token_text(self._model.bos)
-        add_bos = self._model.adds_bos and not (bos and text.startswith(bos))
+        add_bos = needs_bos(text, adds_bos=self._model.adds_bos, bos_text=self._bos_text)
         return self._model.tokenize(text, add_bos=add_bos)
 
     def count_tokens(self, request: ChatRequest) -> int:

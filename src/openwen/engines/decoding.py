@@ -15,7 +15,7 @@ from openwen.engines.base import ChatRequest, Sampling
 from openwen.engines.logprobs import LogprobReader
 from openwen.engines.stops import StopMatcher
 from openwen.errors import ModelFileError
-from openwen.formats import ChatFormat, IncrementalDetokenizer, RenderedPrompt
+from openwen.formats import ChatFormat, IncrementalDetokenizer, RenderedPrompt, format_for
 from openwen.formats.base import OutputParser, PlainParser
 from openwen.messages import StreamEvent, TextDelta
 
@@ -30,6 +30,29 @@ def merge_sampling(*layers: Sampling) -> Sampling:
     for layer in layers:
         values.update({k: v for k, v in layer.__dict__.items() if v is not None})
     return Sampling(**values)
+
+
+def chat_format(metadata: dict[str, str], *, bos_text: str, eos_text: str) -> ChatFormat:
+    """The model family adapter for a GGUF file, from its metadata and BOS/EOS token texts."""
+    return format_for(
+        metadata.get("tokenizer.chat_template"),
+        architecture=metadata.get("general.architecture"),
+        bos_token=bos_text,
+        eos_token=eos_text,
+        model_name=metadata.get("general.name"),
+    )
+
+
+def render_request(fmt: ChatFormat, request: ChatRequest) -> RenderedPrompt:
+    """The prompt text: a raw completion prompt as given, else the chat template's rendering."""
+    if request.prompt is not None:
+        return RenderedPrompt(request.prompt)
+    return fmt.render(request.messages, tools=request.tools, enable_thinking=request.thinking)
+
+
+def needs_bos(text: str, *, adds_bos: bool, bos_text: str) -> bool:
+    """Whether to prepend BOS: the model wants one and the rendered text does not start with it."""
+    return adds_bos and not (bos_text and text.startswith(bos_text))
 
 
 def check_gguf(path: Path) -> None:

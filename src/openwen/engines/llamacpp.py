@@ -22,14 +22,17 @@ from openwen.engines.decoding import (
     BASE_SAMPLING,
     OutputDecoder,
     TokenPieces,
+    chat_format,
     check_gguf,
     merge_sampling,
+    needs_bos,
+    render_request,
 )
 from openwen.engines.grammar import grammar_for
 from openwen.engines.logprobs import LogprobReader
 from openwen.engines.scheduler import Emit, ModelWorker
 from openwen.errors import ContextLengthError, InvalidRequestError, ModelFileError
-from openwen.formats import ChatFormat, RenderedPrompt, format_for
+from openwen.formats import ChatFormat, RenderedPrompt
 from openwen.messages import Done, FinishReason, StreamEvent, Timings, Usage
 
 log = logging.getLogger(__name__)
@@ -48,42 +51,27 @@ class LlamaCppEngine:
             lambda: _load_llama(self.model_path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch)
         )
         self.n_ctx: int = self._llm.n_ctx()
-        self.format: ChatFormat = self._make_format()
+        model = self._llm._model
+        self._bos_text = _token_text(model, self._llm.token_bos())
+        self.format: ChatFormat = chat_format(
+            self._llm.metadata, bos_text=self._bos_text,
+            eos_text=_token_text(model, self._llm.token_eos()))
         self._pieces = TokenPieces(self._llm._model.vocab)
         # decoded tokens of the running request, and of the last cancelled one when it stopped
         self.progress_tokens = 0
         self.last_cancelled_tokens = 0
-
-    def _make_format(self) -> ChatFormat:
-        meta = self._llm.metadata
-        vocab = self._llm._model
-        bos, eos = self._llm.token_bos(), self._llm.token_eos()
-        return format_for(
-            meta.get("tokenizer.chat_template"),
-            architecture=meta.get("general.architecture"),
-            bos_token=vocab.token_get_text(bos) if bos >= 0 else "",
-            eos_token=vocab.token_get_text(eos) if eos >= 0 else "",
-            model_name=meta.get("general.name"),
-        )
 
     def models(self) -> list[ModelInfo]:
         return [ModelInfo(id=self.name, context_length=self.n_ctx,
                           details={"engine": "embedded", "path": str(self.model_path)})]
 
     def render(self, request: ChatRequest) -> RenderedPrompt:
-        if request.prompt is not None:
-            return RenderedPrompt(request.prompt)
-        return self.format.render(request.messages, tools=request.tools,
-                                  enable_thinking=request.thinking)
+        return render_request(self.format, request)
 
     def tokenize(self, text: str) -> list[int]:
-        bos = self.format_bos()
-        add_bos = self._llm._model.add_bos_token() and not (bos and text.startswith(bos))
+        add_bos = needs_bos(text, adds_bos=self._llm._model.add_bos_token(),
+                            bos_text=self._bos_text)
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
-
-    def format_bos(self) -> str:
-        bos = self._llm.token_bos()
-        return self._llm._model.token_get_text(bos) if bos >= 0 else ""
 
     def count_tokens(self, request: ChatRequest) -> int:
         return len(self.tokenize(self.render(request).text))
@@ -186,6 +174,10 @@ def _llama_sampling(s: Sampling) -> dict[str, Any]:
         "presence_penalty": s.presence_penalty, "frequency_penalty": s.frequency_penalty,
         "repeat_penalty": s.repeat_penalty,
     }
+
+
+def _token_text(model: Any, token: int) -> str:
+    return model.token_get_text(token) if token >= 0 else ""
 
 
 def _load_llama(path: Path, *, n_ctx: int, n_threads: int, n_batch: int) -> Any:

@@ -66,9 +66,6 @@ class EngineRegistry:
             return []
         return list(await self._remote.list_models())  # type: ignore[attr-defined]
 
-    async def available_names(self) -> list[str]:
-        return [m.id for m in await self.list_models()]
-
     async def get(self, model: str | None) -> Engine:
         name = model or self.default_model
         if self._remote is not None and name in {m.id for m in await self._remote_models()}:
