@@ -20,7 +20,7 @@ import contextlib
 import logging
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class PerUserServer:
         self.remote_tools: list[Any] = []
         self.instances: dict[int, McpConnection] = {}
         self.last_used: dict[int, float] = {}
+        self.in_flight: dict[int, int] = {}
         self._locks: dict[int, asyncio.Lock] = {}
 
     async def probe(self) -> None:
@@ -56,6 +57,16 @@ class PerUserServer:
 
     def tools(self, user_id: int, workspace: Path) -> list[Tool]:
         return [UserMcpTool(self, remote, user_id, workspace) for remote in self.remote_tools]
+
+    @contextlib.asynccontextmanager
+    async def using(self, user_id: int, workspace: Path) -> AsyncIterator[McpConnection]:
+        """The user's instance for one call; it is never stopped as idle meanwhile."""
+        self.in_flight[user_id] = self.in_flight.get(user_id, 0) + 1
+        try:
+            yield await self.connection(user_id, workspace)
+        finally:
+            self.in_flight[user_id] -= 1
+            self.last_used[user_id] = time.monotonic()
 
     async def connection(self, user_id: int, workspace: Path) -> McpConnection:
         """The user's running instance, started on first use."""
@@ -77,7 +88,7 @@ class PerUserServer:
         for user_id, used in list(self.last_used.items()):
             if now - used >= self.config.idle_seconds and user_id in self.instances:
                 lock = self._locks.setdefault(user_id, asyncio.Lock())
-                if lock.locked():
+                if lock.locked() or self.in_flight.get(user_id, 0) > 0:
                     continue
                 connection = self.instances.pop(user_id)
                 self.last_used.pop(user_id, None)
@@ -99,8 +110,8 @@ class UserMcpTool(McpTool):
         self.workspace = workspace
 
     async def invoke(self, args: dict[str, Any]) -> ToolOutput:
-        connection = await self.server.connection(self.user_id, self.workspace)
-        return await connection.call(self.remote_name, args)
+        async with self.server.using(self.user_id, self.workspace) as connection:
+            return await connection.call(self.remote_name, args)
 
 
 class McpPool:

@@ -225,6 +225,14 @@ def find_bwrap() -> str | None:
     return shutil.which("bwrap")
 
 
+def log_sandbox_mode(settings: Settings) -> None:
+    """Find (and log, once) how runs will be limited, so the server says it at startup."""
+    if find_bwrap() is None:
+        log.info("code sandbox: bubblewrap is not installed; run_python will refuse to run")
+        return
+    sandbox_cgroup.detect(settings.sandbox_cgroup)
+
+
 @dataclass
 class _Capture:
     limit: int

@@ -22,6 +22,7 @@ from openwen.tools.base import Tool
 from openwen.tools.context import ToolContext
 from openwen.tools.mcp_pool import allowed_shared
 from openwen.tools.registry import ToolRegistry, user_tools
+from openwen.tools.sandbox import log_sandbox_mode
 
 if TYPE_CHECKING:
     from openwen.storage import UserRecord
@@ -50,6 +51,7 @@ class SharedTools:
         if self._started:
             return
         self._started = True
+        await asyncio.to_thread(log_sandbox_mode, self.settings)  # one line: cgroup or rlimits
         if not (self.settings.mcp or {}).get("servers"):
             return
         from openwen.tools.mcp import McpManager
