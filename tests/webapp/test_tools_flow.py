@@ -380,7 +380,7 @@ async def test_real_model_tool_call_is_run_and_stored(
     storage.close()
 
 
-# -- MCP servers marked shared: started once with the app, their tools shared by every user -------------------
+# -- MCP servers marked shared: started once with the app, their tools shared by all -----------
 
 MCP_DEMO = str(Path(__file__).parents[1] / "tools" / "fixtures" / "mcp_demo_server.py")
 

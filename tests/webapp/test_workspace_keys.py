@@ -91,14 +91,15 @@ def test_deleting_an_account_deletes_its_workspace_documents_and_memories(
         storage = app.state.webapp.storage
         folder = workspace_dir(settings, bob_id)
         assert (folder / "diary.txt").exists()
-        assert count(storage, KnowledgeDocument, bob_id) == 1 and count(storage, Memory, bob_id) == 1
+        assert count(storage, KnowledgeDocument, bob_id) == 1
+        assert count(storage, Memory, bob_id) == 1
         assert count(storage, KnowledgeChunk, bob_id) >= 1
 
         gone = admin.delete(f"/api/admin/users/{bob_id}")
         assert gone.status_code == 200, gone.text
         assert not folder.exists()
-        assert (count(storage, KnowledgeDocument, bob_id), count(storage, KnowledgeChunk, bob_id),
-                count(storage, Memory, bob_id)) == (0, 0, 0)
+        assert [count(storage, model, bob_id)
+                for model in (KnowledgeDocument, KnowledgeChunk, Memory)] == [0, 0, 0]
         with storage.db.read() as s:  # the full-text index forgot the passage too
             assert s.execute(text("SELECT count(*) FROM knowledge_chunks_fts "
                                   "WHERE knowledge_chunks_fts MATCH '4321'")).scalar() == 0
@@ -114,9 +115,9 @@ def test_deleting_an_account_deletes_its_workspace_documents_and_memories(
 def test_old_name_keyed_folders_move_once_when_unambiguous(tmp_path: Path,
                                                            settings: Settings) -> None:
     root = settings.home / "workspaces"
-    for name, text in (("alice", "a"), ("user-7", "ambiguous"), ("carol", "no account")):
+    for name, content in (("alice", "a"), ("user-7", "ambiguous"), ("carol", "no account")):
         (root / name).mkdir(parents=True)
-        (root / name / "f.txt").write_text(text)
+        (root / name / "f.txt").write_text(content)
     accounts = [(3, "alice"), (7, "Bad Name!"), (9, "user-7")]  # user-7: two claimants
     assert migrate_named_workspaces(settings, accounts) == 1
     assert (workspace_dir(settings, 3) / "f.txt").read_text() == "a"
