@@ -51,16 +51,28 @@ class Served:
 
 
 def serve(home: Path, **settings: str) -> Iterator[Served]:
+    """``openwen serve`` with ``OPENWEN_<NAME>`` settings, until the generator is closed."""
+    yield from _run([sys.executable, "-m", "openwen", "serve", "--port"], home, settings)
+
+
+def serve_script(script: Path, home: Path, **settings: str) -> Iterator[Served]:
+    """``python SCRIPT PORT`` (tests/webapp/live_server.py); names starting with ``OPENWEN_``
+    are passed as they are, others as settings."""
+    yield from _run([sys.executable, str(script)], home, settings)
+
+
+def _run(command: list[str], home: Path, settings: dict[str, str]) -> Iterator[Served]:
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENWEN_")}
     env.update({"OPENWEN_HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
-                "OPENWEN_N_CTX": "2048", "OPENWEN_N_THREADS": "2",
-                **{f"OPENWEN_{k.upper()}": v for k, v in settings.items()}})
+                "OPENWEN_N_CTX": "2048", "OPENWEN_N_THREADS": "2"})
+    env.update({k if k.startswith("OPENWEN_") else f"OPENWEN_{k.upper()}": v
+                for k, v in settings.items()})
     log = home / "serve.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "openwen", "serve", "--port", str(port)],
-                                   env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([*command, str(port)], env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
     served = Served(f"http://127.0.0.1:{port}", port, home, env, process, log)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT

@@ -32,6 +32,7 @@ MAX_COUNT = 2_000  # minLength, maxLength, minItems, maxItems, ..., pattern {m,n
 MAX_ENUM_VALUES = 1_000  # enum values in one schema, all enums together
 MAX_PROPERTIES = 256  # properties of one object
 MAX_PATTERN_CHARS = 1_000  # one pattern
+MAX_PATTERN_GROUPS = 20  # nested ( ) groups in one pattern
 MAX_GRAMMAR_BYTES = 1_000_000
 MAX_GRAMMAR_NESTING = 100  # nested ( ) groups in the grammar text
 MAX_GRAMMAR_REPEATS = 50_000  # sum of all repetition counts: llama.cpp makes a rule per step
@@ -184,6 +185,8 @@ class _Walk:
         if len(pattern) > MAX_PATTERN_CHARS:
             raise self.fail(f"a pattern is {len(pattern)} characters long, over the limit of "
                             f"{MAX_PATTERN_CHARS}")
+        if _pattern_nesting(pattern) > MAX_PATTERN_GROUPS:
+            raise self.fail(f"a pattern nests more than {MAX_PATTERN_GROUPS} groups")
         for match in _QUANTIFIER.finditer(pattern):
             low = int(match[1] or 0)
             high = int(match[2]) if match[2] else None
@@ -191,6 +194,26 @@ class _Walk:
                 raise self.fail(f"pattern repetition {match[0]} is over the limit of {MAX_COUNT}")
             if high is not None and low > high:
                 raise self.fail(f"pattern repetition {match[0]} has its minimum over its maximum")
+
+
+def _pattern_nesting(pattern: str) -> int:
+    """The deepest ( ) nesting of a regular expression (escapes and classes skipped)."""
+    depth = deepest = 0
+    i, end = 0, len(pattern)
+    while i < end:
+        c = pattern[i]
+        if c == "\\":
+            i += 1
+        elif c == "[":
+            while i < end and pattern[i] != "]":
+                i += 2 if pattern[i] == "\\" else 1
+        elif c == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c == ")":
+            depth -= 1
+        i += 1
+    return deepest
 
 
 # -- the grammar text -------------------------------------------------------------------------
@@ -209,8 +232,8 @@ def check_grammar(text: str, param: str) -> None:
         raise _fail(param, f"the schema's lengths and item counts add up to {repeats}, over "
                            f"the limit of {MAX_GRAMMAR_REPEATS}")
     if not _llama_parses(text):
-        raise _fail(param, "llama.cpp cannot use the grammar this schema makes (for example a "
-                           "$ref that refers to itself without progress)")
+        raise _fail(param, "llama.cpp refuses the grammar this schema makes (a large count on "
+                           "a complex item, or a $ref that refers to itself without progress)")
 
 
 def _scan(text: str, param: str) -> tuple[int, int]:

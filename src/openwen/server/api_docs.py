@@ -1,8 +1,9 @@
 """The interactive API docs at ``/docs``: Swagger UI served by this server, never from a CDN.
 
 Swagger UI's files come from the ``fastapi-offline`` package (mounted at ``/docs/static``); the
-page loads them and its own starter ``/docs/init.js`` (``web/js/api-docs.js``; no inline script), under a Content-Security-Policy
-that allows only this server. ``api_docs = false`` turns the page off; ``/openapi.json`` stays.
+page loads them and its own starter ``/docs/init.js`` (``web/js/api-docs.js``; no inline
+script), under a Content-Security-Policy that allows only this server. ``api_docs = false``
+turns the page off; ``/openapi.json`` stays.
 """
 
 from __future__ import annotations

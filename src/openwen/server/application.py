@@ -7,8 +7,9 @@ embeddings), ``/health``, ``/metrics``, ``/openapi.json`` and the docs at ``/doc
 Security is shared by every route: :class:`~openwen.server.guard.RequestGuard` (Host allow-list,
 Origin / Sec-Fetch-Site, JSON content type) sees each request first, whatever its path, and the
 API routers are included with ``dependencies=API_DEPENDENCIES`` (API key and its ``inference``
-scope, :mod:`openwen.server.auth`). A new API dialect includes its router the same way. Chat completions run
-openwen's own tools only when a request opts in (:mod:`openwen.server.openai.server_tools`).
+scope, :mod:`openwen.server.auth`). A new API dialect includes its router the same way.
+Chat completions run openwen's own tools only when a request opts in, the admin allows it and the
+key has the ``tools`` scope (:mod:`openwen.server.openai.server_tools`).
 Every route is a thin adapter over :class:`~openwen.chat.service.ChatService` (or the
 embedding service); none talks to an engine directly.
 """

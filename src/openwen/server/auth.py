@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 from fastapi import Depends, Request
@@ -96,12 +97,14 @@ class ApiKeyAuth:
         self.required = keys_required(settings)
         self._settings = settings
         self._db = db
+        self._lock = threading.Lock()
 
     def open(self) -> Database:
-        """The key database (opened and migrated on first use)."""
-        if self._db is None:
-            self._db = open_database(self._settings)
-        return self._db
+        """The key database (opened and migrated on first use; blocking)."""
+        with self._lock:
+            if self._db is None:
+                self._db = open_database(self._settings)
+            return self._db
 
     def _repo(self) -> ApiKeyRepo:
         from openwen.storage.credentials import ApiKeyRepo
@@ -122,7 +125,7 @@ class ApiKeyAuth:
             raise AuthenticationError(
                 "missing API key: send it as 'Authorization: Bearer <key>' "
                 "(create one with `openwen keys create`)", code="missing_api_key")
-        repo = self._repo()
+        repo = await run_in_threadpool(self._repo)
         found = await run_in_threadpool(repo.verify, secret)
         if found is None:
             if not self.required:

@@ -209,24 +209,32 @@ def check_content_type(headers: dict[str, str]) -> None:
 
 def policy_for(scope: Scope) -> RoutePolicy:
     """The policy of the route that will answer ``scope`` (strict when none matches)."""
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    partial = None
-    for route in getattr(router, "routes", ()):
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            return _declared(route)
-        if match is Match.PARTIAL and partial is None:
-            partial = route
-    return STRICT if partial is None else _declared(partial)
-
-
-def _declared(route: Any) -> RoutePolicy:
-    for owner in (route, getattr(route, "endpoint", None), getattr(route, "app", None)):
+    found = _route_for(getattr(getattr(scope.get("app"), "router", None), "routes", ()), scope)
+    if found is None:
+        return STRICT
+    route, child = found
+    for owner in (route, getattr(route, "endpoint", None), child.get("endpoint"),
+                  getattr(route, "app", None)):
         policy = getattr(owner, POLICY_ATTR, None)
         if isinstance(policy, RoutePolicy):
             return policy
     return STRICT
+
+
+def _route_for(routes: Iterable[Any], scope: Scope) -> tuple[Any, Scope] | None:
+    """The route (and its child scope) routing would pick, looking inside included routers
+    (which recent FastAPI keeps as one route each); None when nothing matches."""
+    partial = None
+    for route in routes:
+        match, child = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        inner = getattr(getattr(route, "original_router", None), "routes", None)
+        found = _route_for(inner, scope) if inner is not None else (route, child)
+        if match is Match.FULL and found is not None:
+            return found
+        partial = partial or found
+    return partial
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -25,8 +25,9 @@ What the client gets:
 
 Server tools are off unless the admin sets ``api_server_tools = true``, and then run only for
 API keys with the ``tools`` scope (:func:`openwen.server.auth.check_server_tools`), never for
-anonymous callers; they act for the key's user (their file workspace). A tool that needs the user's confirmation (``tools_confirm``, by default every side-effecting
-tool) is not run: the API cannot ask, and the model is told so.
+anonymous callers; they act for the key's user (their file workspace). A tool that needs the
+user's confirmation (``tools_confirm``, by default every side-effecting tool) is not run: the
+API cannot ask, and the model is told so.
 """
 
 from __future__ import annotations
