@@ -56,7 +56,9 @@ def serve(
         check_single_user(settings)
         app = create_app(settings, preload=True)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
-                            timeout_graceful_shutdown=int(graceful_timeout + BACKSTOP_SECONDS))
+                            timeout_graceful_shutdown=int(graceful_timeout + BACKSTOP_SECONDS),
+                            proxy_headers=True,
+                            forwarded_allow_ips=settings.forwarded_allow_ips)
     server = graceful_server(config, gate=app.state.shutdown, grace=graceful_timeout)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     auth = "API key required" if keys_required(settings) else "no API key needed"

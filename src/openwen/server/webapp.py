@@ -7,8 +7,8 @@ export/import, preferences, API keys, models, tools and their confirmations) and
 Every answer is generated through :class:`~openwen.chat.conversations.ConversationChat` over the
 given chat service, with the user's tools and the knowledge base.
 
-At startup the store is opened and migrated, answers a killed process left ``streaming`` are
-marked ``incomplete``, MCP servers are started (unless the app already shares its own, on
+At startup the store is opened and migrated, the instance registers its heartbeat, answers
+that gone instances left ``streaming`` are marked ``incomplete`` (then periodically), MCP servers are started (unless the app already shares its own, on
 ``app.state.tools``) and the knowledge base is made over the app's embedding service
 (``app.state.embeddings``; or the ``embedder`` given). At shutdown answers in flight are stopped
 and saved as ``incomplete``.
@@ -104,6 +104,7 @@ def _wrap_lifespan(app: FastAPI, state: WebState) -> None:
                     yield value
                 finally:
                     await state.stop_answers()
+                    await state.stop_liveness()
                     await state.stop_services()
         finally:
             state.close()

@@ -8,6 +8,7 @@
 Every user-facing method takes the acting ``user_id``; another user's ids behave as missing ones.
 """
 
+from openwen.storage import cluster, ratelimits  # noqa: F401  (instances, rate limits)
 from openwen.storage import knowledge_models  # noqa: F401  (documents/memory tables)
 from openwen.storage.db import Database
 from openwen.storage.records import (

@@ -96,7 +96,8 @@ async def login(body: Credentials, request: Request, state: State) -> Response:
     check_anonymous_csrf(request)
     _no_accounts_in_single_user(state)
     address = _address(request)
-    wait = state.limiter.retry_after(body.username, address)
+    limiter = state.login_limiter()
+    wait = await run_in_threadpool(limiter.retry_after, body.username, address)
     if wait:
         return _too_many(wait)
     user = await run_in_threadpool(state.storage.users.get_by_name, body.username)
@@ -105,15 +106,15 @@ async def login(body: Credentials, request: Request, state: State) -> Response:
         stored = await run_in_threadpool(state.storage.users.password_hash, user.id)
     ok = await verify_password(stored, body.password)
     if not ok or user is None or user.disabled:
-        state.limiter.failed(body.username, address)
-        wait = state.limiter.retry_after(body.username, address)
+        await run_in_threadpool(limiter.failed, body.username, address)
+        wait = await run_in_threadpool(limiter.retry_after, body.username, address)
         if wait:
             return _too_many(wait)
         return JSONResponse(
             _error("wrong username or password", "authentication_error", "invalid_credentials"),
             status_code=401,
         )
-    state.limiter.succeeded(body.username, address)
+    await run_in_threadpool(limiter.succeeded, body.username, address)
     return await _logged_in(request, state, user.id)
 
 
