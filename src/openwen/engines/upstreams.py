@@ -21,6 +21,7 @@ import time
 from openwen.config import Settings, UpstreamConfig
 from openwen.engines.base import ModelInfo
 from openwen.engines.remote import RemoteEngine
+from openwen.engines.remote_errors import redact_url
 from openwen.errors import OpenwenError, OverloadedError
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class Upstream:
 
     def infos(self) -> list[ModelInfo]:
         listed = {m.id: m for m in self._listed}
-        details = {"engine": self.name, "upstream": self.engine.base_url.split("@")[-1],
+        details = {"engine": self.name, "upstream": redact_url(self.engine.base_url),
                    "available": self.available}
         return [ModelInfo(id=i, owned_by=self.name,
                           context_length=listed[i].context_length if i in listed else None,

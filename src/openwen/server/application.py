@@ -109,6 +109,14 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """The app of one ``openwen serve --workers N`` process (settings from the environment
+    and the config file)."""
+    from openwen.config import load_settings
+
+    return create_app(load_settings().settings, preload=True)
+
+
 async def _preload(service: ChatService) -> None:
     try:
         await service.engine_for(None)

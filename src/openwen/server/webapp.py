@@ -85,8 +85,30 @@ def install(
         exempt.add(upload_path)
     app.include_router(page_router())
     app.mount("/static", static_app(), name="static")
+    app.add_middleware(InstanceHeaderMiddleware, instance_id=state.instance_id)
     _wrap_lifespan(app, state)
     return state
+
+
+class InstanceHeaderMiddleware:
+    """Names the instance that answered in an ``X-Openwen-Instance`` response header (which
+    one of the instances behind a load balancer served a request)."""
+
+    def __init__(self, app: Any, instance_id: str):
+        self.app = app
+        self.header = (b"x-openwen-instance", instance_id.encode())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def tagged(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), self.header]
+            await send(message)
+
+        await self.app(scope, receive, tagged)
 
 
 def _wrap_lifespan(app: FastAPI, state: WebState) -> None:
