@@ -203,13 +203,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def start_openwen(upstream_port: int, workers: int, home: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_openwen(upstream_port: int, workers: int, home: Path
+                  ) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENWEN_")}
     env.update({"OPENWEN_HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
                 "OPENWEN_LOCAL_MODELS": "false",
-                "OPENWEN_ENGINES": json.dumps([{"name": "standin", "models": ["bench"],
-                                                "base_url": f"http://127.0.0.1:{upstream_port}/v1"}]),
+                "OPENWEN_ENGINES": json.dumps([{
+                    "name": "standin", "models": ["bench"],
+                    "base_url": f"http://127.0.0.1:{upstream_port}/v1"}]),
                 "OPENWEN_MAX_QUEUE": "1024",
                 "PYTHONPATH": f"{ROOT / 'src'}:{env.get('PYTHONPATH', '')}"})
     args = [sys.executable, "-m", "openwen", "serve", "--port", str(port), "--workers",

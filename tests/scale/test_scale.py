@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from cluster import LEASE, sse_events
+
 from conftest import Cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

@@ -3,6 +3,7 @@ shared rate-limit window (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -122,3 +123,19 @@ def test_rate_limit_window(storage: Storage) -> None:
     assert repo.times("b", 0.000001) == []
     repo.purge(0)
     assert repo.times("b", 60) == []
+
+
+def test_our_own_pid_from_before_this_process_started_is_gone(
+    storage: Storage, alice: UserRecord, chat: ConversationRecord
+) -> None:
+    """A restarted container: same host name, same pid (often 1), another instance id."""
+    storage.instances.register("before-restart", pid=os.getpid())
+    with storage.db.write() as s:
+        s.execute(update(Instance).where(Instance.id == "before-restart")
+                  .values(started_at=utcnow() - timedelta(days=1)))
+    answer = _streaming(storage, alice, chat, "before-restart")
+    storage.instances.register("same-process")  # registered now: alive
+    alive = _streaming(storage, alice, chat, "same-process")
+    assert storage.instances.sweep(3600, me="after-restart") == 1
+    assert storage.messages.get(alice.id, answer).status == "incomplete"
+    assert storage.messages.get(alice.id, alive).status == "streaming"

@@ -19,9 +19,9 @@ Nothing is lost:
 
 Lifetime: a turn generates while someone listens. Closing :meth:`Turn.events` (the client went
 away), :meth:`Turn.stop` or :meth:`ConversationChat.stop` ends generation (a stop handled by
-another instance reaches the writer through a cancel flag in the store, polled as it saves); what was generated is
-kept, marked ``incomplete``. Editing a user message or regenerating an answer adds a sibling in the
-message tree, so earlier versions stay reachable.
+another instance reaches the writer through a cancel flag in the store, polled as it saves);
+what was generated is kept, marked ``incomplete``. Editing a user message or regenerating an
+answer adds a sibling in the message tree, so earlier versions stay reachable.
 
 The prompt is the conversation's system prompt plus the branch from the root down to the user
 message being answered; the model, sampling, ``max_tokens`` and thinking switch come from the

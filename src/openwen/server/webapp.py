@@ -8,9 +8,10 @@ Every answer is generated through :class:`~openwen.chat.conversations.Conversati
 given chat service, with the user's tools and the knowledge base.
 
 At startup the store is opened and migrated, the instance registers its heartbeat, answers
-that gone instances left ``streaming`` are marked ``incomplete`` (then periodically), MCP servers are started (unless the app already shares its own, on
-``app.state.tools``) and the knowledge base is made over the app's embedding service
-(``app.state.embeddings``; or the ``embedder`` given). At shutdown answers in flight are stopped
+that gone instances left ``streaming`` are marked ``incomplete`` (then periodically), MCP
+servers are started (unless the app already shares its own, on ``app.state.tools``) and the
+knowledge base is made over the app's embedding service (``app.state.embeddings``; or the
+``embedder`` given). At shutdown answers in flight are stopped
 and saved as ``incomplete``.
 """
 

@@ -33,6 +33,7 @@ from openwen.storage.base import Repository, rowcount, utcnow
 from openwen.storage.models import Base, Message
 
 DEFAULT_LEASE_SECONDS = 20.0
+PROCESS_STARTED = utcnow()  # (about) when this process started: rows with our pid from before
 
 
 class Instance(Base):
@@ -113,8 +114,8 @@ class InstanceRepo(Repository):
         """Mark ``incomplete`` the answers whose writer is gone; returns how many.
 
         Gone: the owner's heartbeat is older than ``lease`` seconds, its row is missing, or it
-        ran on this host under a process id that no longer exists (or is ours, under another
-        instance id: a restarted container). Instance rows long past their lease are removed."""
+        ran on this host under a process id that no longer exists (or is ours, registered
+        before this process started: a restarted container). Instance rows long past their lease are removed."""
         now = utcnow()
         cutoff = now - timedelta(seconds=lease)
         self._forget_dead_local(me)
@@ -137,8 +138,10 @@ class InstanceRepo(Repository):
     def _forget_dead_local(self, me: str | None) -> None:
         host, mine = this_host(), os.getpid()
         with self.db.read() as s:
-            rows = s.execute(select(Instance.id, Instance.pid).where(Instance.host == host)).all()
-        dead = [i for i, pid in rows if i != me and (pid == mine or not pid_alive(pid))]
+            rows = s.execute(select(Instance.id, Instance.pid, Instance.started_at)
+                             .where(Instance.host == host)).all()
+        dead = [i for i, pid, started in rows if i != me and (
+            (pid == mine and started < PROCESS_STARTED) or (pid != mine and not pid_alive(pid)))]
         if dead:
             with self.db.write() as s:
                 s.execute(delete(Instance).where(Instance.id.in_(dead)))
