@@ -115,7 +115,8 @@ class InstanceRepo(Repository):
 
         Gone: the owner's heartbeat is older than ``lease`` seconds, its row is missing, or it
         ran on this host under a process id that no longer exists (or is ours, registered
-        before this process started: a restarted container). Instance rows long past their lease are removed."""
+        before this process started: a restarted container). Instance rows long past their
+        lease are removed."""
         now = utcnow()
         cutoff = now - timedelta(seconds=lease)
         self._forget_dead_local(me)
