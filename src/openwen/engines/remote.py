@@ -40,7 +40,7 @@ from openwen.engines.remote_errors import (
     redact_url,
     scrub,
 )
-from openwen.engines.remote_stream import ChunkReader, iter_sse
+from openwen.engines.remote_stream import ChunkReader, iter_sse_bytes
 from openwen.errors import ConfigError, OpenwenError, UpstreamError
 from openwen.messages import StreamEvent
 
@@ -247,7 +247,7 @@ class RemoteEngine:
     ) -> AsyncGenerator[StreamEvent, None]:
         finished = False
         try:
-            async with aclosing(iter_sse(response.aiter_lines())) as events:
+            async with aclosing(iter_sse_bytes(response.aiter_bytes())) as events:
                 async for sse in events:
                     if sse.data.strip() == "[DONE]":
                         finished = True
