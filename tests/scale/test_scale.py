@@ -24,7 +24,7 @@ from conftest import Cluster
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 PASSWORD = "correct horse battery"
-LONG = "Count from 1 to 400, writing each number on its own line."
+LONG = "Write a very long story about a dragon, at least 2000 words."  # runs to max_tokens
 WAIT = 60.0  # safety nets, not timing assertions
 MARK_BOUND = LEASE * 1.25 + 5  # the survivor marks a dead instance's answers within this
 
