@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 DONE = b"data: [DONE]\n\n"
 SYSTEM_FINGERPRINT = f"openwen-{__version__}"
 FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
+_SPLIT = "\ue000openwen-text\ue000"  # a private-use marker, split out of a template
+_SPLIT_JSON = json.dumps(_SPLIT, ensure_ascii=False).encode("utf-8")
 
 
 def frame(payload: dict[str, Any]) -> bytes:
@@ -108,6 +110,7 @@ class ChatChunks:
         self.model = model
         self.created = created or int(time.time())
         self.include_usage = include_usage
+        self._text_template: list[bytes] | None = None
 
     def _chunk(self, delta: dict[str, Any], *, finish: str | None = None,
                logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -126,6 +129,16 @@ class ChatChunks:
 
     def first(self) -> dict[str, Any]:
         return self._chunk({"role": "assistant", "content": ""})
+
+    def text_frame(self, text: str) -> bytes:
+        """The frame of a plain content delta (no logprobs), byte for byte what
+        ``frame(self._chunk({"content": text}))`` gives, from a template made once per answer:
+        the hot path of a relayed stream encodes only the text."""
+        if self._text_template is None:
+            whole = frame(self._chunk({"content": _SPLIT}))
+            self._text_template = whole.split(_SPLIT_JSON)
+        head, tail = self._text_template
+        return head + json.dumps(text, ensure_ascii=False).encode("utf-8") + tail
 
     def for_event(self, event: StreamEvent) -> list[dict[str, Any]]:
         if isinstance(event, TextDelta):
@@ -235,9 +248,13 @@ async def event_stream(
         if head is not None:
             yield frame(head)
         event = first
+        text_frame = getattr(chunks, "text_frame", None)
         while not isinstance(event, Done):
-            for chunk in chunks.for_event(event):
-                yield frame(chunk)
+            if text_frame is not None and type(event) is TextDelta and not event.logprobs:
+                yield text_frame(event.text)
+            else:
+                for chunk in chunks.for_event(event):
+                    yield frame(chunk)
             if (stop := stopping()) is not None:
                 yield frame(stop.to_dict())
                 return

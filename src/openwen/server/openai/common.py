@@ -23,6 +23,7 @@ from openwen.messages import Done, StreamEvent
 from openwen.server.errors import ClientDisconnected
 from openwen.server.openai.base import parse_request
 from openwen.server.sse import Chunks, event_stream
+from openwen.server.sse_response import CoalescingStreamingResponse
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -117,4 +118,5 @@ def stream_response(request: Request, model: str, first: StreamEvent,
     body = event_stream(first, events, chunks,
                         on_done=lambda done: record_done(request, model, done),
                         stopping=request.app.state.shutdown.stop_error)
-    return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
+    return CoalescingStreamingResponse(body, media_type="text/event-stream",
+                                       headers=SSE_HEADERS)
