@@ -16,9 +16,10 @@ from serverkit import RunningServer, json_events, running_server, server_setting
 
 from openwen.chat.service import ChatService
 from openwen.config import Settings
-from openwen.engines.base import Capabilities, ChatRequest, Engine, ModelInfo
+from openwen.engines.base import Capabilities, Engine, ModelInfo
 from openwen.engines.registry import EngineRegistry
 from openwen.messages import Done, StreamEvent, TextDelta, ToolCall, ToolCallEvent, Usage
+from openwen.requests import ChatRequest
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}

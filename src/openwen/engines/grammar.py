@@ -7,8 +7,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from openwen.engines.base import ChatRequest
 from openwen.errors import InvalidRequestError
+from openwen.requests import ChatRequest
 
 
 def grammar_for(request: ChatRequest) -> Any | None:

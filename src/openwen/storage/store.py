@@ -8,6 +8,7 @@ from openwen.storage.conversations import ConversationRepo
 from openwen.storage.credentials import ApiKeyRepo, LoginSessionRepo
 from openwen.storage.db import Database
 from openwen.storage.messages import MessageRepo
+from openwen.storage.responses import ResponseRepo
 from openwen.storage.search import SearchRepo
 from openwen.storage.transfer import TransferRepo
 from openwen.storage.users import UserRepo, UserSettingsRepo
@@ -29,6 +30,7 @@ class Storage:
         self.messages = MessageRepo(db)
         self.search = SearchRepo(db)
         self.transfer = TransferRepo(db)
+        self.responses = ResponseRepo(db)
 
     @classmethod
     def open(cls, url: str | URL, *, upgrade: bool = True) -> Storage:

@@ -16,9 +16,9 @@ from openwen.chat.service import ChatService
 from openwen.config import Settings
 from openwen.errors import OverloadedError
 from openwen.server.app.ratelimit import LoginLimiter
-from openwen.server.app.tooling import SharedTools, workspace_name
 from openwen.storage import Storage, UserRecord
 from openwen.tools.registry import ToolRegistry
+from openwen.tools.shared import SharedTools, workspace_name
 
 if TYPE_CHECKING:
     from openwen.knowledge import KnowledgeBase, TextEmbedder
