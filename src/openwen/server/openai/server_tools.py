@@ -23,9 +23,11 @@ What the client gets:
   a top-level extension field: ``"openwen": {"tool_call": {step?, id, name, arguments}}`` when
   the model makes the call and ``"openwen": {"tool_result": {...as above}}`` when it finishes.
 
-Tools act for the API key's user (their file workspace) or ``local`` when keys are not required.
-A tool that needs the user's confirmation (``tools_confirm``, by default every side-effecting
-tool) is not run: the API cannot ask, and the model is told so.
+Server tools are off unless the admin sets ``api_server_tools = true``, and then run only for
+API keys with the ``tools`` scope (:func:`openwen.server.auth.check_server_tools`), never for
+anonymous callers; they act for the key's user (their file workspace). A tool that needs the
+user's confirmation (``tools_confirm``, by default every side-effecting tool) is not run: the
+API cannot ask, and the model is told so.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from openwen.chat.answer import ServerToolCall
 from openwen.errors import InvalidRequestError
 from openwen.messages import ToolResultEvent
 from openwen.requests import ChatRequest
+from openwen.server.auth import check_server_tools
 from openwen.server.generating import chat_service, generate
 from openwen.server.openai.protocol import ChatCompletionRequest, ChatCompletionResponse
 from openwen.server.openai.render import ChatChunks, chat_response
@@ -74,9 +77,8 @@ def registry_for(request: Request, body: ChatCompletionRequest, chat: ChatReques
     shared = getattr(request.app.state, "tools", None)
     settings = chat_service(request).settings
     tools = shared if isinstance(shared, SharedTools) else SharedTools(settings)
-    user = getattr(request.state, "user", None)
-    workspace = workspace_name(user.username, user.id) if user is not None else "local"
-    registry = tools.registry(workspace)
+    user = request.state.user  # check_server_tools: a key's user
+    registry = tools.registry(workspace_name(user.username, user.id), user)
     wanted = body.server_tools
     if isinstance(wanted, list):
         unknown = [name for name in wanted if name not in registry]
@@ -125,6 +127,7 @@ async def respond(request: Request, body: ChatCompletionRequest, chat: ChatReque
     confirmation are not run)."""
     if (stop := request.app.state.shutdown.refusal()) is not None:
         raise stop
+    check_server_tools(request)
     registry = registry_for(request, body, chat)
     asked = with_server_tools(chat, registry)
     client_tools = {str((t.get("function") or t).get("name")) for t in chat.tools}
