@@ -112,6 +112,8 @@ class Settings(BaseModel):
                                     description="largest document `docs add` accepts")
     memory_auto_extract: bool = Field(False, description="extract memories from chats "
                                       "automatically (users may switch it)")
+    responses_retention_days: float = Field(30.0, ge=0, description="days stored Responses "
+                                            "API responses are kept (0: forever)")
 
     # tools and agents (openwen.tools, openwen.chat.agent)
     agent_max_steps: int = Field(8, ge=1, le=100,

@@ -32,9 +32,9 @@ from openwen.server.app import accounts, conversations, messages, preferences, t
 from openwen.server.app.security import CurrentViewer
 from openwen.server.app.state import State, WebState
 from openwen.server.app.static import page_router, static_app
-from openwen.server.app.tooling import SharedTools
 from openwen.server.auth import is_loopback
 from openwen.server.knowledge_api import create_knowledge_router, upload_path
+from openwen.tools.shared import SharedTools
 
 
 def check_single_user(settings: Settings) -> None:

@@ -19,9 +19,9 @@ from openwen.config import Settings
 from openwen.errors import OverloadedError
 from openwen.server.app.liveness import Liveness
 from openwen.server.app.ratelimit import HashGate, LoginLimiter
-from openwen.server.app.tooling import SharedTools, workspace_name
 from openwen.storage import Storage, UserRecord
 from openwen.tools.registry import ToolRegistry
+from openwen.tools.shared import SharedTools, workspace_name
 from openwen.tools.workspaces import delete_workspace, migrate_named_workspaces
 
 if TYPE_CHECKING:
