@@ -12,13 +12,16 @@ Nothing is lost:
 - the answer's text (and reasoning) is saved every ``save_interval`` seconds while it streams;
 - at the end the answer is marked ``complete`` (with model, sampling, token counts, timings and
   finish reason in its metadata), ``incomplete`` when it was stopped, or ``error``;
-- :meth:`ConversationChat.recover_interrupted`, called at server start, marks answers left
-  ``streaming`` by a killed process ``incomplete``.
+- :meth:`ConversationChat.recover_interrupted`, called at server start and periodically, marks
+  ``incomplete`` the answers left ``streaming`` by an instance that is gone (its heartbeat
+  lease expired, see :mod:`openwen.storage.cluster`); answers other live instances are writing
+  are left alone.
 
 Lifetime: a turn generates while someone listens. Closing :meth:`Turn.events` (the client went
-away), :meth:`Turn.stop` or :meth:`ConversationChat.stop` ends generation; what was generated is
-kept, marked ``incomplete``. Editing a user message or regenerating an answer adds a sibling in the
-message tree, so earlier versions stay reachable.
+away), :meth:`Turn.stop` or :meth:`ConversationChat.stop` ends generation (a stop handled by
+another instance reaches the writer through a cancel flag in the store, polled as it saves);
+what was generated is kept, marked ``incomplete``. Editing a user message or regenerating an
+answer adds a sibling in the message tree, so earlier versions stay reachable.
 
 The prompt is the conversation's system prompt plus the branch from the root down to the user
 message being answered; the model, sampling, ``max_tokens`` and thinking switch come from the
@@ -46,7 +49,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from openwen.chat.answer_store import AnswerStore
@@ -74,6 +77,7 @@ from openwen.chat.turn_tools import (
 from openwen.errors import InvalidRequestError, NotFoundError
 from openwen.messages import Message
 from openwen.storage import ConversationRecord, MessageRecord, Storage
+from openwen.storage.cluster import DEFAULT_LEASE_SECONDS
 from openwen.storage.conversations import DEFAULT_TITLE
 
 if TYPE_CHECKING:
@@ -103,6 +107,7 @@ T = TypeVar("T")
 MAX_CONTENT = 200_000
 TITLE_LENGTH = 60
 DEFAULT_SAVE_INTERVAL = 0.5
+REMOTE_STOP_POLL = 0.2
 
 
 # -- the chat ----------------------------------------------------------------------------------
@@ -131,6 +136,7 @@ class ConversationChat:
         self.tools = tools
         self.knowledge = knowledge
         self.confirm_timeout = confirm_timeout
+        self.remote_stop_wait = 10.0
         self._turns: dict[int, Turn] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.store = AnswerStore(storage)  # every write of an answer: one thread, in order
@@ -140,12 +146,17 @@ class ConversationChat:
         registry = getattr(self.service, "registry", None)
         return str(getattr(registry, "default_model", None) or self.service.settings.model)
 
-    def recover_interrupted(self) -> int:
-        """Mark answers left ``streaming`` by a killed process ``incomplete`` (call at start)."""
-        count = self.storage.messages.recover_interrupted()
+    def recover_interrupted(self, lease: float = DEFAULT_LEASE_SECONDS) -> int:
+        """Mark ``incomplete`` the answers left ``streaming`` by an instance that is gone
+        (call at start and periodically); answers of live instances are left alone."""
+        count = self.storage.instances.sweep(lease, me=self.storage.instance_id)
         if count:
             log.info("marked %d interrupted answer(s) incomplete", count)
         return count
+
+    def cancel_requested(self, message_ids: Iterable[int]) -> bool:
+        """Whether a stop for one of these answers was pressed (on any instance)."""
+        return self.storage.instances.cancel_requested(message_ids)
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking store call on the writer thread (in order of submission)."""
@@ -288,14 +299,25 @@ class ConversationChat:
         ]
 
     async def stop(self, user_id: int, message_id: int) -> bool:
-        """Stop the answer ``message_id`` if it is generating here; False when it is not
-        (NotFoundError when it is not the user's)."""
+        """Stop the answer ``message_id`` if it is generating, here or on another instance
+        (then wait up to ``remote_stop_wait`` seconds for it to end); False when it is not
+        generating (NotFoundError when it is not the user's)."""
         turn = self.running(user_id, message_id)
-        if turn is None:
-            await self.read(self.storage.messages.get, user_id, message_id)
+        if turn is not None:
+            turn.stop()
+            await turn.wait()
+            return True
+        message = await self.read(self.storage.messages.get, user_id, message_id)
+        if message.status != "streaming":
             return False
-        turn.stop()
-        await turn.wait()
+        if not await self.write(self.storage.instances.request_cancel, message_id):
+            return False
+        deadline = asyncio.get_running_loop().time() + self.remote_stop_wait
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(REMOTE_STOP_POLL)
+            message = await self.read(self.storage.messages.get, user_id, message_id)
+            if message.status != "streaming":
+                break
         return True
 
     def answer_confirmation(self, user_id: int, confirmation_id: str, approved: bool) -> Turn:

@@ -418,6 +418,10 @@ class Turn:
                 log.info("message %s went away while streaming; stopping", self.message.id)
                 self.stop()
                 return
+            if await self.services.store.cancel_requested(tuple(self.message_ids)):
+                log.info("stop requested for message %s elsewhere; stopping", self.message.id)
+                self.stop()
+                return
 
     async def _save(self) -> None:
         if not self.open:

@@ -142,6 +142,14 @@ def _add_guard(app: FastAPI, settings: Settings, keys_required: bool) -> None:
                        allowed_hosts=split_list(settings.allowed_hosts), allowed_origins=origins)
 
 
+def app_from_environment() -> FastAPI:
+    """The app of one ``openwen serve --workers N`` process (settings from the environment
+    and the config file)."""
+    from openwen.config import load_settings
+
+    return create_app(load_settings().settings, preload=True)
+
+
 async def _preload(service: ChatService) -> None:
     try:
         await service.engine_for(None)

@@ -33,6 +33,7 @@ from openwen.messages import Done
 from openwen.requests import ChatRequest
 from openwen.server.errors import ClientDisconnected
 from openwen.server.sse import Renderer, event_stream
+from openwen.server.sse_response import CoalescingStreamingResponse
 from openwen.tools.registry import ToolRegistry
 
 T = TypeVar("T")
@@ -123,7 +124,8 @@ def stream_response(request: Request, model: str, first: Any, events: AsyncItera
                         on_done=lambda done: record_done(request, model, done),
                         stopping=request.app.state.shutdown.stop_error)
     framing = renderer.framing
-    return StreamingResponse(body, media_type=framing.media_type, headers=framing.headers)
+    return CoalescingStreamingResponse(body, media_type=framing.media_type,
+                                       headers=framing.headers)
 
 
 async def generate(

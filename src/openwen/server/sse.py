@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from openwen.errors import EngineError, OpenwenError
-from openwen.messages import Done
+from openwen.messages import Done, TextDelta
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,13 @@ async def event_stream(
         for payload in renderer.first():
             yield framing.encode(payload)
         event = first
+        text_frame = getattr(renderer, "text_frame", None)  # optional hot path: framed bytes
         while not isinstance(event, Done):
-            for payload in renderer.for_event(event):
-                yield framing.encode(payload)
+            if text_frame is not None and type(event) is TextDelta and not event.logprobs:
+                yield text_frame(event.text)
+            else:
+                for payload in renderer.for_event(event):
+                    yield framing.encode(payload)
             if (stop := stopping()) is not None:
                 for payload in renderer.error(stop):
                     yield framing.encode(payload)

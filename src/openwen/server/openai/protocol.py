@@ -573,6 +573,8 @@ class ModelCard(Out):
     context_length: int | None = None
     #: extension: "chat" or "embedding"
     type: str = "chat"
+    #: extension: false while the upstream serving the model fails its health checks
+    available: bool = True
 
     omit_if_none: ClassVar[tuple[str, ...]] = ("context_length",)
 

@@ -21,6 +21,7 @@ event ``{"error": {...}}`` and the stream ends (no ``[DONE]``). ``/v1/completion
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import uuid
@@ -50,10 +51,12 @@ from openwen.server.openai.protocol import (
     ToolCallOut,
     UsageInfo,
 )
-from openwen.server.sse import OPENAI_SSE
+from openwen.server.sse import OPENAI_SSE, frame
 
 SYSTEM_FINGERPRINT = f"openwen-{__version__}"
 FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
+_SPLIT = "\ue000openwen-text\ue000"  # a private-use marker, split out of a template
+_SPLIT_JSON = json.dumps(_SPLIT, ensure_ascii=False).encode("utf-8")
 
 
 def new_id(prefix: str) -> str:
@@ -103,6 +106,7 @@ class ChatChunks:
         self.model = model
         self.created = created or int(time.time())
         self.include_usage = include_usage
+        self._text_template: list[bytes] | None = None
 
     def _chunk(self, delta: dict[str, Any], *, finish: str | None = None,
                logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -121,6 +125,16 @@ class ChatChunks:
 
     def first(self) -> list[dict[str, Any]]:
         return [self._chunk({"role": "assistant", "content": ""})]
+
+    def text_frame(self, text: str) -> bytes:
+        """The frame of a plain content delta (no logprobs), byte for byte what
+        ``frame(self._chunk({"content": text}))`` gives, from a template made once per answer:
+        the hot path of a relayed stream encodes only the text."""
+        if self._text_template is None:
+            whole = frame(self._chunk({"content": _SPLIT}))
+            self._text_template = whole.split(_SPLIT_JSON)
+        head, tail = self._text_template
+        return head + json.dumps(text, ensure_ascii=False).encode("utf-8") + tail
 
     def for_event(self, event: Any) -> list[dict[str, Any]]:
         if isinstance(event, TextDelta):

@@ -1,7 +1,7 @@
 """Stored responses of the OpenAI Responses API (``POST /v1/responses`` with ``store``).
 
 Revision ID: 0200_responses
-Revises: 0100_knowledge
+Revises: 0140_instances
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0200_responses"
-down_revision = "0100_knowledge"
+down_revision = "0140_instances"
 branch_labels = None
 depends_on = None
 
