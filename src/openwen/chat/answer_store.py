@@ -63,10 +63,6 @@ class AnswerStore:
         return await self.write(self._add_closing, user_id, conversation_id, parent_id,
                                 content, status, metadata)
 
-    async def cancel_requested(self, message_ids: tuple[int, ...]) -> bool:
-        """Whether a stop for one of these answers was pressed (on any instance)."""
-        return await self.read(self.storage.instances.cancel_requested, message_ids)
-
     def close(self) -> None:
         self._writer.shutdown(wait=True)
 
