@@ -97,7 +97,7 @@ def registry_for(request: Request, body: ChatCompletionRequest, chat: ChatReques
     settings = chat_service(request).settings
     tools = shared if isinstance(shared, SharedTools) else SharedTools(settings)
     user = request.state.user  # check_server_tools: a key's user
-    registry = tools.registry(workspace_name(user.username, user.id))
+    registry = tools.registry(workspace_name(user.username, user.id), user)
     wanted = body.server_tools
     if isinstance(wanted, list):
         unknown = [name for name in wanted if name not in registry]
