@@ -15,7 +15,7 @@ from openwen.chat.conversations import ConversationChat
 from openwen.chat.service import ChatService
 from openwen.config import Settings
 from openwen.errors import OverloadedError
-from openwen.server.app.ratelimit import LoginLimiter
+from openwen.server.app.ratelimit import HashGate, LoginLimiter
 from openwen.server.app.tooling import SharedTools, workspace_name
 from openwen.storage import Storage, UserRecord
 from openwen.tools.registry import ToolRegistry
@@ -40,6 +40,7 @@ class WebState:
     save_interval: float = 0.5
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     signup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    hashing: HashGate = field(default_factory=HashGate)  # argon2 work at once
     tools: SharedTools | None = None  # None: answers never use tools
     own_tools: bool = False  # started and closed by the web app (no app-wide tools)
     embedder: TextEmbedder | None = None  # given: used for documents and memory as it is
