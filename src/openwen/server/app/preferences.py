@@ -28,7 +28,8 @@ async def models(_: CurrentViewer, state: State) -> dict[str, Any]:
     return {
         "default": registry.default_model,
         "models": [
-            {"id": m.id, "context_length": m.context_length, "engine": m.details.get("engine")}
+            {"id": m.id, "context_length": m.context_length, "engine": m.details.get("engine"),
+             "available": m.details.get("available", True) is not False}
             for m in infos
         ],
     }
