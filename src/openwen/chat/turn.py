@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from openwen.cache_salt import cache_salt_for
 from openwen.chat.turn_knowledge import TurnKnowledge, gather, with_context
 from openwen.chat.turn_tools import (
     Confirmations,
@@ -326,6 +327,7 @@ class Turn:
             sampling=self.settings.sampling(),
             max_tokens=self.settings.max_tokens,
             thinking=self.settings.thinking,
+            cache_salt=cache_salt_for(self.user_id),
         )
 
     async def _take(self, event: AgentEvent) -> None:

@@ -15,6 +15,7 @@ from openwen.server.openai.common import (
     model_name,
     read_request,
     record_done,
+    salted,
     start_answer,
     stream_response,
 )
@@ -60,7 +61,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
 async def create_chat_completion(request: Request) -> Response:
     received = time.perf_counter()
     body = await read_request(request, ChatCompletionRequest)
-    chat = body.to_chat_request()
+    chat = salted(request, body.to_chat_request())
     model = model_name(request, chat)
     if body.server_tools is not False:  # extension: the request opted in to server tools
         from openwen.server.openai.server_tools import respond

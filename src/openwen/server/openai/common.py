@@ -8,6 +8,7 @@ schema) is a proper HTTP error status rather than an error inside a 200 stream.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from openwen.cache_salt import cache_salt_for
 from openwen.chat.service import ChatService
 from openwen.engines.base import ChatRequest
 from openwen.errors import EngineError
@@ -69,6 +71,12 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
 async def _wait_disconnect(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def salted(request: Request, chat: ChatRequest) -> ChatRequest:
+    """The request in the prefix-cache partition of the API key's user (none without keys)."""
+    user = getattr(request.state, "user", None)
+    return dataclasses.replace(chat, cache_salt=cache_salt_for(user.id if user else None))
 
 
 async def start_answer(request: Request, chat: ChatRequest, *, received: float

@@ -15,6 +15,7 @@ from openwen.server.openai.common import (
     model_name,
     read_request,
     record_done,
+    salted,
     start_answer,
     stream_response,
 )
@@ -48,7 +49,7 @@ router = APIRouter(tags=["OpenAI"])
 async def create_completion(request: Request) -> Response:
     received = time.perf_counter()
     body = await read_request(request, CompletionRequest)
-    chat = body.to_chat_request()
+    chat = salted(request, body.to_chat_request())
     model = model_name(request, chat)
     echo = body.prompt_text if body.echo else ""
     first, events = await start_answer(request, chat, received=received)
