@@ -57,9 +57,9 @@ from servers import (  # noqa: E402
     stream_chat,
 )
 
-from openwen.engines.base import ChatRequest, Sampling  # noqa: E402
 from openwen.messages import Done, Message  # noqa: E402
 from openwen.models.store import bundled_model_path  # noqa: E402
+from openwen.requests import ChatRequest, Sampling  # noqa: E402
 
 N_CTX = 4096
 TOPICS = ["a dragon who learns to cook", "the history of bicycles", "a lighthouse keeper",

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from openwen.cache_salt import cache_salt_for
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.engines.batched import BatchedEngine
 from openwen.engines.kv_slots import common_prefix, salt_tag
 from openwen.engines.kv_store import KVStore, key_tag
 from openwen.messages import Done, Message
+from openwen.requests import ChatRequest, Sampling
 
 SECRET = ("My bank PIN is 4921 and my recovery phrase is orange tractor seven lantern. "
           "Keep it safe. " + " ".join(f"Note {i}: the vault code part {i} is {i * 37 % 101}."

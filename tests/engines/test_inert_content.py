@@ -17,10 +17,10 @@ import llama_cpp
 import pytest
 
 from openwen.chat.turn_knowledge import with_context
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.engines.batched import BatchedEngine
 from openwen.engines.inert import MARK, SpecialTexts, plain_text, segments
 from openwen.messages import Done, Message, ToolCall
+from openwen.requests import ChatRequest, Sampling
 
 QWEN_SPECIAL = (
     "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<think>", "</think>", "<tool_call>",

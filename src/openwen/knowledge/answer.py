@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from openwen.cache_salt import cache_salt_for
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.knowledge.context import ContextMode, KnowledgeContext
 from openwen.messages import Message, StreamEvent
+from openwen.requests import ChatRequest, Sampling
 
 if TYPE_CHECKING:
     from openwen.chat.service import ChatService
