@@ -118,6 +118,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tune", action="store_true", help="grid of fusion weights")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--sets", default="prose,notes,technical,chinese",
+                        help="comma-separated sets to run")
     args = parser.parse_args()
     embedder = LocalEmbedder.minilm()
     results: dict[str, Any] = {}
@@ -127,7 +129,8 @@ def main() -> None:
         kb = KnowledgeBase(storage.db, embedder, KnowledgeSettings())
         fused = fusions(args.tune)
         rows: list[dict[str, Any]] = []
-        for spec in load_sets():
+        wanted = set(args.sets.split(","))
+        for spec in [s for s in load_sets() if s["set"] in wanted]:
             user = storage.users.create(spec["set"], None)
             start = time.perf_counter()
             where = index(kb, user.id, spec, folder)

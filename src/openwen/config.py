@@ -27,6 +27,22 @@ ENV_PREFIX = "OPENWEN_"
 Source = Literal["default", "file", "env"]
 
 
+class UpstreamConfig(BaseModel):
+    """One OpenAI-compatible upstream (a ``[[engines]]`` table): where it is, which models it
+    serves (empty: whatever its ``/models`` lists), which embedding models, and timeouts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("remote", min_length=1, max_length=64)
+    base_url: str = Field(pattern=r"^https?://")
+    api_key: SecretStr | None = None
+    models: tuple[str, ...] = ()
+    embedding_models: tuple[str, ...] = ()
+    timeout: float = Field(600.0, gt=0)
+    connect_timeout: float = Field(10.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+
+
 class Settings(BaseModel):
     """Every setting openwen reads. Field docs are shown by ``openwen config``."""
 
@@ -59,6 +75,14 @@ class Settings(BaseModel):
     remote_timeout: float = Field(600.0, gt=0, description="upstream read timeout, seconds")
     remote_connect_timeout: float = Field(10.0, gt=0, description="upstream connect timeout")
     remote_retries: int = Field(2, ge=0, le=10, description="retries on connection errors only")
+    engines: tuple[UpstreamConfig, ...] = Field((), description="upstreams: [[engines]] tables "
+                                                "(name, base_url, api_key, models, "
+                                                "embedding_models, timeout, connect_timeout, "
+                                                "retries); env: a JSON list")
+    upstream_check_interval: float = Field(5.0, gt=0, description="seconds between health "
+                                           "checks of the upstreams")
+    local_models: bool = Field(True, description="serve local GGUF models and embeddings "
+                               "(false: a slim gateway that only relays to upstreams)")
 
     hub_endpoint: str = Field("https://huggingface.co", description="model hub for `openwen pull`")
     hub_token: SecretStr | None = Field(None, description="token for the model hub")
@@ -69,12 +93,27 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest request body")
     max_queue: int = Field(16, ge=1, le=10_000, description="requests waiting per engine")
     database_url: str | None = Field(None, description="SQLAlchemy URL (default SQLite in home)")
+    # request security (openwen.server.guard, openwen.server.auth)
+    allowed_hosts: str = Field("", description="Host names the server answers besides loopback "
+                               "ones, when API keys are not required (a,b)")
+    allowed_origins: str = Field("", description="web origins (https://app.example) whose pages "
+                                 "may call the API from a browser (CORS), comma-separated")
+    api_server_tools: bool = Field(False, description="let API keys with the 'tools' scope run "
+                                   "openwen's server-side tools (\"openwen\": {\"tools\": ...})")
+    forwarded_allow_ips: str = Field("", description="proxy addresses whose X-Forwarded-For / "
+                                     "-Proto headers are trusted (a,b; empty: none)")
+    api_docs: bool = Field(True, description="serve the interactive API docs at /docs")
     single_user: bool = Field(False, description="no login (loopback only)")
+    instance_lease: float = Field(20.0, ge=2, le=3600, description="seconds without a "
+                                  "heartbeat after which an instance counts as dead and its "
+                                  "partial answers are marked incomplete by a survivor")
     embedding_model: str = Field("all-minilm-l6-v2", description="local embedding model")
     document_max_bytes: int = Field(50 * 1024 * 1024, ge=1024,
                                     description="largest document `docs add` accepts")
     memory_auto_extract: bool = Field(False, description="extract memories from chats "
                                       "automatically (users may switch it)")
+    responses_retention_days: float = Field(30.0, ge=0, description="days stored Responses "
+                                            "API responses are kept (0: forever)")
 
     # tools and agents (openwen.tools, openwen.chat.agent)
     agent_max_steps: int = Field(8, ge=1, le=100,
@@ -92,8 +131,27 @@ class Settings(BaseModel):
     sandbox_memory_mb: int = Field(1024, ge=64, description="code interpreter memory limit, MiB")
     sandbox_max_processes: int = Field(32, ge=1, le=4096,
                                        description="code interpreter processes and threads")
+    sandbox_max_concurrent: int = Field(2, ge=1, le=256,
+                                        description="code interpreter runs at once")
+    sandbox_max_queued: int = Field(8, ge=0, le=10_000, description="code interpreter runs "
+                                    "waiting for a slot; more are refused as busy")
+    sandbox_cgroup: str = Field("auto", description="per-run cgroup for the code interpreter: "
+                                "auto, off, or the path of a delegated cgroup v2 group")
     mcp: dict[str, Any] = Field(default_factory=dict, description="MCP servers: "
                                 "[mcp.servers.NAME] tables (see openwen.tools.mcp)")
+
+    @field_validator("engines", mode="before")
+    @classmethod
+    def _engines_from_json(cls, value: Any) -> Any:
+        """``OPENWEN_ENGINES`` holds the same list as JSON text."""
+        if isinstance(value, str):
+            import json
+
+            try:
+                return json.loads(value) if value.strip() else ()
+            except ValueError as exc:
+                raise ValueError(f"engines must be a list of tables or JSON: {exc}") from None
+        return value
 
     @field_validator("mcp", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlalchemy import select, text
 
 from openwen.knowledge import KnowledgeBase, KnowledgeSettings, LocalEmbedder, Scope
@@ -35,6 +36,7 @@ def add_texts(kb: KnowledgeBase, user: UserRecord, folder: Path, texts: dict[str
         kb.add_file(user.id, path, scope)
 
 
+@pytest.mark.timeout(1200)  # 24 documents embedded by the real model on a shared 2-core machine
 def test_issue_scenario_paraphrases_find_their_page(storage: Storage, embedder: LocalEmbedder,
                                                     alice: UserRecord, tmp_path: Path) -> None:
     """Two dozen pages, one heading each, shared boilerplate, one fact under a sub-heading;

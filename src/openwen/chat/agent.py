@@ -31,7 +31,6 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from openwen.config import Settings
-from openwen.engines.base import ChatRequest
 from openwen.messages import (
     AgentEvent,
     AgentLimitEvent,
@@ -48,6 +47,7 @@ from openwen.messages import (
     ToolResultEvent,
     Usage,
 )
+from openwen.requests import ChatRequest
 from openwen.tools.base import Tool, ToolOutput
 from openwen.tools.registry import ToolRegistry, confirmation_required
 

@@ -6,10 +6,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from openwen.config import Settings
-from openwen.engines.base import ChatRequest, Engine
+from openwen.engines.base import Engine
 from openwen.engines.registry import EngineRegistry
 from openwen.errors import InvalidRequestError
 from openwen.messages import StreamEvent
+from openwen.requests import ChatRequest
 
 
 class ChatService:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,6 +15,7 @@ from openwen.errors import NotFoundError
 if TYPE_CHECKING:
     import uvicorn
 
+    from openwen.config import Settings
     from openwen.server.lifecycle import ShutdownGate
     from openwen.storage.db import Database
     from openwen.storage.records import UserRecord
@@ -40,6 +41,9 @@ def serve(
         "--single-user", help="no login; you act as the local admin (loopback only)")] = False,
     graceful_timeout: Annotated[float, typer.Option(
         help="seconds streams in flight may run on after a stop signal")] = 10.0,
+    workers: Annotated[int, typer.Option(
+        min=1, max=64, help="processes serving the same port (each an instance of its own)")
+                       ] = 1,
 ) -> None:
     """Serve the web chat app at / and the OpenAI-compatible API at /v1 (docs at /docs)."""
     import uvicorn
@@ -47,16 +51,24 @@ def serve(
     from openwen.server.application import create_app
     from openwen.server.auth import check_bind, keys_required
 
-    settings = settings_or_exit(host=host, port=port, model=model,
-                                single_user=True if single_user else None)
+    overrides = {"host": host, "port": port, "model": model,
+                 "single_user": True if single_user else None}
+    settings = settings_or_exit(**overrides)
     from openwen.server.webapp import check_single_user
 
     with fail_on_errors():
         check_bind(settings)
         check_single_user(settings)
+        if workers > 1:
+            _serve_workers(settings, overrides, workers, graceful_timeout)
+            return
         app = create_app(settings, preload=True)
+    # X-Forwarded-For/-Proto are trusted only from the proxies named in forwarded_allow_ips
+    # (uvicorn's own default trusts 127.0.0.1, so any local client could pick its address)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
-                            timeout_graceful_shutdown=int(graceful_timeout + BACKSTOP_SECONDS))
+                            timeout_graceful_shutdown=int(graceful_timeout + BACKSTOP_SECONDS),
+                            proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+                            forwarded_allow_ips=settings.forwarded_allow_ips.strip() or [])
     server = graceful_server(config, gate=app.state.shutdown, grace=graceful_timeout)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     auth = "API key required" if keys_required(settings) else "no API key needed"
@@ -66,6 +78,28 @@ def serve(
     typer.echo(f"OpenAI-compatible API at {base}/v1 with model {settings.model} "
                f"({auth}; docs at {base}/docs)")
     server.run()
+
+
+def _serve_workers(settings: Settings, overrides: dict[str, Any], workers: int,
+                   graceful_timeout: float) -> None:
+    """``workers`` processes on one port (uvicorn's supervisor restarts a worker that dies).
+    Each builds its app from the same settings: the command line's overrides travel to them as
+    ``OPENWEN_*`` environment variables."""
+    import os
+
+    import uvicorn
+
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[f"OPENWEN_{name.upper()}"] = str(value).lower() if isinstance(
+                value, bool) else str(value)
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    typer.echo(f"openwen: {workers} workers at http://{shown}:{settings.port}/")
+    uvicorn.run("openwen.server.application:app_from_environment", factory=True,
+                host=settings.host, port=settings.port, workers=workers, log_level="info",
+                timeout_graceful_shutdown=int(graceful_timeout + BACKSTOP_SECONDS),
+                proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+                forwarded_allow_ips=settings.forwarded_allow_ips.strip() or [])
 
 
 def graceful_server(config: uvicorn.Config, *, gate: ShutdownGate, grace: float
@@ -114,17 +148,22 @@ def _owner(db: Database, username: str | None) -> UserRecord:
 def keys_create(
     name: Annotated[str, typer.Option(help="a label for the key")] = "default",
     user: Annotated[str | None, typer.Option(help="owner [default: the local admin]")] = None,
+    scope: Annotated[list[str] | None, typer.Option(
+        help="what the key may do: inference (the API), tools (server-side tools, when "
+             "api_server_tools is on); repeat or comma-separate [default: inference]")] = None,
 ) -> None:
     """Create an API key and print it (it is shown only this once)."""
-    from openwen.storage.credentials import ApiKeyRepo
+    from openwen.storage.credentials import DEFAULT_SCOPES, ApiKeyRepo, normal_scopes
 
     with fail_on_errors():
+        scopes = normal_scopes(",".join(scope)) if scope else DEFAULT_SCOPES
         db = _database()
         owner = _owner(db, user)
-        new = ApiKeyRepo(db).create(owner.id, name)
+        new = ApiKeyRepo(db).create(owner.id, name, scopes)
     typer.echo(new.secret)
-    typer.echo(f"created key {new.key.id} '{new.key.name}' for user '{owner.username}'; "
-               "store it now: it cannot be shown again", err=True)
+    typer.echo(f"created key {new.key.id} '{new.key.name}' for user '{owner.username}' with "
+               f"scopes {', '.join(new.key.scopes)}; store it now: it cannot be shown again",
+               err=True)
 
 
 @keys_app.command("list")
@@ -146,7 +185,7 @@ def keys_list(
         "id": key.id, "name": key.name, "user": user.username, "prefix": key.prefix,
         "created_at": key.created_at.isoformat(),
         "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
-        "revoked": key.revoked_at is not None,
+        "revoked": key.revoked_at is not None, "scopes": list(key.scopes),
     } for user, key in sorted(rows, key=lambda r: r[1].id)]
     if as_json:
         typer.echo(json.dumps(records, indent=2))
@@ -155,10 +194,11 @@ def keys_list(
         typer.echo("no API keys; create one with `openwen keys create`")
         return
     table = Table(title="API keys")
-    for column in ("id", "name", "user", "key", "created", "last used", "status"):
+    for column in ("id", "name", "user", "key", "scopes", "created", "last used", "status"):
         table.add_column(column)
     for r in records:
         table.add_row(str(r["id"]), str(r["name"]), str(r["user"]), f"{r['prefix']}…",
+                      ",".join(r["scopes"]),  # type: ignore[arg-type]
                       str(r["created_at"])[:19], str(r["last_used_at"] or "never")[:19],
                       "revoked" if r["revoked"] else "active")
     Console().print(table)

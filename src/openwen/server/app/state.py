@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,10 +17,12 @@ from openwen.chat.conversations import ConversationChat
 from openwen.chat.service import ChatService
 from openwen.config import Settings
 from openwen.errors import OverloadedError
-from openwen.server.app.ratelimit import LoginLimiter
-from openwen.server.app.tooling import SharedTools, workspace_name
+from openwen.server.app.liveness import Liveness
+from openwen.server.app.ratelimit import HashGate, LoginLimiter
 from openwen.storage import Storage, UserRecord
 from openwen.tools.registry import ToolRegistry
+from openwen.tools.shared import SharedTools, workspace_name
+from openwen.tools.workspaces import delete_workspace, migrate_named_workspaces
 
 if TYPE_CHECKING:
     from openwen.knowledge import KnowledgeBase, TextEmbedder
@@ -37,8 +41,11 @@ class WebState:
     settings: Settings
     service: ChatService
     save_interval: float = 0.5
-    limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    limiter: LoginLimiter | None = None  # None: counted in the store, shared by instances
+    instance_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    liveness: Liveness | None = None
     signup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    hashing: HashGate = field(default_factory=HashGate)  # argon2 work at once
     tools: SharedTools | None = None  # None: answers never use tools
     own_tools: bool = False  # started and closed by the web app (no app-wide tools)
     embedder: TextEmbedder | None = None  # given: used for documents and memory as it is
@@ -54,6 +61,7 @@ class WebState:
         with self._lock:
             if self._storage is None:
                 self._storage = Storage.open(self.settings.database)
+                self._storage.instance_id = self.instance_id
             return self._storage
 
     @property
@@ -74,7 +82,7 @@ class WebState:
         """The tools of one user's answers (blocking: reads the user)."""
         assert self.tools is not None
         user = self.storage.users.get(user_id)
-        return self.tools.registry(workspace_name(user.username, user.id))
+        return self.tools.registry(workspace_name(user.username, user.id), user)
 
     def local_user(self) -> UserRecord:
         """Single-user mode's account: the oldest admin, or a new admin called ``local``."""
@@ -88,16 +96,41 @@ class WebState:
         self._local_user = user
         return user
 
+    def login_limiter(self) -> LoginLimiter:
+        """Login limits, counted in the store so every instance sees the same counts."""
+        if self.limiter is None:
+            self.limiter = LoginLimiter(store=self.storage.rate_limits, clock=time.time)
+        return self.limiter
+
     def startup(self) -> None:
-        """Open the store and mark answers a killed process left ``streaming`` incomplete."""
-        self.chat.recover_interrupted()
+        """Open the store, register this instance and mark ``incomplete`` the answers that
+        instances which are gone left ``streaming`` (see :mod:`openwen.server.app.liveness`)."""
+        chat, lease = self.chat, self.settings.instance_lease
+        self.liveness = Liveness(self.storage, self.instance_id, lease,
+                                 lambda: chat.recover_interrupted(lease))
+        self.liveness.register()
         if self.settings.single_user:
             self.local_user()
         self.storage.sessions.purge_expired()
+        try:
+            migrate_named_workspaces(self.settings, ((u.id, u.username)
+                                                     for u in self.storage.users.list_all()))
+        except OSError:
+            log.exception("workspaces of the old layout could not be moved")
+
+    def delete_user(self, user_id: int) -> None:
+        """Delete an account: by cascade its keys, sessions, settings, conversations,
+        documents and memories; then its workspace folder (blocking)."""
+        self.storage.users.delete(user_id)
+        if self.knowledge is not None:
+            self.knowledge.cache.clear()  # ids may be reused (SQLite): no stale matrices
+        delete_workspace(self.settings, user_id)
 
     async def start_services(self, app_state: Any) -> None:
         """Start the MCP servers (unless the app did) and make the knowledge base over the
         app's embedding service (or the embedder given)."""
+        if self.liveness is not None:
+            self.liveness.start()
         if self.tools is not None and self.own_tools:
             await self.tools.start()
         if self.knowledge is None:
@@ -134,6 +167,11 @@ class WebState:
         """Stop answers in flight (they are saved as incomplete)."""
         if self._chat is not None:
             await self._chat.aclose()
+
+    async def stop_liveness(self) -> None:
+        """After the answers are saved: stop the heartbeat and remove this instance."""
+        if self.liveness is not None:
+            await self.liveness.aclose()
 
     def close(self) -> None:
         if self._storage is not None:

@@ -168,7 +168,7 @@ function statsOf(meta) {
   return parts.join(" · ");
 }
 
-function renderControls() {
+export function renderControls() {
   const busy = Boolean(currentStream());
   $("#send").hidden = busy;
   $("#stop").hidden = !busy;
@@ -176,9 +176,13 @@ function renderControls() {
   const settings = currentSettings();
   const picker = $("#model-picker");
   const names = state.models.map((m) => m.id);
+  const down = new Set(state.models.filter((m) => m.available === false).map((m) => m.id));
   const wanted = settings.model || state.defaultModel;
   if (wanted && !names.includes(wanted)) names.push(wanted);
-  picker.replaceChildren(...names.map((name) => h("option", { value: name, text: name })));
+  picker.replaceChildren(...names.map((name) => h("option", {
+    value: name, text: down.has(name) ? `${name} (unavailable)` : name,
+    "data-unavailable": down.has(name) ? "true" : undefined,
+  })));
   picker.value = wanted || "";
   $("#thinking-toggle").checked = settings.thinking !== false;
 }

@@ -2,7 +2,9 @@
 
 import * as api from "./api.js";
 import { showAuth } from "./auth.js";
-import { currentStream, ensureConversation, route, setupChat, newChat, stop } from "./chat.js";
+import {
+  currentStream, ensureConversation, renderControls, route, setupChat, newChat, stop,
+} from "./chat.js";
 import { applyTheme, openHelp, setupDialogs } from "./dialogs.js";
 import { $, toast } from "./dom.js";
 import { setupKnowledge } from "./knowledge.js";
@@ -55,6 +57,16 @@ async function loadModels() {
   }
 }
 
+// An upstream that goes down (or comes back) shows in the model picker within this time.
+const MODELS_REFRESH_MS = 15000;
+
+function refreshModels() {
+  setInterval(async () => {
+    await loadModels();
+    renderControls();
+  }, MODELS_REFRESH_MS);
+}
+
 async function loadPreferences() {
   try {
     state.preferences = (await api.get("/api/settings")).values;
@@ -91,6 +103,7 @@ async function start() {
   await Promise.all([loadModels(), loadPreferences()]);
   route({ push: false });
   refreshList();
+  refreshModels();
   document.body.dataset.ready = "true";
 }
 

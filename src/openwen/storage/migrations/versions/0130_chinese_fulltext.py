@@ -11,7 +11,7 @@
   them (old chunks are kept until each document's new ones are stored).
 
 Revision ID: 0130_chinese_fulltext
-Revises: 0100_knowledge
+Revises: 0200_responses
 Create Date: 2026-12-01
 """
 
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0130_chinese_fulltext"
-down_revision = "0100_knowledge"
+down_revision = "0200_responses"
 branch_labels = None
 depends_on = None
 
