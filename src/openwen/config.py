@@ -60,7 +60,11 @@ class Settings(BaseModel):
     remote_connect_timeout: float = Field(10.0, gt=0, description="upstream connect timeout")
     remote_retries: int = Field(2, ge=0, le=10, description="retries on connection errors only")
 
-    hub_endpoint: str = Field("https://huggingface.co", description="model hub for `openwen pull`")
+    hub: Literal["huggingface", "modelscope"] = Field(
+        "huggingface", description="model hub layout: huggingface (also its mirrors, set "
+        "hub_endpoint) or modelscope")
+    hub_endpoint: str = Field("https://huggingface.co", description="model hub for `openwen pull` "
+                              "(with hub = modelscope this default means https://modelscope.cn)")
     hub_token: SecretStr | None = Field(None, description="token for the model hub")
 
     host: str = Field("127.0.0.1", description="address `openwen serve` binds")
@@ -73,6 +77,8 @@ class Settings(BaseModel):
     embedding_model: str = Field("all-minilm-l6-v2", description="local embedding model")
     document_max_bytes: int = Field(50 * 1024 * 1024, ge=1024,
                                     description="largest document `docs add` accepts")
+    users_may_pull: bool = Field(False, description="let every user, not only admins, download "
+                                 "and remove models in the web app (admins can switch it)")
     memory_auto_extract: bool = Field(False, description="extract memories from chats "
                                       "automatically (users may switch it)")
 

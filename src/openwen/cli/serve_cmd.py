@@ -65,6 +65,11 @@ def serve(
                f"({'single-user, no login' if settings.single_user else 'sign in or sign up'})")
     typer.echo(f"OpenAI-compatible API at {base}/v1 with model {settings.model} "
                f"({auth}; docs at {base}/docs)")
+    from openwen.models.fit import first_run_notice
+
+    notice = first_run_notice(settings)
+    if notice:
+        typer.echo(notice)
     server.run()
 
 

@@ -10,6 +10,8 @@ import { setupMemory } from "./memory.js";
 import { closeMenu, focusSearch, refreshList, setupSidebar } from "./sidebar.js";
 import { state } from "./state.js";
 import { setupTools } from "./tools.js";
+import { browserLocale, locale, setLocale, t } from "./i18n.js";
+import { setupModels } from "./models.js";
 
 function anyDialogOpen() {
   return Boolean(document.querySelector("dialog[open]"));
@@ -45,31 +47,24 @@ async function logout() {
   location.assign("/");
 }
 
-async function loadModels() {
-  try {
-    const data = await api.get("/api/models");
-    state.models = data.models;
-    state.defaultModel = data.default;
-  } catch (error) {
-    toast(`Could not list models: ${error.message}`, "error");
-  }
-}
-
 async function loadPreferences() {
   try {
     state.preferences = (await api.get("/api/settings")).values;
   } catch { state.preferences = {}; }
   const theme = state.preferences["ui.theme"];
   if (theme) applyTheme(theme);
+  const chosen = state.preferences["ui.locale"];
+  if (chosen && chosen !== locale()) setLocale(chosen);
 }
 
 async function start() {
+  setLocale(browserLocale());
   applyTheme(document.documentElement.dataset.theme || null);
   let session;
   try {
     session = await api.get("/api/session");
   } catch (error) {
-    $("#loading").textContent = `openwen is not reachable: ${error.message}`;
+    $("#loading").textContent = t("main.unreachable", { message: error.message });
     return;
   }
   state.session = session;
@@ -88,7 +83,8 @@ async function start() {
   setupMemory();
   document.addEventListener("keydown", onShortcut);
   $("#logout-button").addEventListener("click", logout);
-  await Promise.all([loadModels(), loadPreferences()]);
+  await loadPreferences();
+  await setupModels();
   route({ push: false });
   refreshList();
   document.body.dataset.ready = "true";

@@ -3,6 +3,7 @@
 
 import * as api from "./api.js";
 import { $, h, confirmDialog } from "./dom.js";
+import { t } from "./i18n.js";
 
 const KB = "/api/knowledge";
 const SOURCES = { user: "added by you", chat: "from a chat", tool: "saved by the assistant",
@@ -33,11 +34,11 @@ function item(memory) {
   const li = h("li.memory", { "data-id": memory.id }, h("div.memory-body", {}, text,
     h("span.muted.memory-source", { text: SOURCES[memory.source] || memory.source })));
   const actions = h("div.memory-actions", {},
-    h("button.ghost", { type: "button", text: "Edit", "aria-label": `Edit memory: ${memory.text}`,
+    h("button.ghost", { type: "button", text: t("memory.edit"), "aria-label": t("memory.edit_name", { text: memory.text }),
       onclick: () => edit(li, memory) }),
-    h("button.ghost", { type: "button", text: "Delete", "aria-label": `Delete memory: ${memory.text}`,
+    h("button.ghost", { type: "button", text: t("common.delete"), "aria-label": t("memory.delete_name", { text: memory.text }),
       onclick: async () => {
-        if (!(await confirmDialog(`Forget “${memory.text}”?`, "Forget"))) return;
+        if (!(await confirmDialog(t("memory.confirm_forget", { text: memory.text }), t("memory.forget")))) return;
         await act(() => api.del(`${KB}/memories/${memory.id}`));
       } }));
   li.append(actions);
@@ -45,7 +46,7 @@ function item(memory) {
 }
 
 function edit(li, memory) {
-  const input = h("input", { "aria-label": "Memory text", maxlength: 1000 });
+  const input = h("input", { "aria-label": t("memory.text"), maxlength: 1000 });
   input.value = memory.text;
   const save = () => act(() => api.patch(`${KB}/memories/${memory.id}`, { text: input.value }));
   input.addEventListener("keydown", (event) => {
@@ -53,8 +54,8 @@ function edit(li, memory) {
     if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); load(); }
   });
   li.replaceChildren(h("form.inline-form", { onsubmit: (event) => { event.preventDefault(); save(); } },
-    input, h("button.secondary", { type: "submit", text: "Save" }),
-    h("button.ghost", { type: "button", text: "Cancel", onclick: () => load() })));
+    input, h("button.secondary", { type: "submit", text: t("common.save") }),
+    h("button.ghost", { type: "button", text: t("common.cancel"), onclick: () => load() })));
   input.focus();
 }
 
