@@ -6,8 +6,9 @@ import { $, h, confirmDialog } from "./dom.js";
 import { t } from "./i18n.js";
 
 const KB = "/api/knowledge";
-const SOURCES = { user: "added by you", chat: "from a chat", tool: "saved by the assistant",
-  extracted: "extracted automatically", api: "added through the API" };
+// where a memory came from: catalog keys memory.source_<source> (locales/*.js)
+const SOURCES = new Set(["user", "chat", "tool", "extracted", "api"]);
+const NOT_TYPED_SOURCES = new Set(["tool", "extracted"]);  // written by the model
 
 async function openMemory() {
   $("#memory-error").textContent = "";
@@ -31,8 +32,12 @@ async function load() {
 
 function item(memory) {
   const text = h("span.memory-text", { text: memory.text });
-  const li = h("li.memory", { "data-id": memory.id }, h("div.memory-body", {}, text,
-    h("span.muted.memory-source", { text: SOURCES[memory.source] || memory.source })));
+  const byModel = NOT_TYPED_SOURCES.has(memory.source);
+  const source = h(`span.muted.memory-source${byModel ? ".by-model" : ""}`, {
+    text: SOURCES.has(memory.source) ? t(`memory.source_${memory.source}`) : memory.source,
+    title: byModel ? t("memory.not_typed") : undefined,
+    "data-source": memory.source });
+  const li = h("li.memory", { "data-id": memory.id }, h("div.memory-body", {}, text, source));
   const actions = h("div.memory-actions", {},
     h("button.ghost", { type: "button", text: t("memory.edit"), "aria-label": t("memory.edit_name", { text: memory.text }),
       onclick: () => edit(li, memory) }),

@@ -314,5 +314,11 @@ export default {
   "firstrun.dismiss": "Not now",
   "firstrun.ask_admin": "Ask the admin of this server to download it.",
   "firstrun.ready": "{model} is downloaded and is now your default for new chats. Enjoy much better answers.",
-  "firstrun.retry": "Try {model} again"
+  "firstrun.retry": "Try {model} again",
+  "memory.source_user": "added by you",
+  "memory.source_chat": "from a chat",
+  "memory.source_tool": "saved by the assistant",
+  "memory.source_extracted": "extracted automatically",
+  "memory.source_api": "added through the API",
+  "memory.not_typed": "You did not type this one: check that it is true and that you want it kept."
 };

@@ -310,5 +310,11 @@ export default {
   "firstrun.dismiss": "以后再说",
   "firstrun.ask_admin": "请让这台服务器的管理员下载它。",
   "firstrun.ready": "{model} 已下载完毕，现在是你新对话的默认模型。回答会好得多。",
-  "firstrun.retry": "重新下载 {model}"
+  "firstrun.retry": "重新下载 {model}",
+  "memory.source_user": "由你添加",
+  "memory.source_chat": "来自对话",
+  "memory.source_tool": "由助手保存",
+  "memory.source_extracted": "自动提取",
+  "memory.source_api": "通过 API 添加",
+  "memory.not_typed": "这条不是你输入的：请确认它是真的，并且你想保留它。"
 };
