@@ -87,7 +87,7 @@ def test_layers_fill_only_what_they_set(store_settings: Settings) -> None:
     # bad stored values are ignored, never an error
     broken = {"smollm2": {"sampling": {"temperature": "hot"}, "tools": "yes", "context": -1}}
     profile, _ = profile_for("smollm2", store_settings, user=broken)
-    assert profile.sampling.temperature == 0.2 and profile.tools is False
+    assert profile.sampling.temperature == 0.0 and profile.tools is False
     assert profile.context == 8192
 
 

@@ -180,7 +180,7 @@ def test_a_chat_gets_its_models_profile(smollm2_app: FastAPI, engine: ScriptedEn
         request = engine.requests[-1]
         assert request.messages[0].role == "system"
         assert request.messages[0].content == SMOLLM2_SYSTEM
-        assert request.sampling.temperature == 0.2
+        assert request.sampling.temperature == 0.0
         assert request.tools == ()  # the profile keeps tools off for the 135M model
         assert "context" not in found or not found["context"].get("tools")
         # the chat's own settings win

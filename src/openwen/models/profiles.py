@@ -172,13 +172,13 @@ def _whole(value: Any, low: int, high: int) -> int | None:
 QWEN_THINKING = SamplingDefaults(temperature=0.6, top_p=0.95, top_k=20, min_p=0.0)
 QWEN_PLAIN = SamplingDefaults(temperature=0.7, top_p=0.8, top_k=20, min_p=0.0)
 
-SMOLLM2_SYSTEM = "You are a helpful assistant."
+SMOLLM2_SYSTEM = "You are a helpful assistant. Give the answer first, in one short sentence."
 
 _SMOLLM2 = Profile(
     # Without a system prompt SmolLM2's template injects its own, under which the 135M model
     # rambles (in French, for "What is the capital of France?"); this one keeps it on task.
     system=SMOLLM2_SYSTEM,
-    sampling=SamplingDefaults(temperature=0.2, top_p=0.9),
+    sampling=SamplingDefaults(temperature=0.0, top_p=0.9),  # greedy: the tiny model's best guess
     context=8192,
     tools=False,
     description="Tiny demo model (135M parameters): fast, but it knows little. "

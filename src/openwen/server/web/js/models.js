@@ -241,7 +241,7 @@ function progressText(job) {
   if (job.state === "verifying") return t("models.verifying");
   if (job.state === "queued") return t("models.queued");
   const done = formatBytes(job.completed);
-  if (!job.total) return done;
+  if (!job.total) return job.completed ? done : t("models.queued");
   const parts = [t("models.progress", { done, total: formatBytes(job.total) })];
   if (job.speed) parts.push(t("models.speed", { speed: formatBytes(job.speed) }));
   if (job.eta !== null && job.eta !== undefined) parts.push(t("models.eta", { eta: formatDuration(job.eta) }));
