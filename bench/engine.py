@@ -15,10 +15,10 @@ import statistics
 import time
 from typing import Any
 
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.engines.llamacpp import LlamaCppEngine
 from openwen.messages import Done, Message, TextDelta
 from openwen.models.store import bundled_model_path
+from openwen.requests import ChatRequest, Sampling
 
 VISIBLE: list[float] = []  # openwen: call to the first visible text delta
 PROMPT = ("You are a helpful assistant. Explain in detail, step by step, how a bicycle works, "

@@ -13,8 +13,8 @@ from openwen.chat.agent import Agent
 from openwen.chat.service import ChatService
 from openwen.chat.tool_decision import ANSWER, choice_format, decide, menu, short_description
 from openwen.config import Settings
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.messages import Done, Message, TextDelta, ToolResultEvent, Usage
+from openwen.requests import ChatRequest, Sampling
 from openwen.tools.builtin.calculator import make_calculator
 
 

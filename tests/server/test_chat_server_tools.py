@@ -19,9 +19,10 @@ from serverkit import RunningServer, json_events, running_server, server_setting
 
 from openwen.chat.service import ChatService
 from openwen.config import Settings
-from openwen.engines.base import Capabilities, ChatRequest, Engine, ModelInfo
+from openwen.engines.base import Capabilities, Engine, ModelInfo
 from openwen.engines.registry import EngineRegistry
 from openwen.messages import Done, StreamEvent, TextDelta, ToolCall, ToolCallEvent, Usage
+from openwen.requests import ChatRequest
 from openwen.server.auth import open_database
 from openwen.storage.credentials import ApiKeyRepo
 from openwen.storage.users import UserRepo

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from openwen.chat.service import ChatService
 from openwen.config import Settings
-from openwen.engines.base import Capabilities, ChatRequest, ModelInfo
+from openwen.engines.base import Capabilities, ModelInfo
 from openwen.errors import ContextLengthError
 from openwen.messages import (
     Done,
@@ -31,6 +31,7 @@ from openwen.messages import (
     ToolCallEvent,
     Usage,
 )
+from openwen.requests import ChatRequest
 from openwen.server.webapp import install
 
 PASSWORD = "correct horse battery"

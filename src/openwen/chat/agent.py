@@ -37,7 +37,6 @@ from typing import Protocol
 
 from openwen.chat.tool_decision import ANSWER, decide, tool_name
 from openwen.config import Settings
-from openwen.engines.base import ChatRequest, ToolChoice
 from openwen.messages import (
     AgentEvent,
     AgentLimitEvent,
@@ -54,6 +53,7 @@ from openwen.messages import (
     ToolResultEvent,
     Usage,
 )
+from openwen.requests import ChatRequest, ToolChoice
 from openwen.tools.base import Tool, ToolOutput
 from openwen.tools.registry import ToolRegistry, confirmation_required
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from openwen.config import Settings
-from openwen.engines.base import ChatRequest, Engine
+from openwen.engines.base import Engine
 from openwen.engines.registry import EngineRegistry
 from openwen.errors import InvalidRequestError
 from openwen.messages import Message, StreamEvent
@@ -19,6 +19,7 @@ from openwen.models.profiles import (
     profile_for,
     root_of,
 )
+from openwen.requests import ChatRequest
 
 
 class ChatService:

@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.messages import Done, Message, StreamEvent, TextDelta
+from openwen.requests import ChatRequest, Sampling
 
 ANSWER = "answer"
 MAX_DESCRIPTION = 90

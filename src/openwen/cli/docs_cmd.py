@@ -302,8 +302,8 @@ def ask_collection(question: str, collection: str, *, settings: Settings,
     streamed, then the numbered sources (or one JSON object with ``--json``)."""
     from openwen.chat.service import ChatService
     from openwen.cli.render import AnswerView
-    from openwen.engines.base import Sampling
     from openwen.knowledge.answer import prepare_answer, stream_answer
+    from openwen.requests import Sampling
 
     async def run(kb: KnowledgeBase, user_id: int) -> tuple[Any, Any]:
         service = ChatService(settings)

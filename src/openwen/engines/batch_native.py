@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from openwen.engines.base import Sampling
 from openwen.engines.decoding import TokenPieces, check_gguf
 from openwen.errors import EngineError, ModelFileError
+from openwen.requests import Sampling
 
 PENALTY_LAST_N = 64  # llama-cpp-python's default window for repetition penalties
 

@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from openwen.engines.base import Capabilities, ChatRequest, ModelInfo
+from openwen.engines.base import Capabilities, ModelInfo
 from openwen.engines.batch_native import NativeContext, NativeModel
 from openwen.engines.batch_scheduler import END, BatchScheduler, Job
 from openwen.engines.decoding import (
@@ -54,6 +54,7 @@ from openwen.engines.logprobs import LogprobReader
 from openwen.errors import ContextLengthError, InvalidRequestError
 from openwen.formats import ChatFormat, RenderedPrompt
 from openwen.messages import StreamEvent
+from openwen.requests import ChatRequest
 
 ADMIT_RESERVE = 32  # cells kept free beyond a prompt when admitting it, for its first tokens
 

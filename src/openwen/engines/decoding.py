@@ -11,13 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.engines.logprobs import LogprobReader
 from openwen.engines.stops import StopMatcher
 from openwen.errors import ModelFileError
 from openwen.formats import ChatFormat, IncrementalDetokenizer, RenderedPrompt, format_for
 from openwen.formats.base import OutputParser, PlainParser
 from openwen.messages import StreamEvent, TextDelta
+from openwen.requests import ChatRequest, Sampling
 
 # llama.cpp's own defaults, used where neither the request nor the model family says otherwise.
 BASE_SAMPLING = Sampling(temperature=0.8, top_p=0.95, top_k=40, min_p=0.05, presence_penalty=0.0,

@@ -14,9 +14,9 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from openwen.engines.base import ChatRequest
 from openwen.engines.schema_limits import check_grammar, check_schema, check_size
 from openwen.errors import InvalidRequestError
+from openwen.requests import ChatRequest
 
 
 def grammar_for(request: ChatRequest) -> Any | None:

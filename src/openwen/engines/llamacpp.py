@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from openwen.engines.base import Capabilities, ChatRequest, ModelInfo, Sampling
+from openwen.engines.base import Capabilities, ModelInfo
 from openwen.engines.decoding import (
     BASE_SAMPLING,
     OutputDecoder,
@@ -34,6 +34,7 @@ from openwen.engines.scheduler import Emit, ModelWorker
 from openwen.errors import ContextLengthError, InvalidRequestError, ModelFileError
 from openwen.formats import ChatFormat, RenderedPrompt
 from openwen.messages import Done, FinishReason, StreamEvent, Timings, Usage
+from openwen.requests import ChatRequest, Sampling
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.knowledge.context import ContextMode, KnowledgeContext
 from openwen.messages import Message, StreamEvent
+from openwen.requests import ChatRequest, Sampling
 
 if TYPE_CHECKING:
     from openwen.chat.service import ChatService

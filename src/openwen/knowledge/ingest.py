@@ -18,7 +18,7 @@ import numpy as np
 from openwen.knowledge.chunking import Chunk, chunk_sections
 from openwen.knowledge.documents import DocumentStore, NewDocument
 from openwen.knowledge.embedder import TextEmbedder
-from openwen.knowledge.errors import DocumentError, DocumentTooLargeError
+from openwen.knowledge.errors import Deadline, DocumentError, DocumentTooLargeError
 from openwen.knowledge.parse import kind_of, parse_file
 from openwen.knowledge.records import ALL, AddResult, Scope
 from openwen.knowledge.settings import KnowledgeSettings
@@ -93,9 +93,10 @@ class Ingester:
             return AddResult(existing, created=False)
         if progress:
             progress("parse", 0, 1)
-        parsed = parse_file(path, kind, self.settings, name=name)
+        deadline = Deadline(self.settings.parse_seconds, name)
+        parsed = parse_file(path, kind, self.settings, name=name, deadline=deadline)
         content, chunks = chunk_sections(parsed.sections, max_chars=self.settings.chunk_chars,
-                                         overlap=self.settings.chunk_overlap)
+                                         overlap=self.settings.chunk_overlap, deadline=deadline)
         if not chunks:
             raise DocumentError(f"{name}: no text found", param="file")
         if progress:

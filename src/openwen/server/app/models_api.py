@@ -115,6 +115,7 @@ def _model_json(state: WebState, model: LocalModel, user_id: int,
         "profile": profile.to_dict(),
         "chats": chats.get(model.name, 0),
         "engine": "embedded",
+        "available": True,
     }
 
 
@@ -131,6 +132,7 @@ def _library(state: WebState, current: Viewer, default: str, infos: list[Any]) -
         profile, _ = state.profile_for(user_id, info.id)
         items.append({"id": info.id, "context_length": info.context_length,
                       "engine": info.details.get("engine", "remote"),
+                      "available": info.details.get("available", True) is not False,
                       "chats": chats.get(info.id, 0), "capabilities": None,
                       "profile": profile.to_dict()})
     embedded = [m for m in local.values() if m.base is None]

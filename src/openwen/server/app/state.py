@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,10 +19,11 @@ from openwen.config import Settings
 from openwen.errors import OverloadedError
 from openwen.models.downloads import Downloads
 from openwen.models.profiles import Capabilities, Profile, profile_for
+from openwen.server.app.liveness import Liveness
 from openwen.server.app.ratelimit import HashGate, LoginLimiter
-from openwen.server.app.tooling import SharedTools, workspace_name
 from openwen.storage import Storage, UserRecord
 from openwen.tools.registry import ToolRegistry
+from openwen.tools.shared import SharedTools, workspace_name
 from openwen.tools.workspaces import delete_workspace, migrate_named_workspaces
 
 if TYPE_CHECKING:
@@ -40,7 +43,9 @@ class WebState:
     settings: Settings
     service: ChatService
     save_interval: float = 0.5
-    limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    limiter: LoginLimiter | None = None  # None: counted in the store, shared by instances
+    instance_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    liveness: Liveness | None = None
     signup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     hashing: HashGate = field(default_factory=HashGate)  # argon2 work at once
     tools: SharedTools | None = None  # None: answers never use tools
@@ -59,6 +64,7 @@ class WebState:
         with self._lock:
             if self._storage is None:
                 self._storage = Storage.open(self.settings.database)
+                self._storage.instance_id = self.instance_id
             return self._storage
 
     @property
@@ -107,10 +113,19 @@ class WebState:
         self._local_user = user
         return user
 
+    def login_limiter(self) -> LoginLimiter:
+        """Login limits, counted in the store so every instance sees the same counts."""
+        if self.limiter is None:
+            self.limiter = LoginLimiter(store=self.storage.rate_limits, clock=time.time)
+        return self.limiter
+
     def startup(self) -> None:
-        """Open the store, mark answers a killed process left ``streaming`` incomplete, and
-        move workspaces of the old name-keyed layout to id-keyed folders (once)."""
-        self.chat.recover_interrupted()
+        """Open the store, register this instance and mark ``incomplete`` the answers that
+        instances which are gone left ``streaming`` (see :mod:`openwen.server.app.liveness`)."""
+        chat, lease = self.chat, self.settings.instance_lease
+        self.liveness = Liveness(self.storage, self.instance_id, lease,
+                                 lambda: chat.recover_interrupted(lease))
+        self.liveness.register()
         if self.settings.single_user:
             self.local_user()
         self.storage.sessions.purge_expired()
@@ -131,6 +146,8 @@ class WebState:
     async def start_services(self, app_state: Any) -> None:
         """Start the MCP servers (unless the app did) and make the knowledge base over the
         app's embedding service (or the embedder given)."""
+        if self.liveness is not None:
+            self.liveness.start()
         if self.tools is not None and self.own_tools:
             await self.tools.start()
         if self.knowledge is None:
@@ -169,6 +186,11 @@ class WebState:
             self._downloads.cancel_all()
         if self._chat is not None:
             await self._chat.aclose()
+
+    async def stop_liveness(self) -> None:
+        """After the answers are saved: stop the heartbeat and remove this instance."""
+        if self.liveness is not None:
+            await self.liveness.aclose()
 
     def close(self) -> None:
         if self._storage is not None:

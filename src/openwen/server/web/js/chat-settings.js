@@ -18,9 +18,13 @@ export function renderControls() {
   const settings = currentSettings();
   const picker = $("#model-picker");
   const names = state.models.map((m) => m.id);
+  const down = new Set(state.models.filter((m) => m.available === false).map((m) => m.id));
   const wanted = settings.model || state.defaultModel;
   if (wanted && !names.includes(wanted)) names.push(wanted);
-  picker.replaceChildren(...names.map((name) => h("option", { value: name, text: name })));
+  picker.replaceChildren(...names.map((name) => h("option", {
+    value: name, text: down.has(name) ? t("chat.unavailable", { name }) : name,
+    "data-unavailable": down.has(name) ? "true" : undefined,
+  })));
   picker.value = wanted || "";
   // the thinking switch only for a model that can think; unset, it shows the profile's default
   const { capabilities, profile } = modelDefaults(wanted);

@@ -2,7 +2,9 @@
 
 import * as api from "./api.js";
 import { showAuth } from "./auth.js";
-import { currentStream, ensureConversation, route, setupChat, newChat, stop } from "./chat.js";
+import {
+  currentStream, ensureConversation, route, setupChat, newChat, stop,
+} from "./chat.js";
 import { applyTheme, openHelp, setupDialogs } from "./dialogs.js";
 import { $, toast } from "./dom.js";
 import { setupKnowledge } from "./knowledge.js";
@@ -11,7 +13,7 @@ import { closeMenu, focusSearch, refreshList, setupSidebar } from "./sidebar.js"
 import { state } from "./state.js";
 import { setupTools } from "./tools.js";
 import { browserLocale, locale, setLocale, t } from "./i18n.js";
-import { setupModels } from "./models.js";
+import { loadLibrary, setupModels } from "./models.js";
 
 function anyDialogOpen() {
   return Boolean(document.querySelector("dialog[open]"));
@@ -45,6 +47,15 @@ async function logout() {
     return;
   }
   location.assign("/");
+}
+
+// An upstream that goes down (or comes back) shows in the model picker within this time.
+const MODELS_REFRESH_MS = 15000;
+
+function refreshModels() {
+  setInterval(async () => {
+    try { await loadLibrary(); } catch { /* offline: keep the last list */ }
+  }, MODELS_REFRESH_MS);
 }
 
 async function loadPreferences() {
@@ -87,6 +98,7 @@ async function start() {
   await setupModels();
   route({ push: false });
   refreshList();
+  refreshModels();
   document.body.dataset.ready = "true";
 }
 

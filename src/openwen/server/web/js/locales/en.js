@@ -320,5 +320,6 @@ export default {
   "memory.source_tool": "saved by the assistant",
   "memory.source_extracted": "extracted automatically",
   "memory.source_api": "added through the API",
-  "memory.not_typed": "You did not type this one: check that it is true and that you want it kept."
+  "memory.not_typed": "You did not type this one: check that it is true and that you want it kept.",
+  "chat.unavailable": "{name} (unavailable)"
 };
