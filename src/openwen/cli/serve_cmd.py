@@ -77,6 +77,11 @@ def serve(
                f"({'single-user, no login' if settings.single_user else 'sign in or sign up'})")
     docs = f"; docs at {base}/docs" if settings.api_docs else ""
     typer.echo(f"OpenAI-compatible API at {base}/v1 with model {settings.model} ({auth}{docs})")
+    from openwen.models.fit import first_run_notice
+
+    notice = first_run_notice(settings)
+    if notice:
+        typer.echo(notice)
     server.run()
 
 
