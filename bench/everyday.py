@@ -102,10 +102,11 @@ class Result:
 
 async def run_config(config: str, home: Path, max_tokens: int, repeats: int,
                      verbose: bool) -> list[Result]:
+    from openwen.server.app.tooling import SharedTools
+
     from openwen.chat.service import ChatService
     from openwen.config import load_settings
     from openwen.server.app.state import WebState
-    from openwen.server.app.tooling import SharedTools
 
     settings = load_settings(home=str(home / config), n_ctx=4096).settings
     service = ChatService(settings)
