@@ -122,6 +122,12 @@ class Settings(BaseModel):
     sandbox_memory_mb: int = Field(1024, ge=64, description="code interpreter memory limit, MiB")
     sandbox_max_processes: int = Field(32, ge=1, le=4096,
                                        description="code interpreter processes and threads")
+    sandbox_max_concurrent: int = Field(2, ge=1, le=256,
+                                        description="code interpreter runs at once")
+    sandbox_max_queued: int = Field(8, ge=0, le=10_000, description="code interpreter runs "
+                                    "waiting for a slot; more are refused as busy")
+    sandbox_cgroup: str = Field("auto", description="per-run cgroup for the code interpreter: "
+                                "auto, off, or the path of a delegated cgroup v2 group")
     mcp: dict[str, Any] = Field(default_factory=dict, description="MCP servers: "
                                 "[mcp.servers.NAME] tables (see openwen.tools.mcp)")
 

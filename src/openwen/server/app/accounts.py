@@ -233,7 +233,7 @@ async def remove_user(user_id: int, current: AdminViewer, state: State) -> dict[
         if user_id == current.user.id:
             raise InvalidRequestError("you cannot remove yourself", code="self")
         state.storage.users.get(user_id)
-        state.storage.users.delete(user_id)
+        state.delete_user(user_id)
 
     await run_in_threadpool(remove)
     return {"ok": True}

@@ -22,6 +22,7 @@ from openwen.server.app.ratelimit_shared import SharedLoginLimiter
 from openwen.server.app.tooling import SharedTools, workspace_name
 from openwen.storage import Storage, UserRecord
 from openwen.tools.registry import ToolRegistry
+from openwen.tools.workspaces import delete_workspace, migrate_named_workspaces
 
 if TYPE_CHECKING:
     from openwen.knowledge import KnowledgeBase, TextEmbedder
@@ -80,7 +81,7 @@ class WebState:
         """The tools of one user's answers (blocking: reads the user)."""
         assert self.tools is not None
         user = self.storage.users.get(user_id)
-        return self.tools.registry(workspace_name(user.username, user.id))
+        return self.tools.registry(workspace_name(user.username, user.id), user)
 
     def local_user(self) -> UserRecord:
         """Single-user mode's account: the oldest admin, or a new admin called ``local``."""
@@ -102,7 +103,8 @@ class WebState:
 
     def startup(self) -> None:
         """Open the store, register this instance and mark ``incomplete`` the answers that
-        instances which are gone left ``streaming`` (see :mod:`openwen.server.app.liveness`)."""
+        instances which are gone left ``streaming`` (see :mod:`openwen.server.app.liveness`), and
+        move workspaces of the old name-keyed layout to id-keyed folders (once)."""
         chat, lease = self.chat, self.settings.instance_lease
         self.liveness = Liveness(self.storage, self.instance_id, lease,
                                  lambda: chat.recover_interrupted(lease))
@@ -110,6 +112,19 @@ class WebState:
         if self.settings.single_user:
             self.local_user()
         self.storage.sessions.purge_expired()
+        try:
+            migrate_named_workspaces(self.settings, ((u.id, u.username)
+                                                     for u in self.storage.users.list_all()))
+        except OSError:
+            log.exception("workspaces of the old layout could not be moved")
+
+    def delete_user(self, user_id: int) -> None:
+        """Delete an account: by cascade its keys, sessions, settings, conversations,
+        documents and memories; then its workspace folder (blocking)."""
+        self.storage.users.delete(user_id)
+        if self.knowledge is not None:
+            self.knowledge.cache.clear()  # ids may be reused (SQLite): no stale matrices
+        delete_workspace(self.settings, user_id)
 
     async def start_services(self, app_state: Any) -> None:
         """Start the MCP servers (unless the app did) and make the knowledge base over the

@@ -95,7 +95,7 @@ def registry_for(request: Request, body: ChatCompletionRequest, chat: ChatReques
     tools = shared if isinstance(shared, SharedTools) else SharedTools(settings)
     user = getattr(request.state, "user", None)
     workspace = workspace_name(user.username, user.id) if user is not None else "local"
-    registry = tools.registry(workspace)
+    registry = tools.registry(workspace, user)
     wanted = body.server_tools
     if isinstance(wanted, list):
         unknown = [name for name in wanted if name not in registry]
