@@ -121,7 +121,8 @@ class WebState:
 
     def startup(self) -> None:
         """Open the store, register this instance and mark ``incomplete`` the answers that
-        instances which are gone left ``streaming`` (see :mod:`openwen.server.app.liveness`)."""
+        instances which are gone left ``streaming`` (see :mod:`openwen.server.app.liveness`), and
+        move workspaces of the old name-keyed layout to id-keyed folders (once)."""
         chat, lease = self.chat, self.settings.instance_lease
         self.liveness = Liveness(self.storage, self.instance_id, lease,
                                  lambda: chat.recover_interrupted(lease))
