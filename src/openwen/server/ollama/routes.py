@@ -158,7 +158,7 @@ async def _local_models(request: Request) -> list[Any]:
 async def tags(request: Request) -> JSONResponse:
     models: list[dict[str, Any]] = []
     for m in await _local_models(request):
-        mtime = await asyncio.to_thread(lambda p=m.path: p.stat().st_mtime)
+        mtime = (await asyncio.to_thread(m.path.stat)).st_mtime
         models.append({**_entry(m.name, m.size, m.metadata),
                        "modified_at": render.datetime.fromtimestamp(
                            mtime, render.UTC).isoformat()})
@@ -201,14 +201,14 @@ async def show(request: Request) -> JSONResponse:
         capabilities.append("tools")
     if "<think>" in template or "enable_thinking" in template:
         capabilities.append("thinking")
-    info: dict[str, Any] = {"general.architecture": meta.architecture if meta else None}
+    model_info: dict[str, Any] = {"general.architecture": meta.architecture if meta else None}
     if meta and meta.context_length and meta.architecture:
-        info[f"{meta.architecture}.context_length"] = meta.context_length
+        model_info[f"{meta.architecture}.context_length"] = meta.context_length
     if meta and meta.parameter_count:
-        info["general.parameter_count"] = meta.parameter_count
+        model_info["general.parameter_count"] = meta.parameter_count
     return JSONResponse({"modelfile": f"FROM {model.path}\n", "parameters": "",
                          "template": template, "details": _details(meta),
-                         "model_info": info, "capabilities": capabilities,
+                         "model_info": model_info, "capabilities": capabilities,
                          "modified_at": render.now_iso()})
 
 

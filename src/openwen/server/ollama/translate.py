@@ -28,7 +28,7 @@ def model_name(name: str) -> str:
 
 
 def sampling(options: Options | None) -> Sampling:
-    o = options or Options()
+    o = options or Options.model_validate({})
     return Sampling(temperature=o.temperature, top_p=o.top_p, top_k=o.top_k, min_p=o.min_p,
                     presence_penalty=o.presence_penalty,
                     frequency_penalty=o.frequency_penalty, repeat_penalty=o.repeat_penalty,
