@@ -32,6 +32,7 @@ from openwen import __version__
 from openwen.chat.service import ChatService
 from openwen.config import Settings
 from openwen.knowledge.embeddings import EmbeddingService
+from openwen.server.anthropic import routes as anthropic
 from openwen.server.auth import API_DEPENDENCIES, ApiKeyAuth
 from openwen.server.errors import install_error_handlers
 from openwen.server.guard import RequestGuard, split_list
@@ -118,6 +119,7 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for module in (chat, completions, models, embeddings, responses):
         app.include_router(module.router, dependencies=API_DEPENDENCIES)
+    anthropic.install(app, API_DEPENDENCIES)
     ollama.install(app, API_DEPENDENCIES)
     app.include_router(ops_router)
     if settings.api_docs:
