@@ -84,18 +84,29 @@ class Settings(BaseModel):
     local_models: bool = Field(True, description="serve local GGUF models and embeddings "
                                "(false: a slim gateway that only relays to upstreams)")
 
-    hub_endpoint: str = Field("https://huggingface.co", description="model hub for `openwen pull`")
+    hub: Literal["huggingface", "modelscope"] = Field(
+        "huggingface", description="model hub layout: huggingface (also its mirrors, set "
+        "hub_endpoint) or modelscope")
+    hub_endpoint: str = Field("https://huggingface.co", description="model hub for `openwen pull` "
+                              "(with hub = modelscope this default means https://modelscope.cn)")
     hub_token: SecretStr | None = Field(None, description="token for the model hub")
 
     host: str = Field("127.0.0.1", description="address `openwen serve` binds")
     port: int = Field(8800, ge=1, le=65535, description="port `openwen serve` binds")
     require_api_key: bool = Field(False, description="require API keys on loopback too")
-    forwarded_allow_ips: str = Field("127.0.0.1", description="load balancers whose "
-                                     "X-Forwarded-For/-Proto headers are trusted for the client "
-                                     "address (comma-separated IPs or CIDRs, * for any)")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest request body")
     max_queue: int = Field(16, ge=1, le=10_000, description="requests waiting per engine")
     database_url: str | None = Field(None, description="SQLAlchemy URL (default SQLite in home)")
+    # request security (openwen.server.guard, openwen.server.auth)
+    allowed_hosts: str = Field("", description="Host names the server answers besides loopback "
+                               "ones, when API keys are not required (a,b)")
+    allowed_origins: str = Field("", description="web origins (https://app.example) whose pages "
+                                 "may call the API from a browser (CORS), comma-separated")
+    api_server_tools: bool = Field(False, description="let API keys with the 'tools' scope run "
+                                   "openwen's server-side tools (\"openwen\": {\"tools\": ...})")
+    forwarded_allow_ips: str = Field("", description="proxy addresses whose X-Forwarded-For / "
+                                     "-Proto headers are trusted (a,b; empty: none)")
+    api_docs: bool = Field(True, description="serve the interactive API docs at /docs")
     single_user: bool = Field(False, description="no login (loopback only)")
     instance_lease: float = Field(20.0, ge=2, le=3600, description="seconds without a "
                                   "heartbeat after which an instance counts as dead and its "
@@ -103,8 +114,12 @@ class Settings(BaseModel):
     embedding_model: str = Field("all-minilm-l6-v2", description="local embedding model")
     document_max_bytes: int = Field(50 * 1024 * 1024, ge=1024,
                                     description="largest document `docs add` accepts")
+    users_may_pull: bool = Field(False, description="let every user, not only admins, download "
+                                 "and remove models in the web app (admins can switch it)")
     memory_auto_extract: bool = Field(False, description="extract memories from chats "
                                       "automatically (users may switch it)")
+    responses_retention_days: float = Field(30.0, ge=0, description="days stored Responses "
+                                            "API responses are kept (0: forever)")
 
     # tools and agents (openwen.tools, openwen.chat.agent)
     agent_max_steps: int = Field(8, ge=1, le=100,

@@ -13,7 +13,6 @@ import pytest
 from openwen.chat.agent import Agent
 from openwen.chat.service import ChatService
 from openwen.config import Settings
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.messages import (
     AgentLimitEvent,
     AgentStepEvent,
@@ -27,6 +26,7 @@ from openwen.messages import (
     ToolResultEvent,
     Usage,
 )
+from openwen.requests import ChatRequest, Sampling
 from openwen.tools.base import FunctionTool, Tool, tool
 from openwen.tools.builtin.calculator import evaluate, format_number, make_calculator
 from openwen.tools.registry import ToolRegistry

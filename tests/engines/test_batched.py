@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import test_llamacpp as simple  # the sibling module, imported by its basename like pytest does
 
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.engines.batched import BatchedEngine
 from openwen.engines.kv_slots import CellLedger, common_prefix
 from openwen.engines.kv_store import KVStore
 from openwen.errors import ContextLengthError, OverloadedError
 from openwen.messages import Done, Message, StreamEvent, TextDelta, TokenLogprob
+from openwen.requests import ChatRequest, Sampling
 
 GREEDY = Sampling(temperature=0.0, seed=7)
 NOTES = "Here are my notes about gardening. " + " ".join(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from openwen.config import load_settings
-from openwen.engines.base import ChatRequest, Engine, Sampling
+from openwen.engines.base import Engine
 from openwen.engines.remote import RemoteEngine
 from openwen.errors import (
     ConfigError,
@@ -30,6 +30,7 @@ from openwen.messages import (
     ToolCallEvent,
     Usage,
 )
+from openwen.requests import ChatRequest, Sampling
 
 if TYPE_CHECKING:  # the fixtures' types; conftest is not importable as a module
     from conftest import Connection, LlamaServer, StandIn

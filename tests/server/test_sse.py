@@ -23,7 +23,8 @@ from openwen.messages import (
 )
 from openwen.server import sse
 from openwen.server.errors import ShuttingDownError
-from openwen.server.sse import DONE, ChatChunks, CompletionChunks, event_stream
+from openwen.server.openai.render import ChatChunks, CompletionChunks
+from openwen.server.sse import DONE, event_stream
 
 SCRIPT: list[StreamEvent] = [
     ReasoningDelta("Let me think."),

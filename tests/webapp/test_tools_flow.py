@@ -33,13 +33,13 @@ from webapp_helpers import (
 from openwen.chat.conversations import ConversationChat, StepSaved, TurnEnded, prompt_history
 from openwen.chat.service import ChatService
 from openwen.config import Settings, load_settings
-from openwen.engines.base import ChatRequest
 from openwen.messages import StreamEvent
-from openwen.server.app.tooling import SharedTools
+from openwen.requests import ChatRequest
 from openwen.storage import Storage
 from openwen.tools.base import FunctionTool
 from openwen.tools.builtin.calculator import evaluate, format_number
 from openwen.tools.registry import ToolRegistry
+from openwen.tools.shared import SharedTools
 from openwen.tools.workspaces import workspace_dir
 
 CALC = [("call", "calculator", {"expression": "6*7"})]

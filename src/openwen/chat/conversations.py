@@ -48,12 +48,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from openwen.chat.answer_store import AnswerStore
 from openwen.chat.service import ChatService
 from openwen.chat.turn import (
     MAX_TRIMS,
@@ -64,6 +63,7 @@ from openwen.chat.turn import (
     TurnContext,
     TurnEnded,
     TurnEvent,
+    TurnServices,
     TurnStarted,
     trim,
     usage_metadata,
@@ -75,13 +75,14 @@ from openwen.chat.turn_tools import (
     ToolSource,
 )
 from openwen.errors import InvalidRequestError, NotFoundError
-from openwen.messages import Message, ToolCall
+from openwen.messages import Message
 from openwen.storage import ConversationRecord, MessageRecord, Storage
 from openwen.storage.cluster import DEFAULT_LEASE_SECONDS
 from openwen.storage.conversations import DEFAULT_TITLE
 
 if TYPE_CHECKING:
     from openwen.knowledge import KnowledgeBase
+    from openwen.models.profiles import Capabilities, Profile
 
 __all__ = [
     "MAX_TRIMS",
@@ -104,6 +105,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+ProfileSource = Callable[[int, str], "tuple[Profile, Capabilities]"]
 MAX_CONTENT = 200_000
 TITLE_LENGTH = 60
 DEFAULT_SAVE_INTERVAL = 0.5
@@ -118,7 +120,9 @@ class ConversationChat:
 
     ``tools`` gives each user's tools (answers then run through the agent loop unless a
     conversation switches tools off); ``knowledge`` adds documents and memory; a tool call that
-    needs confirmation waits ``confirm_timeout`` seconds for the user's answer."""
+    needs confirmation waits ``confirm_timeout`` seconds for the user's answer. ``profiles``
+    gives a model's profile for a user (blocking; see :mod:`openwen.models.profiles`): its
+    defaults fill what a conversation's settings leave unset."""
 
     def __init__(
         self,
@@ -129,8 +133,10 @@ class ConversationChat:
         tools: ToolSource | None = None,
         knowledge: KnowledgeBase | None = None,
         confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
+        profiles: ProfileSource | None = None,
     ):
         self.storage = storage
+        self.profiles = profiles
         self.service = service
         self.save_interval = save_interval
         self.tools = tools
@@ -139,9 +145,7 @@ class ConversationChat:
         self.remote_stop_wait = 10.0
         self._turns: dict[int, Turn] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        # Every write of a streaming answer goes through this one thread, in order, so a save
-        # whose caller was cancelled can never land after a later one.
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="openwen-chat-save")
+        self.store = AnswerStore(storage)  # every write of an answer: one thread, in order
 
     @property
     def default_model(self) -> str:
@@ -156,19 +160,13 @@ class ConversationChat:
             log.info("marked %d interrupted answer(s) incomplete", count)
         return count
 
-    def cancel_requested(self, message_ids: Iterable[int]) -> bool:
-        """Whether a stop for one of these answers was pressed (on any instance)."""
-        return self.storage.instances.cancel_requested(message_ids)
-
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking store call on the writer thread (in order of submission)."""
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._writer, functools.partial(fn, *args, **kwargs))
-        return await asyncio.shield(future)
+        return await self.store.write(fn, *args, **kwargs)
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking store read on a worker thread."""
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        return await self.store.read(fn, *args, **kwargs)
 
     # -- starting turns ---------------------------------------------------------------------
 
@@ -258,6 +256,9 @@ class ConversationChat:
         path = await self.read(self.storage.messages.path, user_id, conversation.id, question.id)
         settings = ChatSettings.of(conversation.settings)
         model = settings.model or self.default_model
+        if self.profiles is not None:  # the model's own defaults under the chat's settings
+            profile, capabilities = await asyncio.to_thread(self.profiles, user_id, model)
+            settings = settings.with_profile(profile, capabilities)
         answer = await self.write(
             self.storage.messages.add,
             user_id,
@@ -268,7 +269,7 @@ class ConversationChat:
             metadata={"model": model},
         )
         turn = Turn(
-            self,
+            self._services(),
             user_id=user_id,
             conversation=conversation,
             user_message=user_message,
@@ -333,12 +334,20 @@ class ConversationChat:
         raise NotFoundError(f"no tool call waits for confirmation {confirmation_id!r}",
                             param="confirmation_id")
 
-    def _forget(self, turn: Turn) -> None:
+    def _services(self) -> TurnServices:
+        return TurnServices(
+            self.service, self.store, self.default_model, tools=self.tools,
+            knowledge=self.knowledge, save_interval=self.save_interval,
+            confirm_timeout=self.confirm_timeout, on_end=self._ended)
+
+    def _ended(self, turn: Turn) -> None:
+        """A turn ended: forget it, and extract memories from a complete answer (when the user
+        switched that on), off the answer's path."""
         if self._turns.get(turn.first_message.id) is turn:
             del self._turns[turn.first_message.id]
-
-    def _after_answer(self, turn: Turn) -> None:
-        """Automatic memory extraction (when the user switched it on), off the answer's path."""
+        ended = turn.ended
+        if ended is None or ended.status != "complete":
+            return
         if self.knowledge is None or turn.user_message is None:
             return
         work = self._extract(turn.user_id, turn.user_message.content, turn.settings.model)
@@ -364,52 +373,7 @@ class ConversationChat:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        self._writer.shutdown(wait=True)
-
-    # -- store calls (on the writer thread) --------------------------------------------------
-
-    def finish_message(
-        self,
-        user_id: int,
-        message_id: int,
-        content: str,
-        reasoning: str,
-        tool_calls: tuple[ToolCall, ...],
-        status: str,
-        metadata: dict[str, Any],
-    ) -> MessageRecord | None:
-        messages = self.storage.messages
-        try:
-            messages.append(user_id, message_id, content, reasoning)
-            return messages.update(
-                user_id,
-                message_id,
-                tool_calls=tool_calls or None,
-                status=status,
-                metadata=metadata,
-            )
-        except NotFoundError:
-            return None  # the conversation was deleted while the answer streamed
-        except InvalidRequestError:  # no longer streaming: someone else finished it
-            return messages.get(user_id, message_id)
-
-
-    def add_closing(
-        self,
-        user_id: int,
-        conversation_id: str,
-        parent_id: int,
-        content: str,
-        status: str,
-        metadata: dict[str, Any],
-    ) -> MessageRecord | None:
-        """The last message of an answer that ended between tool steps."""
-        try:
-            return self.storage.messages.add(
-                user_id, conversation_id, parent_id=parent_id, role="assistant",
-                content=content, status=status, metadata=metadata)
-        except NotFoundError:
-            return None
+        self.store.close()
 
 
 def check_content(content: object) -> str:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from openwen.engines.base import Capabilities, ChatRequest, ModelInfo
+from openwen.engines.base import Capabilities, ModelInfo
 from openwen.engines.remote_body import build_body, convert_messages
 from openwen.engines.remote_errors import (
     error_for_status,
@@ -43,6 +43,7 @@ from openwen.engines.remote_errors import (
 from openwen.engines.remote_stream import ChunkReader, iter_sse_bytes
 from openwen.errors import ConfigError, OpenwenError, UpstreamError
 from openwen.messages import StreamEvent
+from openwen.requests import ChatRequest
 
 if TYPE_CHECKING:
     from openwen.config import Settings

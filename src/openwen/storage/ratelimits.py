@@ -1,23 +1,28 @@
-"""Rate-limit counters shared by every instance: events in a short sliding window.
+"""Rate-limit counters shared by every instance: attempts in a short sliding window.
 
-Each counted event (a failed login, for one username and address) is a row of
-``rate_limit_events`` with its key and time. A limiter asks for the times of a key's events within
-its window; old rows are purged as it goes. Every instance behind a load balancer sees the same
-counts, so five failed logins spread over several instances lock the account as on one.
+Each counted attempt (a login, a sign-up) is a row of ``rate_limit_events`` with its key and
+time. :class:`RateLimitRepo` is the database implementation of
+:class:`openwen.server.app.ratelimit.AttemptStore`: every instance behind a load balancer sees
+the same counts, so five failed logins spread over several instances lock the account as on one.
+:meth:`RateLimitRepo.take` counts and refuses in one write transaction (``BEGIN IMMEDIATE`` on
+SQLite, a transaction-scoped advisory lock per key on PostgreSQL), so concurrent attempts on
+several instances cannot all slip under the limit. Times are wall-clock seconds (shared by every
+process), old rows are purged as it goes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+import zlib
+from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Integer, String, delete, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, Integer, String, delete, func, select, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from openwen.storage.base import Repository, utcnow
+from openwen.storage.base import Repository
 from openwen.storage.models import Base
 
 MAX_KEY = 255
+PURGE_EVERY = 200  # attempts taken between purges of rows older than the window
 
 
 class RateLimitEvent(Base):
@@ -30,28 +35,57 @@ class RateLimitEvent(Base):
     at: Mapped[datetime] = mapped_column(index=True)
 
 
-class RateLimitRepo(Repository):
-    def record(self, keys: Iterable[str], at: datetime | None = None) -> None:
-        """Count one event under each of ``keys``."""
-        when = at or utcnow()
-        with self.db.write() as s:
-            s.add_all(RateLimitEvent(key=k[:MAX_KEY], at=when) for k in keys)
+def _when(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
-    def times(self, key: str, window: float) -> list[datetime]:
-        """Times of ``key``'s events within the last ``window`` seconds, oldest first."""
-        since = utcnow() - timedelta(seconds=window)
-        with self.db.read() as s:
+
+class RateLimitRepo(Repository):
+    """Attempt counts per key in the database (an ``AttemptStore``; clock: ``time.time``)."""
+
+    _taken = 0
+
+    def take(self, key: str, limit: int, window: float, now: float) -> float:
+        key = key[:MAX_KEY]
+        with self.db.write() as s:
+            self._lock(s, key)
+            since = _when(now - window)
             query = (select(RateLimitEvent.at)
-                     .where(RateLimitEvent.key == key[:MAX_KEY], RateLimitEvent.at > since)
-                     .order_by(RateLimitEvent.at))
-            return list(s.scalars(query))
+                     .where(RateLimitEvent.key == key, RateLimitEvent.at > since)
+                     .order_by(RateLimitEvent.at.desc()).limit(limit))
+            recent = list(s.scalars(query))
+            if len(recent) >= limit:
+                oldest = recent[-1]
+                if oldest.tzinfo is None:  # SQLite gives naive UTC back
+                    oldest = oldest.replace(tzinfo=UTC)
+                return max(1e-3, oldest.timestamp() + window - now)
+            s.add(RateLimitEvent(key=key, at=_when(now)))
+        self._taken += 1
+        if self._taken % PURGE_EVERY == 0:
+            self.purge(now - max(window, 3600.0))
+        return 0.0
+
+    def give_back(self, key: str, now: float) -> None:
+        key = key[:MAX_KEY]
+        with self.db.write() as s:
+            first = s.scalar(select(func.min(RateLimitEvent.id))
+                             .where(RateLimitEvent.key == key, RateLimitEvent.at == _when(now)))
+            if first is not None:
+                s.execute(delete(RateLimitEvent).where(RateLimitEvent.id == first))
 
     def clear(self, key: str) -> None:
         with self.db.write() as s:
             s.execute(delete(RateLimitEvent).where(RateLimitEvent.key == key[:MAX_KEY]))
 
-    def purge(self, window: float) -> None:
-        """Forget events older than ``window`` seconds."""
-        before = utcnow() - timedelta(seconds=window)
+    def purge(self, before: float) -> None:
+        """Forget attempts older than ``before`` (wall-clock seconds)."""
         with self.db.write() as s:
-            s.execute(delete(RateLimitEvent).where(RateLimitEvent.at <= before))
+            s.execute(delete(RateLimitEvent).where(RateLimitEvent.at <= _when(before)))
+
+    @staticmethod
+    def _lock(s: Session, key: str) -> None:
+        """Serialise takes of one key across instances (SQLite's write lock already does)."""
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                      {"k": zlib.crc32(key.encode()) - 2**31})
+
+

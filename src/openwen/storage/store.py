@@ -10,6 +10,7 @@ from openwen.storage.credentials import ApiKeyRepo, LoginSessionRepo
 from openwen.storage.db import Database
 from openwen.storage.messages import MessageRepo
 from openwen.storage.ratelimits import RateLimitRepo
+from openwen.storage.responses import ResponseRepo
 from openwen.storage.search import SearchRepo
 from openwen.storage.transfer import TransferRepo
 from openwen.storage.users import UserRepo, UserSettingsRepo
@@ -33,6 +34,7 @@ class Storage:
         self.transfer = TransferRepo(db)
         self.instances = InstanceRepo(db)
         self.rate_limits = RateLimitRepo(db)
+        self.responses = ResponseRepo(db)
 
     @property
     def instance_id(self) -> str | None:

@@ -1,4 +1,4 @@
-"""The signed-in user's preferences and API keys, and the models they can pick."""
+"""The signed-in user's preferences and API keys (models: :mod:`openwen.server.app.models_api`)."""
 
 from __future__ import annotations
 
@@ -19,20 +19,6 @@ router = APIRouter(prefix="/api", tags=["web app: preferences"])
 UI_KEY = re.compile(r"ui\.[a-z][a-z0-9_]{0,40}")
 MAX_VALUE_BYTES = 20_000
 MAX_KEYS = 50
-
-
-@router.get("/models", summary="Models to chat with, and the default")
-async def models(_: CurrentViewer, state: State) -> dict[str, Any]:
-    registry = state.service.registry
-    infos = await registry.list_models()
-    return {
-        "default": registry.default_model,
-        "models": [
-            {"id": m.id, "context_length": m.context_length, "engine": m.details.get("engine"),
-             "available": m.details.get("available", True) is not False}
-            for m in infos
-        ],
-    }
 
 
 def _ui_settings(values: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +64,8 @@ async def list_keys(current: CurrentViewer, state: State) -> dict[str, Any]:
 
 @router.post("/keys", status_code=201, summary="Create an API key (the secret is shown once)")
 async def create_key(body: NewKey, current: CurrentViewer, state: State) -> dict[str, Any]:
-    new = await run_in_threadpool(state.storage.api_keys.create, current.user.id, body.name)
+    new = await run_in_threadpool(state.storage.api_keys.create, current.user.id, body.name,
+                                  body.scopes)
     return {"key": key_json(new.key), "secret": new.secret}
 
 

@@ -2,7 +2,7 @@
 flag), and rate-limit events shared by all instances.
 
 Revision ID: 0140_instances
-Revises: 0100_knowledge
+Revises: 0110_key_scopes
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0140_instances"
-down_revision = "0100_knowledge"
+down_revision = "0110_key_scopes"
 branch_labels = None
 depends_on = None
 
