@@ -138,7 +138,8 @@ frontend openwen
 backend instances
     balance roundrobin
     option forwardfor
-    option httpchk GET /health
+    option httpchk
+    http-check send meth GET uri /health ver HTTP/1.1 hdr Host 127.0.0.1
     http-check expect status 200
 {servers}
 """

@@ -1,5 +1,5 @@
-"""Several instances over one store: heartbeats, answer owners, the sweep, cancel flags and the
-shared rate-limit window (SQLite and PostgreSQL)."""
+"""Several instances over one store: heartbeats, answer owners, the sweep and cancel flags
+(SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -110,19 +110,6 @@ def test_finished_messages_get_no_owner(storage: Storage, alice: UserRecord,
     storage.instance_id = "writer"
     done = storage.messages.add(alice.id, chat.id, parent_id=None, role="user", content="hi")
     assert storage.instances.owner(done.id) is None
-
-
-def test_rate_limit_window(storage: Storage) -> None:
-    repo = storage.rate_limits
-    repo.record(["a", "b"])
-    repo.record(["a"])
-    assert len(repo.times("a", 60)) == 2
-    assert len(repo.times("b", 60)) == 1
-    repo.clear("a")
-    assert repo.times("a", 60) == []
-    assert repo.times("b", 0.000001) == []
-    repo.purge(0)
-    assert repo.times("b", 60) == []
 
 
 def test_our_own_pid_from_before_this_process_started_is_gone(
