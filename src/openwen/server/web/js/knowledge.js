@@ -52,7 +52,7 @@ function chipElement(chip) {
     el.append(h("button.icon-button.chip-remove", { type: "button", "aria-label": t("docs.dismiss", { name: chip.name }), text: "×",
       onclick: () => { chips = chips.filter((c) => c !== chip); renderChips(); } }));
   } else {
-    el.append(h("span.chip-state.muted", { text: plural(chip.doc.chunks, "passage") }));
+    el.append(h("span.chip-state.muted", { text: t("docs.passages", { count: chip.doc.chunks }) }));
     el.append(h("button.icon-button.chip-remove", { type: "button", "aria-label": t("docs.detach", { name: chip.name }), text: "×",
       onclick: () => detach(chip) }));
   }
@@ -250,7 +250,7 @@ function documentRow(doc, names) {
   const add = others.length ? h("select", { "aria-label": t("docs.add_to_collection", { file: doc.filename }),
     onchange: (event) => act(() => api.put(`${KB}/collections/${encodeURIComponent(event.target.value)}/documents/${doc.id}`)) },
     h("option", { value: "", text: t("docs.add_to") }), ...others.map((n) => h("option", { value: n, text: n }))) : null;
-  const size = doc.pages ? plural(doc.pages, "page") : plural(doc.chunks, "passage");
+  const size = doc.pages ? t("docs.pages", { count: doc.pages }) : t("docs.passages", { count: doc.chunks });
   return h("tr", { "data-document": doc.filename },
     h("td", { text: doc.filename }), h("td.muted", { text: size }),
     h("td", {}, ...inside, add),

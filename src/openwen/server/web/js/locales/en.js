@@ -321,5 +321,9 @@ export default {
   "memory.source_extracted": "extracted automatically",
   "memory.source_api": "added through the API",
   "memory.not_typed": "You did not type this one: check that it is true and that you want it kept.",
-  "chat.unavailable": "{name} (unavailable)"
+  "chat.unavailable": "{name} (unavailable)",
+  "docs.passages_one": "{count} passage",
+  "docs.passages_other": "{count} passages",
+  "docs.pages_one": "{count} page",
+  "docs.pages_other": "{count} pages"
 };

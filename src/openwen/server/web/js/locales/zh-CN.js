@@ -317,5 +317,7 @@ export default {
   "memory.source_extracted": "自动提取",
   "memory.source_api": "通过 API 添加",
   "memory.not_typed": "这条不是你输入的：请确认它是真的，并且你想保留它。",
-  "chat.unavailable": "{name}（不可用）"
+  "chat.unavailable": "{name}（不可用）",
+  "docs.passages_other": "{count} 个段落",
+  "docs.pages_other": "{count} 页"
 };
