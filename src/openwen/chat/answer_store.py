@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -38,6 +38,10 @@ class AnswerStore:
         """Run a blocking store read on a worker thread."""
         return await asyncio.to_thread(fn, *args, **kwargs)
 
+    async def cancel_requested(self, message_ids: Iterable[int]) -> bool:
+        """Whether a stop for one of these answers was pressed (on any instance)."""
+        return await self.read(self.storage.instances.cancel_requested, tuple(message_ids))
+
     async def add(self, user_id: int, conversation_id: str, **fields: Any) -> MessageRecord:
         return await self.write(self.storage.messages.add, user_id, conversation_id, **fields)
 
@@ -58,10 +62,6 @@ class AnswerStore:
         """The last message of an answer that ended between tool steps."""
         return await self.write(self._add_closing, user_id, conversation_id, parent_id,
                                 content, status, metadata)
-
-    async def cancel_requested(self, message_ids: tuple[int, ...]) -> bool:
-        """Whether a stop for one of these answers was pressed (on any instance)."""
-        return await self.read(self.storage.instances.cancel_requested, message_ids)
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)

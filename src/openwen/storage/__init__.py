@@ -8,7 +8,7 @@
 Every user-facing method takes the acting ``user_id``; another user's ids behave as missing ones.
 """
 
-from openwen.storage import (  # noqa: F401  (instances, rate limits)
+from openwen.storage import (  # noqa: F401  (tables: instances, rate limits, ...)
     cluster,
     knowledge_models,  # noqa: F401  (documents/memory tables)
     ratelimits,

@@ -32,9 +32,9 @@ class Storage:
         self.messages = MessageRepo(db)
         self.search = SearchRepo(db)
         self.transfer = TransferRepo(db)
-        self.responses = ResponseRepo(db)
         self.instances = InstanceRepo(db)
         self.rate_limits = RateLimitRepo(db)
+        self.responses = ResponseRepo(db)
 
     @property
     def instance_id(self) -> str | None:
