@@ -159,7 +159,7 @@ class ResponseCreateRequest(Lenient):
 
     background: bool | None = None
     include: list[str] | None = None
-    input: str | list[dict[str, Any]] | None = None
+    input: str | list[Any] | None = None
     instructions: str | None = None
     max_output_tokens: int | None = Field(None, ge=1)
     metadata: dict[str, str] | None = None
