@@ -36,6 +36,10 @@ class ChatRequest:
     ``logprobs``/``top_logprobs`` ask for per-token log probabilities of the answer text.
     ``prompt`` (legacy ``/v1/completions``) is raw text sent without a chat template; ``messages``
     is then empty.
+    ``cache_salt`` (as vLLM's) partitions the prefix cache: a prompt prefix cached under one salt
+    is never reused under another, and ``cached_tokens`` counts hits under the same salt only.
+    Interfaces set it with :func:`openwen.cache_salt.cache_salt_for`; ``None`` is its own
+    partition (local use without users).
     """
 
     messages: tuple[Message, ...] = ()
@@ -51,4 +55,5 @@ class ChatRequest:
     thinking: bool | None = None
     logprobs: bool = False
     top_logprobs: int = 0
+    cache_salt: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)

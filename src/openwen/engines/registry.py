@@ -53,13 +53,16 @@ class EngineRegistry:
     async def list_models(self) -> list[ModelInfo]:
         infos = []
         if self.settings.local_models:
+            local = self.store.cached()  # a few stat calls; the full listing reads every file
+            if local is None:
+                local = await asyncio.to_thread(self.store.list)
             infos = [
                 ModelInfo(
                     id=m.name,
                     context_length=m.metadata.context_length if m.metadata else None,
                     details={"engine": "embedded", "path": str(m.path)},
                 )
-                for m in await asyncio.to_thread(self.store.list)
+                for m in local
             ]
         if self.upstreams:
             infos.extend(await self.upstreams.list_models())

@@ -18,6 +18,7 @@ shutting down refuses new answers and ends running streams.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
+from openwen.cache_salt import cache_salt_for
 from openwen.chat.answer import answer, one_answer
 from openwen.chat.service import ChatService
 from openwen.errors import EngineError
@@ -70,6 +72,12 @@ async def _wait_disconnect(request: Request) -> None:
         pass
 
 
+def salted(request: Request, chat: ChatRequest) -> ChatRequest:
+    """The request in the prefix-cache partition of the API key's user (shared without keys)."""
+    user = getattr(request.state, "user", None)
+    return dataclasses.replace(chat, cache_salt=cache_salt_for(user.id if user else None))
+
+
 async def start_answer(request: Request, chat: ChatRequest, *, received: float,
                        tools: ToolRegistry | None = None, client_tools: Collection[str] = ()
                        ) -> tuple[Any, AsyncIterator[Any]]:
@@ -81,6 +89,7 @@ async def start_answer(request: Request, chat: ChatRequest, *, received: float,
     state = request.app.state
     if (stop := state.shutdown.refusal()) is not None:
         raise stop
+    chat = salted(request, chat)
     events: AsyncIterator[Any] = answer(chat_service(request), chat, tools=tools)
     if tools is not None:
         events = one_answer(events, client_tools)
