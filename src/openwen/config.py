@@ -84,7 +84,11 @@ class Settings(BaseModel):
     local_models: bool = Field(True, description="serve local GGUF models and embeddings "
                                "(false: a slim gateway that only relays to upstreams)")
 
-    hub_endpoint: str = Field("https://huggingface.co", description="model hub for `openwen pull`")
+    hub: Literal["huggingface", "modelscope"] = Field(
+        "huggingface", description="model hub layout: huggingface (also its mirrors, set "
+        "hub_endpoint) or modelscope")
+    hub_endpoint: str = Field("https://huggingface.co", description="model hub for `openwen pull` "
+                              "(with hub = modelscope this default means https://modelscope.cn)")
     hub_token: SecretStr | None = Field(None, description="token for the model hub")
 
     host: str = Field("127.0.0.1", description="address `openwen serve` binds")
@@ -110,6 +114,8 @@ class Settings(BaseModel):
     embedding_model: str = Field("all-minilm-l6-v2", description="local embedding model")
     document_max_bytes: int = Field(50 * 1024 * 1024, ge=1024,
                                     description="largest document `docs add` accepts")
+    users_may_pull: bool = Field(False, description="let every user, not only admins, download "
+                                 "and remove models in the web app (admins can switch it)")
     memory_auto_extract: bool = Field(False, description="extract memories from chats "
                                       "automatically (users may switch it)")
     responses_retention_days: float = Field(30.0, ge=0, description="days stored Responses "

@@ -112,6 +112,8 @@ class RuleEngine(ScriptedEngine):
     def script_for(self, request: ChatRequest) -> list[Any]:
         if self.rounds:
             return self.rounds.pop(0)
+        if not request.messages:  # a raw /v1/completions prompt
+            return ["Hello", " there."]
         last = request.messages[-1]
         if last.role == "tool":
             return [f"The tool said: {' '.join((last.content or '').split())[:200]}"]

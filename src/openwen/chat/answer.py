@@ -73,11 +73,14 @@ OneAnswerEvent = StreamEvent | ServerToolCall | ToolResultEvent
 
 
 def answer(service: ChatService, request: ChatRequest, *, tools: ToolRegistry | None = None,
-           confirm: ConfirmFn | None = None) -> AsyncIterator[AgentEvent]:
-    """The events of one answer to ``request`` (see the module docstring)."""
+           confirm: ConfirmFn | None = None, decide: bool = False) -> AsyncIterator[AgentEvent]:
+    """The events of one answer to ``request`` (see the module docstring). ``decide``: the
+    model first chooses between answering and each tool (see :mod:`openwen.chat.tool_decision`;
+    for models whose template cannot render tools)."""
     if tools is None:
         return service.stream(request)
     agent = Agent.from_settings(service, tools, service.settings, confirm=confirm)
+    agent.decide = decide
     return agent.run(request)
 
 

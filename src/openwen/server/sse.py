@@ -103,8 +103,7 @@ async def event_stream(
         for payload in renderer.first():
             yield framing.encode(payload)
         event = first
-        # a renderer may frame plain text deltas itself, from a template (the hot path)
-        text_frame = getattr(renderer, "text_frame", None)
+        text_frame = getattr(renderer, "text_frame", None)  # optional hot path: framed bytes
         while not isinstance(event, Done):
             if text_frame is not None and type(event) is TextDelta and not event.logprobs:
                 yield text_frame(event.text)

@@ -17,6 +17,8 @@ from openwen.chat.conversations import ConversationChat
 from openwen.chat.service import ChatService
 from openwen.config import Settings
 from openwen.errors import OverloadedError
+from openwen.models.downloads import Downloads
+from openwen.models.profiles import Capabilities, Profile, profile_for
 from openwen.server.app.liveness import Liveness
 from openwen.server.app.ratelimit import HashGate, LoginLimiter
 from openwen.storage import Storage, UserRecord
@@ -54,6 +56,7 @@ class WebState:
     _storage: Storage | None = None
     _chat: ConversationChat | None = None
     _local_user: UserRecord | None = None
+    _downloads: Downloads | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -75,6 +78,7 @@ class WebState:
                     save_interval=self.save_interval,
                     tools=self.user_tools if self.tools is not None else None,
                     knowledge=self.knowledge,
+                    profiles=self.profile_for,
                 )
             return self._chat
 
@@ -83,6 +87,19 @@ class WebState:
         assert self.tools is not None
         user = self.storage.users.get(user_id)
         return self.tools.registry(workspace_name(user.username, user.id), user)
+
+    def profile_for(self, user_id: int, model: str) -> tuple[Profile, Capabilities]:
+        """A model's profile for one user: built-in, the admin's edits, the user's overrides
+        (blocking: reads the store)."""
+        server, user = profile_layers(self.storage, user_id)
+        return profile_for(model, self.settings, server=server, user=user)
+
+    @property
+    def downloads(self) -> Downloads:
+        with self._lock:
+            if self._downloads is None:
+                self._downloads = Downloads(self.settings)
+            return self._downloads
 
     def local_user(self) -> UserRecord:
         """Single-user mode's account: the oldest admin, or a new admin called ``local``."""
@@ -104,7 +121,8 @@ class WebState:
 
     def startup(self) -> None:
         """Open the store, register this instance and mark ``incomplete`` the answers that
-        instances which are gone left ``streaming`` (see :mod:`openwen.server.app.liveness`)."""
+        instances which are gone left ``streaming`` (see :mod:`openwen.server.app.liveness`), and
+        move workspaces of the old name-keyed layout to id-keyed folders (once)."""
         chat, lease = self.chat, self.settings.instance_lease
         self.liveness = Liveness(self.storage, self.instance_id, lease,
                                  lambda: chat.recover_interrupted(lease))
@@ -164,7 +182,9 @@ class WebState:
         return self.knowledge
 
     async def stop_answers(self) -> None:
-        """Stop answers in flight (they are saved as incomplete)."""
+        """Stop answers in flight (they are saved as incomplete) and downloads."""
+        if self._downloads is not None:
+            self._downloads.cancel_all()
         if self._chat is not None:
             await self._chat.aclose()
 
@@ -176,6 +196,19 @@ class WebState:
     def close(self) -> None:
         if self._storage is not None:
             self._storage.close()
+
+
+SERVER_PROFILES = "model_profiles"  # instance setting: the admin's edits, by model name
+USER_PROFILES = "models.profiles"  # user setting: the user's overrides, by model name
+
+
+def profile_layers(storage: Storage, user_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The admin's and the user's stored profile layers (blocking)."""
+    from openwen.storage.instance import InstanceSettingsRepo
+
+    server = InstanceSettingsRepo(storage.db).get(SERVER_PROFILES)
+    user = storage.settings.get(user_id, USER_PROFILES, None)
+    return (server if isinstance(server, dict) else {}), (user if isinstance(user, dict) else {})
 
 
 def web_state(request: Request) -> WebState:

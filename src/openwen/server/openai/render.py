@@ -55,7 +55,6 @@ from openwen.server.sse import OPENAI_SSE, frame
 
 SYSTEM_FINGERPRINT = f"openwen-{__version__}"
 FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
-
 _SPLIT = "\ue000openwen-text\ue000"  # a private-use marker, split out of a template
 _SPLIT_JSON = json.dumps(_SPLIT, ensure_ascii=False).encode("utf-8")
 
@@ -109,16 +108,6 @@ class ChatChunks:
         self.include_usage = include_usage
         self._text_template: list[bytes] | None = None
 
-    def text_frame(self, text: str) -> bytes:
-        """The frame of a plain content delta (no logprobs), byte for byte what
-        ``frame(self._chunk({"content": text}))`` gives, from a template made once per answer:
-        the hot path of a relayed stream encodes only the text."""
-        if self._text_template is None:
-            whole = frame(self._chunk({"content": _SPLIT}))
-            self._text_template = whole.split(_SPLIT_JSON)
-        head, tail = self._text_template
-        return head + json.dumps(text, ensure_ascii=False).encode("utf-8") + tail
-
     def _chunk(self, delta: dict[str, Any], *, finish: str | None = None,
                logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
         chunk: dict[str, Any] = {
@@ -136,6 +125,16 @@ class ChatChunks:
 
     def first(self) -> list[dict[str, Any]]:
         return [self._chunk({"role": "assistant", "content": ""})]
+
+    def text_frame(self, text: str) -> bytes:
+        """The frame of a plain content delta (no logprobs), byte for byte what
+        ``frame(self._chunk({"content": text}))`` gives, from a template made once per answer:
+        the hot path of a relayed stream encodes only the text."""
+        if self._text_template is None:
+            whole = frame(self._chunk({"content": _SPLIT}))
+            self._text_template = whole.split(_SPLIT_JSON)
+        head, tail = self._text_template
+        return head + json.dumps(text, ensure_ascii=False).encode("utf-8") + tail
 
     def for_event(self, event: Any) -> list[dict[str, Any]]:
         if isinstance(event, TextDelta):

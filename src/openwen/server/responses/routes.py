@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from openwen.errors import ContextLengthError, InvalidRequestError, NotFoundError
 from openwen.server.errors import ClientDisconnected, error_response
@@ -28,6 +28,7 @@ from openwen.server.responses.runs import ResponseRun
 from openwen.server.responses.state import ResponsesState
 from openwen.server.responses.translate import parse_items, stored_item, to_chat_request
 from openwen.server.sse import TYPED_SSE, framed
+from openwen.server.sse_response import CoalescingStreamingResponse
 
 router = APIRouter(tags=["OpenAI Responses"])
 
@@ -106,8 +107,9 @@ async def create_response(request: Request) -> Response:
     if body.stored:
         state.track(run)  # GET, cancel and delete find it while it runs
     if body.stream:
-        return StreamingResponse(framed(run_payloads(request, run), TYPED_SSE),
-                                 media_type=TYPED_SSE.media_type, headers=TYPED_SSE.headers)
+        return CoalescingStreamingResponse(framed(run_payloads(request, run), TYPED_SSE),
+                                           media_type=TYPED_SSE.media_type,
+                                           headers=TYPED_SSE.headers)
     if body.background:
         return JSONResponse(builder.snapshot())
     try:

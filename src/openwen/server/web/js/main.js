@@ -3,7 +3,7 @@
 import * as api from "./api.js";
 import { showAuth } from "./auth.js";
 import {
-  currentStream, ensureConversation, renderControls, route, setupChat, newChat, stop,
+  currentStream, ensureConversation, route, setupChat, newChat, stop,
 } from "./chat.js";
 import { applyTheme, openHelp, setupDialogs } from "./dialogs.js";
 import { $, toast } from "./dom.js";
@@ -12,6 +12,8 @@ import { setupMemory } from "./memory.js";
 import { closeMenu, focusSearch, refreshList, setupSidebar } from "./sidebar.js";
 import { state } from "./state.js";
 import { setupTools } from "./tools.js";
+import { browserLocale, locale, setLocale, t } from "./i18n.js";
+import { loadLibrary, setupModels } from "./models.js";
 
 function anyDialogOpen() {
   return Boolean(document.querySelector("dialog[open]"));
@@ -47,23 +49,12 @@ async function logout() {
   location.assign("/");
 }
 
-async function loadModels() {
-  try {
-    const data = await api.get("/api/models");
-    state.models = data.models;
-    state.defaultModel = data.default;
-  } catch (error) {
-    toast(`Could not list models: ${error.message}`, "error");
-  }
-}
-
 // An upstream that goes down (or comes back) shows in the model picker within this time.
 const MODELS_REFRESH_MS = 15000;
 
 function refreshModels() {
   setInterval(async () => {
-    await loadModels();
-    renderControls();
+    try { await loadLibrary(); } catch { /* offline: keep the last list */ }
   }, MODELS_REFRESH_MS);
 }
 
@@ -73,15 +64,18 @@ async function loadPreferences() {
   } catch { state.preferences = {}; }
   const theme = state.preferences["ui.theme"];
   if (theme) applyTheme(theme);
+  const chosen = state.preferences["ui.locale"];
+  if (chosen && chosen !== locale()) setLocale(chosen);
 }
 
 async function start() {
+  setLocale(browserLocale());
   applyTheme(document.documentElement.dataset.theme || null);
   let session;
   try {
     session = await api.get("/api/session");
   } catch (error) {
-    $("#loading").textContent = `openwen is not reachable: ${error.message}`;
+    $("#loading").textContent = t("main.unreachable", { message: error.message });
     return;
   }
   state.session = session;
@@ -100,7 +94,8 @@ async function start() {
   setupMemory();
   document.addEventListener("keydown", onShortcut);
   $("#logout-button").addEventListener("click", logout);
-  await Promise.all([loadModels(), loadPreferences()]);
+  await loadPreferences();
+  await setupModels();
   route({ push: false });
   refreshList();
   refreshModels();
