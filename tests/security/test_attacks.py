@@ -140,7 +140,7 @@ def test_server_tools_need_a_key_with_the_tools_scope(server: Served, alice: htt
     # forced by grammar, calls the calculator and the server runs it
     r = httpx.post(server.url + CHAT, timeout=300, headers={"Authorization": f"Bearer {tools}"},
                    json={"model": "smollm2", "max_tokens": 40, "temperature": 0,
-                         "messages": [{"role": "user", "content": "What is 12 times 7?"}],
+                         "messages": [{"role": "user", "content": "Compute 12 * 7."}],
                          "tool_choice": {"type": "function", "function": {"name": "calculator"}},
                          "openwen": {"tools": ["calculator"]}})
     assert r.status_code == 200, r.text

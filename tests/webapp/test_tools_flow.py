@@ -358,7 +358,7 @@ async def test_real_model_tool_call_is_run_and_stored(
                             tools=lambda uid: shared.registry("alice").select(["calculator"]))
     conversation = storage.conversations.create(
         user.id, settings={"max_tokens": 40, "temperature": 0.0})
-    turn = await chat.send(user.id, conversation.id, "What is 12 times 7? Use the calculator.")
+    turn = await chat.send(user.id, conversation.id, "Compute 12 * 7.")
     found = [event async for event in turn.events()]
     await chat.aclose()
     end = found[-1]
