@@ -330,7 +330,7 @@ async def test_saved_state_gives_the_same_continuation(bundled_model: Path,
     try:
         answer = text_of(await collect(engine, first))
         follow_up = chat(*first.messages, Message("assistant", answer),
-                         Message("user", "Which plant needs water most often?"), **probe)
+                         Message("user", "Name the plant that needs water most often."), **probe)
         fresh = make(bundled_model, name="fresh", kv_slots=1, kv_ram_mb=0)
         try:
             expected = await collect(fresh, follow_up)  # never cached anywhere
