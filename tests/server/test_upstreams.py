@@ -133,7 +133,7 @@ from fastapi.testclient import TestClient
 from openwen.config import load_settings
 from openwen.server.application import create_app
 app = create_app(load_settings().settings, preload=True)
-with TestClient(app) as client:
+with TestClient(app, base_url="http://127.0.0.1") as client:  # a loopback Host
     assert client.get("/health").status_code == 200
     assert client.get("/v1/models").status_code == 200
     assert client.get("/api/session").status_code == 200

@@ -147,11 +147,16 @@ def _entry(name: str, size: int, meta: Any) -> dict[str, Any]:
             "details": _details(meta)}
 
 
+def _store(request: Request) -> Any | None:
+    """The local model store, or None (a gateway with no local models)."""
+    if not request.app.state.settings.local_models:
+        return None
+    return getattr(request.app.state.service.registry, "store", None)
+
+
 async def _local_models(request: Request) -> list[Any]:
-    registry = request.app.state.service.registry
-    if not registry.settings.local_models:
-        return []
-    return list(await asyncio.to_thread(registry.store.list))
+    store = _store(request)
+    return [] if store is None else list(await asyncio.to_thread(store.list))
 
 
 @router.get("/api/tags", summary="Installed models (Ollama)")
@@ -186,8 +191,11 @@ async def show(request: Request) -> JSONResponse:
     body: ModelBody = await _body(request, ModelBody)
     name = translate.model_name(body.model_name())
     registry = request.app.state.service.registry
+    store = _store(request)
     try:
-        model = await asyncio.to_thread(registry.store.resolve, name)
+        if store is None:
+            raise ModelNotFoundError(name, [])
+        model = await asyncio.to_thread(store.resolve, name)
     except ModelNotFoundError:
         for info in await registry.list_models():
             if info.id == name:
@@ -224,8 +232,11 @@ def _check_may_manage(request: Request) -> None:
 async def delete(request: Request) -> Response:
     _check_may_manage(request)
     body: ModelBody = await _body(request, ModelBody)
-    store = request.app.state.service.registry.store
-    await asyncio.to_thread(store.remove, translate.model_name(body.model_name()))
+    store = _store(request)
+    name = translate.model_name(body.model_name())
+    if store is None:
+        raise ModelNotFoundError(name, [])
+    await asyncio.to_thread(store.remove, name)
     return Response(status_code=200)
 
 
