@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from openwen.server.openai.base import Lenient
-from openwen.server.openai.protocol import TOOL_NAME, ReasoningEffort
+from openwen.server.openai.protocol import FunctionDefinition, ReasoningEffort
 
 MAX_METADATA = 16
 TOOL_TYPES_IGNORED = frozenset({
@@ -101,19 +101,11 @@ InputItem = MessageItem | FunctionCallItem | FunctionCallOutputItem | ReasoningI
 # -- tools and formats ---------------------------------------------------------------------------
 
 
-class FunctionTool(Lenient):
-    type: Literal["function"]
-    name: str
-    description: str | None = None
-    parameters: dict[str, Any] | None = None
-    strict: bool | None = None
+class FunctionTool(FunctionDefinition):
+    """A Responses function tool: Chat Completions' function definition, flattened, plus
+    ``type``."""
 
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        if not TOOL_NAME.fullmatch(value):
-            raise ValueError("a function name is 1-64 characters: letters, digits, _ . : -")
-        return value
+    type: Literal["function"]
 
     def to_dict(self) -> dict[str, Any]:
         function = {"name": self.name, "description": self.description,
