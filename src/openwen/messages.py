@@ -116,6 +116,7 @@ class Done:
     usage: Usage = field(default_factory=Usage)
     timings: Timings = field(default_factory=Timings)
     kind: Literal["done"] = "done"
+    stop_sequence: str | None = None  # the request's stop string that ended it, if one did
 
 
 StreamEvent = TextDelta | ReasoningDelta | ToolCallEvent | Done

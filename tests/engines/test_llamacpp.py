@@ -61,15 +61,17 @@ async def test_same_seed_same_tokens(smollm2: LlamaCppEngine) -> None:
 
 
 async def test_stop_string_is_not_emitted(smollm2: LlamaCppEngine) -> None:
-    free = text_of(
-        await collect(smollm2, ask("Count from 1 to 10 separated by commas.", max_tokens=40))
-    )
+    free_events = await collect(
+        smollm2, ask("Count from 1 to 10 separated by commas.", max_tokens=40))
+    free = text_of(free_events)
     assert "3" in free
+    assert isinstance(free_events[-1], Done) and free_events[-1].stop_sequence is None
     stopped = await collect(
         smollm2, ask("Count from 1 to 10 separated by commas.", max_tokens=40, stop=("3",))
     )
     assert "3" not in text_of(stopped)
     assert isinstance(stopped[-1], Done) and stopped[-1].finish_reason == "stop"
+    assert stopped[-1].stop_sequence == "3"  # which one ended it (Anthropic reports it)
     # the answer parser trims newlines at the very end of an answer
     assert text_of(stopped) == free[: free.index("3")].rstrip("\n")
 

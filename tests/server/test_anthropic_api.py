@@ -47,6 +47,21 @@ def test_stream_events_in_anthropics_order(claude: anthropic.Anthropic) -> None:
     assert final.usage.output_tokens >= 1
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_stop_sequence_is_reported(claude: anthropic.Anthropic, stream: bool) -> None:
+    asked: Any = {"model": "smollm2", "max_tokens": 40, "extra_body": {"temperature": 0},
+                  "stop_sequences": ["zzz", "e"],
+                  "messages": [{"role": "user", "content": "Describe the sea in a sentence."}]}
+    if stream:
+        with claude.messages.stream(**asked) as streamed:
+            message = streamed.get_final_message()
+    else:
+        message = claude.messages.create(**asked)
+    assert message.stop_reason == "stop_sequence" and message.stop_sequence == "e"
+    text = "".join(b.text for b in message.content if b.type == "text")
+    assert "e" not in text  # the answer ends before the stop sequence, which is not sent
+
+
 def test_forced_tool_use_then_a_tool_result_round(claude: anthropic.Anthropic) -> None:
     first = claude.messages.create(
         model="smollm2", max_tokens=60, tools=[WEATHER],  # type: ignore[list-item]
@@ -83,6 +98,19 @@ def test_count_tokens(claude: anthropic.Anthropic) -> None:
     assert 0 < short.input_tokens < longer.input_tokens
 
 
+def test_a_system_message_among_the_messages_is_read(claude: anthropic.Anthropic) -> None:
+    """Claude Code sends its environment notes as a ``system`` message after the first user
+    message (beyond Anthropic's reference): it is kept, at its place, as Chat Completions does."""
+    user: Any = {"role": "user", "content": "Hi"}
+    notes: Any = {"role": "system", "content": [{"type": "text", "text": "Platform: linux"}]}
+    alone = claude.messages.count_tokens(model="smollm2", messages=[user])
+    both = claude.messages.count_tokens(model="smollm2", messages=[user, notes])
+    assert both.input_tokens > alone.input_tokens + 3
+    message = claude.messages.create(model="smollm2", max_tokens=2, messages=[user, notes])
+    assert message.usage.input_tokens + (message.usage.cache_read_input_tokens or 0) \
+        == both.input_tokens
+
+
 def test_x_api_key_is_how_keys_are_sent(api: RunningServer, http: httpx.Client) -> None:
     r = http.post("/v1/messages", json={"model": "smollm2", "max_tokens": 1,
                                         "messages": [{"role": "user", "content": "x"}]},
@@ -99,7 +127,9 @@ BASE: dict[str, Any] = {"model": "smollm2", "max_tokens": 4,
     (b'{"model": "smollm2", "messages": [', 400, "JSON"),
     ({k: v for k, v in BASE.items() if k != "max_tokens"}, 400, "max_tokens"),
     ({**BASE, "model": "claude-sonnet-9"}, 404, "claude-sonnet-9"),
-    ({**BASE, "messages": [{"role": "system", "content": "x"}]}, 400, "role"),
+    ({**BASE, "messages": [{"role": "tool", "content": "x"}]}, 400, "role"),
+    ({**BASE, "messages": [{"role": "system", "content": [{"type": "tool_result",
+                                                          "tool_use_id": "t"}]}]}, 400, "text"),
     ({**BASE, "messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "base64", "media_type": "image/png",
                                      "data": "AA=="}}]}]}, 400, "image"),

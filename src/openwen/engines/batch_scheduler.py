@@ -342,6 +342,7 @@ class BatchScheduler:
                             prompt_ms=(first - job.admitted) * 1000,
                             decode_ms=(end - first) * 1000,
                             ttft_ms=(first - job.accepted) * 1000),
+            stop_sequence=job.decoder.stop_sequence if finish == "stop" else None,
         ))
         self._emit(job, END)
         self._leave(job)

@@ -132,6 +132,7 @@ class OutputDecoder:
         self._piece_bytes = piece_bytes
         self._detok = IncrementalDetokenizer(piece_bytes)
         self._stops = StopMatcher(tuple(request.stop) + fmt.stop_strings)
+        self._request_stops = frozenset(request.stop)
         self._parser: OutputParser = (
             PlainParser() if request.prompt is not None else
             fmt.parser(rendered, tools_enabled=bool(request.tools)
@@ -141,6 +142,12 @@ class OutputDecoder:
     @property
     def stopped(self) -> bool:
         return self._stops.stopped
+
+    @property
+    def stop_sequence(self) -> str | None:
+        """The request's stop string that ended the answer (not the format's own end marks)."""
+        matched = self._stops.matched
+        return matched if matched in self._request_stops else None
 
     @property
     def tool_call_count(self) -> int:

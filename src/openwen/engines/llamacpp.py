@@ -155,6 +155,7 @@ class LlamaCppEngine:
             usage=Usage(prompt_tokens=n_prompt, completion_tokens=n_out, cached_tokens=cached),
             timings=Timings(queue_ms=(start - accepted) * 1000, prompt_ms=(first - start) * 1000,
                             decode_ms=(end - first) * 1000, ttft_ms=(first - accepted) * 1000),
+            stop_sequence=decoder.stop_sequence if finish == "stop" else None,
         ))
 
     def _decoder(self, request: ChatRequest, rendered: RenderedPrompt) -> OutputDecoder:

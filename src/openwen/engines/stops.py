@@ -15,6 +15,7 @@ class StopMatcher:
         self._stops = tuple(s for s in stops if s)
         self._held = ""
         self.stopped = False
+        self.matched: str | None = None  # the stop string that ended the text
 
     def feed(self, text: str) -> str:
         if self.stopped:
@@ -26,6 +27,7 @@ class StopMatcher:
         if cut is not None:
             self.stopped = True
             self._held = ""
+            self.matched = next(s for s in self._stops if buffer.startswith(s, cut))
             return buffer[:cut]
         keep = _longest_partial_suffix(buffer, self._stops)
         self._held = buffer[len(buffer) - keep :] if keep else ""

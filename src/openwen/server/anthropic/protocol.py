@@ -30,7 +30,10 @@ class Block(Lenient):
 
 
 class MessageParam(Lenient):
-    role: Literal["user", "assistant"]
+    # extension of the reference: "system" in the middle of the messages, which Claude Code
+    # sends (its environment notes); it becomes a system message at that place, as in Chat
+    # Completions
+    role: Literal["user", "assistant", "system"]
     content: str | list[Block]
 
 

@@ -39,8 +39,11 @@ def usage(u: Usage) -> dict[str, Any]:
 
 
 def stop_reason(done: Done) -> str:
-    """Anthropic's stop reason. A stop sequence reads as ``end_turn``: the engines strip the
-    stop string without saying which one matched."""
+    """Anthropic's stop reason: ``stop_sequence`` when one of the request's stop sequences
+    ended the answer (the embedded engines say which; a remote upstream does not, and its
+    stop reads as ``end_turn``)."""
+    if done.finish_reason == "stop" and done.stop_sequence:
+        return "stop_sequence"
     return STOP_REASONS.get(done.finish_reason, "end_turn")
 
 
@@ -65,7 +68,8 @@ def message_body(model: str, events: list[Any]) -> dict[str, Any]:
     done = events[-1]
     assert isinstance(done, Done)
     return {"id": new_id(), "type": "message", "role": "assistant", "model": model,
-            "content": content, "stop_reason": stop_reason(done), "stop_sequence": None,
+            "content": content, "stop_reason": stop_reason(done),
+            "stop_sequence": done.stop_sequence if done.finish_reason == "stop" else None,
             "usage": usage(done.usage)}
 
 
@@ -131,7 +135,9 @@ class MessageStream:
         if self.index < 0:  # an empty answer still has its (empty) text block
             out += self._start("text", {"type": "text", "text": ""}) + self._close()
         return [*out, {"type": "message_delta",
-                       "delta": {"stop_reason": stop_reason(done), "stop_sequence": None},
+                       "delta": {"stop_reason": stop_reason(done),
+                                 "stop_sequence": done.stop_sequence
+                                 if done.finish_reason == "stop" else None},
                        "usage": usage(done.usage)},
                 {"type": "message_stop"}]
 

@@ -2,9 +2,11 @@
 
 ``system`` becomes the system message; ``tool_use`` blocks become the assistant's tool calls and
 ``tool_result`` blocks ``tool`` messages (in order, as a chat template expects them);
-``thinking`` blocks go back as the assistant's reasoning. ``tool_choice`` ``any`` / ``tool`` are
-grammar-enforced like OpenAI's ``required`` / named choice; ``thinking`` switches a thinking
-model's reasoning on or off. Images and documents are refused with a clear 400."""
+``thinking`` blocks go back as the assistant's reasoning; a ``system`` message among the
+messages (Claude Code sends one) stays a system message at its place. ``tool_choice`` ``any``
+/ ``tool`` are grammar-enforced like OpenAI's ``required`` / named choice; ``thinking``
+switches a thinking model's reasoning on or off. Images and documents are refused with a
+clear 400."""
 
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ def system_text(system: str | list[Block] | None) -> str:
 
 def _message(i: int, m: MessageParam) -> list[Message]:
     where = f"messages[{i}].content"
+    if m.role == "system":
+        return [Message("system", _text(m.content, where))]
     if isinstance(m.content, str):
         return [Message(m.role, m.content)]
     out: list[Message] = []
