@@ -93,6 +93,9 @@ class Settings(BaseModel):
 
     host: str = Field("127.0.0.1", description="address `openwen serve` binds")
     port: int = Field(8800, ge=1, le=65535, description="port `openwen serve` binds")
+    ollama_port: int | None = Field(
+        None, ge=1, le=65535, description="a second port `openwen serve` binds (on the same "
+        "host) for Ollama clients, e.g. 11434: the Ollama and /v1 APIs at its root, no web app")
     require_api_key: bool = Field(False, description="require API keys on loopback too")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest request body")
     max_queue: int = Field(16, ge=1, le=10_000, description="requests waiting per engine")

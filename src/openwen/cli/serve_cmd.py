@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from openwen.cli.common import fail_on_errors, settings_or_exit
-from openwen.errors import NotFoundError
+from openwen.errors import ConfigError, NotFoundError
 
 if TYPE_CHECKING:
     import uvicorn
@@ -36,6 +37,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")
                     ] = None,
     port: Annotated[int | None, typer.Option(help="port [default: 8800]")] = None,
+    ollama_port: Annotated[int | None, typer.Option(
+        help="also listen on this port (same host) as Ollama clients expect, e.g. 11434")
+                           ] = None,
     model: Annotated[str | None, typer.Option(help="default chat model")] = None,
     single_user: Annotated[bool, typer.Option(
         "--single-user", help="no login; you act as the local admin (loopback only)")] = False,
@@ -51,7 +55,7 @@ def serve(
     from openwen.server.application import create_app
     from openwen.server.auth import check_bind, keys_required
 
-    overrides = {"host": host, "port": port, "model": model,
+    overrides = {"host": host, "port": port, "model": model, "ollama_port": ollama_port,
                  "single_user": True if single_user else None}
     settings = settings_or_exit(**overrides)
     from openwen.server.webapp import check_single_user
@@ -59,6 +63,9 @@ def serve(
     with fail_on_errors():
         check_bind(settings)
         check_single_user(settings)
+        if workers > 1 and settings.ollama_port:
+            raise ConfigError("ollama_port needs a single worker (--workers 1); put a load "
+                              "balancer's second port in front of the workers instead")
         if workers > 1:
             _serve_workers(settings, overrides, workers, graceful_timeout)
             return
@@ -82,7 +89,30 @@ def serve(
     notice = first_run_notice(settings)
     if notice:
         typer.echo(notice)
-    server.run()
+    with fail_on_errors():
+        sockets = listening_sockets(config, settings)
+    if len(sockets) > 1:
+        typer.echo(f"Ollama API also at http://{shown}:{settings.ollama_port}/")
+    server.run(sockets=sockets)
+
+
+def listening_sockets(config: uvicorn.Config, settings: Settings) -> list[socket.socket]:
+    """The main port's socket and, with ``ollama_port``, the Ollama port's on the same host."""
+    sockets = [_bind(config, settings.port)]
+    if settings.ollama_port and settings.ollama_port != settings.port:
+        sockets.append(_bind(config, settings.ollama_port))
+    return sockets
+
+
+def _bind(config: uvicorn.Config, port: int) -> socket.socket:
+    try:
+        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((config.host, port))
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {config.host}:{port}: {exc.strerror}") from exc
+    return sock
 
 
 def _serve_workers(settings: Settings, overrides: dict[str, Any], workers: int,

@@ -115,6 +115,10 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        exempt=app.state.body_limit_exempt)
+    if settings.ollama_port:
+        from openwen.server.ollama.listener import OllamaPort
+
+        app.add_middleware(OllamaPort, port=settings.ollama_port)  # inside the guard
     _add_guard(app, settings, auth.required)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for module in (chat, completions, models, embeddings, responses):
