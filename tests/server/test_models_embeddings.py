@@ -145,13 +145,38 @@ def test_metrics(http: httpx.Client) -> None:
         assert match, pattern
         return float(match.group(1))
 
-    ok = r'openwen_requests_total\{method="POST",route="/v1/chat/completions",status="200"\}'
+    ok = (r'openwen_requests_total\{dialect="openai",method="POST",'
+          r'route="/v1/chat/completions",status="200"\}')
     assert value(ok) >= 1
     assert value(r'openwen_request_duration_seconds_count\{route="/v1/chat/completions"\}') >= 1
-    assert value(r'openwen_prompt_tokens_total\{model="smollm2"\}') >= usage["prompt_tokens"]
-    assert value(r'openwen_completion_tokens_total\{model="smollm2"\}') >= 2
-    assert value(r'openwen_time_to_first_token_seconds_count\{model="smollm2"\}') >= 1
+    served = 'dialect="openai",model="smollm2"'
+    assert value(r'openwen_prompt_tokens_total\{' + served + r'\}') >= usage["prompt_tokens"]
+    assert value(r'openwen_completion_tokens_total\{' + served + r'\}') >= 2
+    assert value(r'openwen_time_to_first_token_seconds_count\{' + served + r'\}') >= 1
     assert value(r'openwen_queue_depth\{model="smollm2"\}') == 0
+
+
+def test_metrics_by_dialect(http: httpx.Client) -> None:
+    """Requests, tokens and time to first token are labelled with the API dialect spoken."""
+    asks = {
+        "anthropic": ("/v1/messages", {"model": "smollm2", "max_tokens": 2,
+                                       "messages": [{"role": "user", "content": "Hi"}]}),
+        "responses": ("/v1/responses", {"model": "smollm2", "input": "Hi", "store": False,
+                                        "max_output_tokens": 2}),
+        "ollama": ("/api/chat", {"model": "smollm2", "stream": False, "options": {
+            "num_predict": 2}, "messages": [{"role": "user", "content": "Hi"}]}),
+    }
+    for path, body in asks.values():
+        assert http.post(path, json=body).status_code == 200
+    text = http.get("/metrics").text
+    for dialect, (path, _) in asks.items():
+        for series in (f'openwen_requests_total{{dialect="{dialect}",method="POST",'
+                       f'route="{path}",status="200"}}',
+                       f'openwen_completion_tokens_total{{dialect="{dialect}",model="smollm2"}}',
+                       f'openwen_time_to_first_token_seconds_count{{dialect="{dialect}",'
+                       'model="smollm2"}'):
+            line = next((ln for ln in text.splitlines() if ln.startswith(series + " ")), None)
+            assert line is not None and float(line.split()[-1]) >= 1, series
 
 
 def test_openapi_docs(http: httpx.Client) -> None:

@@ -34,6 +34,7 @@ from openwen.errors import EngineError
 from openwen.messages import Done
 from openwen.requests import ChatRequest
 from openwen.server.errors import ClientDisconnected
+from openwen.server.metrics import dialect_of
 from openwen.server.sse import Renderer, event_stream
 from openwen.server.sse_response import CoalescingStreamingResponse
 from openwen.tools.registry import ToolRegistry
@@ -100,7 +101,8 @@ async def start_answer(request: Request, chat: ChatRequest, *, received: float,
     except BaseException:
         await events.aclose()  # type: ignore[attr-defined]
         raise
-    state.metrics.ttft.labels(model_name(request, chat)).observe(time.perf_counter() - received)
+    state.metrics.ttft.labels(model_name(request, chat), dialect_of(request.url.path)).observe(
+        time.perf_counter() - received)
     return first, events
 
 
@@ -122,7 +124,7 @@ async def collect(request: Request, first: Any, events: AsyncIterator[Any]) -> l
 
 
 def record_done(request: Request, model: str, done: Done) -> None:
-    request.app.state.metrics.record_usage(model, done.usage)
+    request.app.state.metrics.record_usage(model, done.usage, dialect_of(request.url.path))
 
 
 def stream_response(request: Request, model: str, first: Any, events: AsyncIterator[Any],

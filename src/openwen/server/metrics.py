@@ -2,12 +2,18 @@
 
 Each app has its own registry (several apps can live in one process, as in tests). Series:
 
-- ``openwen_requests_total{route,method,status}`` and ``openwen_request_duration_seconds{route}``
-  (a streamed answer counts until its last byte); ``route`` is the route template, never the raw
-  path, so label values stay few;
-- ``openwen_prompt_tokens_total{model}``, ``openwen_completion_tokens_total{model}``;
-- ``openwen_time_to_first_token_seconds{model}``: request received to first generated event;
+- ``openwen_requests_total{dialect,route,method,status}`` and
+  ``openwen_request_duration_seconds{route}`` (a streamed answer counts until its last byte);
+  ``route`` is the route template, never the raw path, so label values stay few;
+- ``openwen_prompt_tokens_total{model,dialect}``, ``openwen_completion_tokens_total{model,
+  dialect}``;
+- ``openwen_time_to_first_token_seconds{model,dialect}``: request received to first generated
+  event;
 - ``openwen_queue_depth{model}``: requests waiting or running per loaded embedded model.
+
+``dialect`` is the API a request speaks (:func:`dialect_of`): ``openai`` (Chat Completions,
+completions, embeddings, models), ``responses``, ``anthropic``, ``ollama``, or ``other`` (the
+web app, health, metrics).
 """
 
 from __future__ import annotations
@@ -21,10 +27,27 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openwen.messages import Usage
+from openwen.server import ollama
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+
+
+OLLAMA_PATHS = frozenset(ollama.PATHS)
+
+
+def dialect_of(path: str) -> str:
+    """The API dialect a request path belongs to (a label value; few and fixed)."""
+    if path.startswith("/v1/responses"):
+        return "responses"
+    if path.startswith("/v1/messages"):
+        return "anthropic"
+    if path in OLLAMA_PATHS:
+        return "ollama"
+    if path.startswith("/v1/"):
+        return "openai"
+    return "other"
 
 
 class _QueueDepth(Collector):
@@ -44,22 +67,22 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("openwen_requests", "HTTP requests",
-                                ["route", "method", "status"], registry=r)
+                                ["dialect", "route", "method", "status"], registry=r)
         self.latency = Histogram("openwen_request_duration_seconds",
                                  "HTTP request latency (streams: until the last byte)", ["route"],
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.prompt_tokens = Counter("openwen_prompt_tokens", "Prompt tokens processed",
-                                     ["model"], registry=r)
+                                     ["model", "dialect"], registry=r)
         self.completion_tokens = Counter("openwen_completion_tokens", "Tokens generated",
-                                         ["model"], registry=r)
+                                         ["model", "dialect"], registry=r)
         self.ttft = Histogram("openwen_time_to_first_token_seconds",
-                              "Request received to first generated event", ["model"],
+                              "Request received to first generated event", ["model", "dialect"],
                               buckets=TTFT_BUCKETS, registry=r)
         r.register(_QueueDepth(queue_depths))
 
-    def record_usage(self, model: str, usage: Usage) -> None:
-        self.prompt_tokens.labels(model).inc(usage.prompt_tokens)
-        self.completion_tokens.labels(model).inc(usage.completion_tokens)
+    def record_usage(self, model: str, usage: Usage, dialect: str) -> None:
+        self.prompt_tokens.labels(model, dialect).inc(usage.prompt_tokens)
+        self.completion_tokens.labels(model, dialect).inc(usage.completion_tokens)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -89,5 +112,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, tracking_send)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            dialect = dialect_of(scope.get("path", ""))
+            self.metrics.requests.labels(dialect, route, scope["method"], str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)

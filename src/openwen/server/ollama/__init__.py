@@ -2,3 +2,7 @@
 editors, note apps and chat front ends that only know Ollama. A thin folder over the answer path:
 ``protocol`` (request models), ``translate`` (into :class:`~openwen.requests.ChatRequest`),
 ``render`` (events out as Ollama's NDJSON objects) and ``routes``."""
+
+# the Ollama API's paths (they share the /api prefix with the web app's own routes, never a path)
+PATHS = ("/api/version", "/api/tags", "/api/show", "/api/ps", "/api/chat", "/api/generate",
+         "/api/embed", "/api/embeddings", "/api/pull", "/api/delete")

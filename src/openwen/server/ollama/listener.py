@@ -15,7 +15,7 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from openwen.server.ollama.routes import PATHS
+from openwen.server.ollama import PATHS
 
 RUNNING = b"Ollama is running"
 

@@ -19,7 +19,7 @@ from openwen import __version__
 from openwen.errors import InvalidRequestError, ModelNotFoundError, PermissionDeniedError
 from openwen.server.errors import register_error_shape
 from openwen.server.generating import generate, until_disconnect
-from openwen.server.ollama import render, translate
+from openwen.server.ollama import PATHS, render, translate
 from openwen.server.ollama.protocol import (
     ChatRequestBody,
     EmbedRequestBody,
@@ -33,8 +33,6 @@ from openwen.server.sse import NDJSON
 router = APIRouter(tags=["Ollama"])
 
 OLLAMA_VERSION = "0.13.0"  # the Ollama API level these routes follow
-PATHS = ("/api/version", "/api/tags", "/api/show", "/api/ps", "/api/chat", "/api/generate",
-         "/api/embed", "/api/embeddings", "/api/pull", "/api/delete")
 
 
 def ollama_error(status: int, message: str, type_: str, param: str | None,
@@ -90,7 +88,7 @@ async def _embed(request: Request, model: str, texts: list[str]) -> tuple[str, A
     service = request.app.state.embeddings
     name, result = await until_disconnect(request, service.embed(translate.model_name(model),
                                                                  texts))
-    request.app.state.metrics.prompt_tokens.labels(name).inc(result.prompt_tokens)
+    request.app.state.metrics.prompt_tokens.labels(name, "ollama").inc(result.prompt_tokens)
     return name, result
 
 

@@ -34,7 +34,7 @@ async def create_embeddings(request: Request) -> Response:
         raise InvalidRequestError(
             f"model '{name}' makes {result.dimensions}-dimensional vectors; it cannot shorten "
             "them (leave 'dimensions' out)", param="dimensions")
-    request.app.state.metrics.prompt_tokens.labels(name).inc(result.prompt_tokens)
+    request.app.state.metrics.prompt_tokens.labels(name, "openai").inc(result.prompt_tokens)
     as_base64 = body.encoding_format == "base64"
     data: list[dict[str, Any]] = [
         {"object": "embedding", "index": i,

@@ -103,7 +103,8 @@ async def create_response(request: Request) -> Response:
     metrics = request.app.state.metrics
     run = ResponseRun(builder, first, events, owner=owner, background=bool(body.background),
                       stream=bool(body.stream), save=save,
-                      on_done=lambda done: metrics.record_usage(model, done.usage))
+                      on_done=lambda done: metrics.record_usage(model, done.usage,
+                                                                "responses"))
     if body.stored:
         state.track(run)  # GET, cancel and delete find it while it runs
     if body.stream:
