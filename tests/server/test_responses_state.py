@@ -11,6 +11,7 @@ from sqlalchemy import update
 from openwen.config import Settings
 from openwen.errors import NotFoundError
 from openwen.server.responses.state import INTERRUPTED, ResponsesState
+from openwen.storage.cluster import InstanceRepo
 from openwen.storage.response_models import StoredResponse
 
 
@@ -35,6 +36,33 @@ async def test_retention_and_recovery_when_the_store_opens(tmp_path: Path) -> No
         assert running["status"] == "failed" and running["error"]["message"] == INTERRUPTED
     finally:
         await second.aclose()
+
+
+async def test_another_instance_opening_the_store_leaves_live_runs_alone(tmp_path: Path
+                                                                         ) -> None:
+    """Two instances over one database: the second opening the store must not fail a
+    response the first (alive: registered, heartbeat within the lease) is still running."""
+    settings = Settings(home=tmp_path)
+    first = ResponsesState(settings)
+    try:
+        InstanceRepo(first.repo().db).register(first.instance_id, host="other-host", pid=1)
+        await first.call("save", None, "resp_bg", status="in_progress",
+                         body={"id": "resp_bg", "status": "in_progress"},
+                         instance_id=first.instance_id)
+        second = ResponsesState(settings)
+        try:
+            assert (await second.get(None, "resp_bg"))["status"] == "in_progress"
+        finally:
+            await second.aclose()
+        InstanceRepo(first.repo().db).remove(first.instance_id)  # the first is gone now
+        third = ResponsesState(settings)
+        try:
+            stopped = await third.get(None, "resp_bg")
+            assert stopped["status"] == "failed" and stopped["error"]["message"] == INTERRUPTED
+        finally:
+            await third.aclose()
+    finally:
+        await first.aclose()
 
 
 async def test_zero_keeps_everything(tmp_path: Path) -> None:

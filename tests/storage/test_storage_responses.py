@@ -9,6 +9,8 @@ from sqlalchemy import update
 
 from openwen.errors import NotFoundError
 from openwen.storage import Storage, UserRecord
+from openwen.storage.base import utcnow
+from openwen.storage.cluster import Instance
 from openwen.storage.response_models import StoredResponse
 
 
@@ -82,6 +84,29 @@ def test_retention_and_recovery(storage: Storage, alice: UserRecord) -> None:
     assert running.status == "failed" and running.body["status"] == "failed"
     assert running.body["error"] == {"code": "server_error", "message": "the server stopped"}
     assert repo.get(alice.id, "new").status == "completed"
+
+
+def test_recovery_leaves_a_live_instances_responses_alone(storage: Storage,
+                                                        alice: UserRecord) -> None:
+    """Several instances over one database: opening the store on one of them fails only the
+    unfinished responses of instances that are gone (lease expired, or row removed)."""
+    instances = storage.instances
+    instances.register("live", host="other-host", pid=1)
+    instances.register("expired", host="other-host", pid=2)
+    with storage.db.write() as s:
+        s.execute(update(Instance).where(Instance.id == "expired")
+                  .values(heartbeat_at=utcnow() - timedelta(seconds=60)))
+    runs = {"live": "in_progress", "expired": "in_progress", "removed": "queued"}
+    for instance, status in runs.items():
+        storage.responses.save(alice.id, f"resp_{instance}", status=status,
+                               body=body(f"resp_{instance}", status), instance_id=instance)
+    live = instances.live(20.0, me="opening")
+    assert live == ["live"]
+    assert storage.responses.recover_interrupted("gone", live=[*live, "opening"]) == 2
+    assert storage.responses.get(alice.id, "resp_live").status == "in_progress"
+    for gone in ("expired", "removed"):
+        record = storage.responses.get(alice.id, f"resp_{gone}")
+        assert record.status == "failed" and record.body["error"]["message"] == "gone"
 
 
 def test_deleting_the_user_deletes_their_responses(storage: Storage, alice: UserRecord) -> None:

@@ -134,6 +134,7 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
         from openwen.server.webapp import install
 
         install(app, settings, chat_service)
+        stored_responses.instance_id = app.state.webapp.instance_id  # registered, kept alive
     app.openapi = _openapi_with(app, BODY_MODELS)  # type: ignore[method-assign]
     return app
 

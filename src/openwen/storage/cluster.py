@@ -103,8 +103,12 @@ class InstanceRepo(Repository):
         with self.db.write() as s:
             s.execute(delete(Instance).where(Instance.id == instance_id))
 
-    def live(self, lease: float = DEFAULT_LEASE_SECONDS) -> list[str]:
-        """Ids of instances whose heartbeat is within the lease."""
+    def live(self, lease: float = DEFAULT_LEASE_SECONDS, *, me: str | None = None
+             ) -> list[str]:
+        """Ids of instances whose heartbeat is within the lease. With ``me`` (the caller's own
+        id), the rows of processes gone from this host are forgotten first, as in a sweep."""
+        if me is not None:
+            self._forget_dead_local(me)
         cutoff = utcnow() - timedelta(seconds=lease)
         with self.db.read() as s:
             return list(s.scalars(select(Instance.id).where(Instance.heartbeat_at >= cutoff)

@@ -4,7 +4,9 @@
 the API key's user (NULL for the keyless local API on loopback); another owner's rows behave as
 missing ones. ``input_items`` are the items this request added (the ``input_items`` endpoint);
 ``body`` is the whole Response object as last rendered (its ``output`` items continue a chain of
-``previous_response_id``). Rows older than the retention setting are deleted.
+``previous_response_id``). ``instance_id`` is the instance (``instances``) that runs or ran it;
+an unfinished response is failed only when that instance is gone. Rows older than the
+retention setting are deleted.
 """
 
 from __future__ import annotations
@@ -36,3 +38,4 @@ class StoredResponse(Base):
     body: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    instance_id: Mapped[str | None] = mapped_column(String(36))

@@ -6,6 +6,7 @@ owner reaches only their own rows, and another owner's id reads exactly like a m
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -49,15 +50,16 @@ def _owned(owner: int | None) -> ColumnElement[bool]:
 class ResponseRepo(Repository):
     def save(self, owner: int | None, response_id: str, *, status: str, body: dict[str, Any],
              input_items: list[Any] | None = None, previous_response_id: str | None = None,
-             background: bool = False) -> None:
-        """Insert the response, or update its status and body (``input_items`` only on insert)."""
+             background: bool = False, instance_id: str | None = None) -> None:
+        """Insert the response, or update its status and body (``input_items`` and the
+        running ``instance_id`` only on insert)."""
         with self.db.write() as s:
             row = s.get(StoredResponse, response_id)
             if row is None:
                 s.add(StoredResponse(
                     id=response_id, user_id=owner, previous_response_id=previous_response_id,
                     status=status, background=background, input_items=input_items or [],
-                    body=body))
+                    body=body, instance_id=instance_id))
             elif row.user_id == owner:
                 row.status, row.body, row.updated_at = status, body, utcnow()
             else:
@@ -101,12 +103,17 @@ class ResponseRepo(Repository):
             return rowcount(s.execute(delete(StoredResponse).where(
                 StoredResponse.created_at < cutoff)))
 
-    def recover_interrupted(self, message: str) -> int:
-        """Mark responses a stopped process left queued or in progress as failed."""
+    def recover_interrupted(self, message: str, *, live: Collection[str] = ()) -> int:
+        """Mark failed the responses left queued or in progress by instances that are gone:
+        every unfinished one but those run by an instance in ``live`` (ids of instances within
+        their lease, see :class:`~openwen.storage.cluster.InstanceRepo`). A response without
+        an instance (stored before they were recorded) counts as gone."""
         count = 0
+        running_elsewhere = (StoredResponse.instance_id.is_not(None)
+                             & StoredResponse.instance_id.in_(list(live)))
         with self.db.write() as s:
             rows = s.scalars(select(StoredResponse).where(
-                StoredResponse.status.in_(UNFINISHED))).all()
+                StoredResponse.status.in_(UNFINISHED), ~running_elsewhere)).all()
             for row in rows:
                 body = dict(row.body or {})
                 body.update(status="failed",

@@ -1,9 +1,12 @@
 """The Responses API's shared state: the response store, the runs in progress, retention.
 
 Responses live in the configured database (``database_url``, SQLite or PostgreSQL), opened and
-migrated on first use. At that point responses a stopped process left running are marked
-failed, and responses older than ``responses_retention_days`` (0 keeps them) are deleted, again
-at most once an hour after.
+migrated on first use. At that point responses left running by instances that are gone are
+marked failed (a stopped process, or another instance sharing the database whose heartbeat is
+past ``instance_lease``; a live instance's responses are left alone, see
+:mod:`openwen.storage.cluster`), and responses older than ``responses_retention_days`` (0 keeps
+them) are deleted, again at most once an hour after. Each stored response records the instance
+that runs it: the web app's instance id, which it registers and keeps alive.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import logging
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +23,7 @@ from openwen.config import Settings
 from openwen.server.errors import ShuttingDownError
 from openwen.server.responses.render import ResponseBuilder
 from openwen.server.responses.runs import ResponseRun
+from openwen.storage.cluster import InstanceRepo
 from openwen.storage.db import Database
 from openwen.storage.responses import ResponseRecord, ResponseRepo
 
@@ -36,6 +41,7 @@ class ResponsesState:
         self._repo: ResponseRepo | None = None
         self._lock = threading.Lock()
         self._purged = 0.0
+        self.instance_id = str(uuid.uuid4())  # the app sets the web app's (registered) id
 
     def repo(self) -> ResponseRepo:
         """The store (blocking: opens, migrates and recovers on first use)."""
@@ -44,7 +50,9 @@ class ResponsesState:
                 db = Database(self.settings.database)
                 db.upgrade()
                 repo = ResponseRepo(db)
-                count = repo.recover_interrupted(INTERRUPTED)
+                lease = self.settings.instance_lease
+                live = {*InstanceRepo(db).live(lease, me=self.instance_id), self.instance_id}
+                count = repo.recover_interrupted(INTERRUPTED, live=live)
                 if count:
                     log.info("marked %d interrupted response(s) failed", count)
                 self._db, self._repo = db, repo
@@ -71,7 +79,7 @@ class ResponsesState:
 
     async def save(self, owner: int | None, builder: ResponseBuilder, **fields: Any) -> None:
         await self.call("save", owner, builder.id, status=builder.status,
-                        body=builder.snapshot(), **fields)
+                        body=builder.snapshot(), instance_id=self.instance_id, **fields)
 
     async def get(self, owner: int | None, response_id: str) -> dict[str, Any]:
         """The response as it stands: live while it runs here, else as stored."""
