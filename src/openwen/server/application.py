@@ -115,7 +115,7 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        exempt=app.state.body_limit_exempt)
-    if settings.ollama_port:
+    if settings.ollama_port and settings.ollama_port != settings.port:
         from openwen.server.ollama.listener import OllamaPort
 
         app.add_middleware(OllamaPort, port=settings.ollama_port)  # inside the guard
