@@ -54,9 +54,11 @@ async def test_another_instance_opening_the_store_leaves_live_runs_alone(tmp_pat
             assert (await second.get(None, "resp_bg"))["status"] == "in_progress"
         finally:
             await second.aclose()
-        InstanceRepo(first.repo().db).remove(first.instance_id)  # the first is gone now
         third = ResponsesState(settings)
         try:
+            assert (await third.get(None, "resp_bg"))["status"] == "in_progress"
+            InstanceRepo(first.repo().db).remove(first.instance_id)  # the first is gone now
+            third._recovered -= settings.instance_lease  # half a lease later, a client polls
             stopped = await third.get(None, "resp_bg")
             assert stopped["status"] == "failed" and stopped["error"]["message"] == INTERRUPTED
         finally:

@@ -1,12 +1,13 @@
 """The Responses API's shared state: the response store, the runs in progress, retention.
 
 Responses live in the configured database (``database_url``, SQLite or PostgreSQL), opened and
-migrated on first use. At that point responses left running by instances that are gone are
-marked failed (a stopped process, or another instance sharing the database whose heartbeat is
-past ``instance_lease``; a live instance's responses are left alone, see
-:mod:`openwen.storage.cluster`), and responses older than ``responses_retention_days`` (0 keeps
-them) are deleted, again at most once an hour after. Each stored response records the instance
-that runs it: the web app's instance id, which it registers and keeps alive.
+migrated on first use. Then, and on a later use at most every half ``instance_lease``,
+responses left running by instances that are gone are marked failed: a stopped process, or
+another instance sharing the database whose heartbeat is past ``instance_lease``; a live
+instance's responses are left alone (see :mod:`openwen.storage.cluster`). Responses older than
+``responses_retention_days`` (0 keeps them) are deleted at first use and at most once an hour
+after. Each stored response records the instance that runs it: the web app's instance id,
+which it registers and keeps alive.
 """
 
 from __future__ import annotations
@@ -41,24 +42,33 @@ class ResponsesState:
         self._repo: ResponseRepo | None = None
         self._lock = threading.Lock()
         self._purged = 0.0
+        self._recovered = 0.0
         self.instance_id = str(uuid.uuid4())  # the app sets the web app's (registered) id
 
     def repo(self) -> ResponseRepo:
-        """The store (blocking: opens, migrates and recovers on first use)."""
+        """The store (blocking: opens and migrates on first use; recovers the responses of
+        instances that are gone then, and again at most every half lease after, so a client
+        polling a dead instance's background response sees it fail)."""
         with self._lock:
             if self._repo is None:
                 db = Database(self.settings.database)
                 db.upgrade()
-                repo = ResponseRepo(db)
-                lease = self.settings.instance_lease
-                live = {*InstanceRepo(db).live(lease, me=self.instance_id), self.instance_id}
-                count = repo.recover_interrupted(INTERRUPTED, live=live)
-                if count:
-                    log.info("marked %d interrupted response(s) failed", count)
-                self._db, self._repo = db, repo
+                self._db, self._repo = db, ResponseRepo(db)
             repo = self._repo
+        self._recover(repo)
         self._purge(repo)
         return repo
+
+    def _recover(self, repo: ResponseRepo) -> None:
+        lease = self.settings.instance_lease
+        now = time.monotonic()
+        if self._recovered and now - self._recovered < lease / 2:
+            return
+        self._recovered = now
+        live = {*InstanceRepo(repo.db).live(lease, me=self.instance_id), self.instance_id}
+        count = repo.recover_interrupted(INTERRUPTED, live=live)
+        if count:
+            log.info("marked %d interrupted response(s) failed", count)
 
     def _purge(self, repo: ResponseRepo) -> None:
         days = self.settings.responses_retention_days
