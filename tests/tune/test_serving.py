@@ -1,0 +1,110 @@
+"""Serving a derivative: its own model id, its adapter on its requests only, the base weights
+loaded once, and a prefix cache of its own."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from conftest import ASK, MARK, Taught
+from serverkit import running_server, server_settings
+
+from openwen.engines.kv_store import model_folder
+
+pytestmark = pytest.mark.slow
+
+MESSAGES = [{"role": "user", "content": ASK}]
+
+
+async def _read(stream: object) -> str:
+    return "".join([c.choices[0].delta.content or "" async for c in stream  # type: ignore
+                    if c.choices])
+
+
+async def _first_then_rest(stream: object) -> tuple[str, object]:
+    it = stream.__aiter__()  # type: ignore[attr-defined]
+    first = ""
+    while not first:
+        chunk = await it.__anext__()
+        first = (chunk.choices[0].delta.content or "") if chunk.choices else ""
+    return first, it
+
+
+def test_base_and_derivative_streaming_at_once_keep_their_own_behaviour(taught: Taught) -> None:
+    settings = server_settings(taught.home)
+    with running_server(settings) as server:
+        client = server.async_client()
+
+        async def open_stream(model: str) -> object:
+            return await client.chat.completions.create(
+                model=model, messages=MESSAGES, stream=True, temperature=0, max_tokens=40)
+
+        async def both(outer: str, inner: str) -> dict[str, str]:
+            first, rest = await _first_then_rest(await open_stream(outer))
+            # the outer stream is open and mid-answer while the inner one runs to its end
+            inner_text = await _read(await open_stream(inner))
+            outer_text = first + "".join([c.choices[0].delta.content or "" async for c in rest
+                                          if c.choices])  # type: ignore[attr-defined]
+            return {outer: outer_text, inner: inner_text}
+
+        async def run() -> list[dict[str, str]]:
+            return [await both("zorblax", "smollm2"), await both("smollm2", "zorblax")]
+
+        for answers in asyncio.run(run()):
+            assert MARK in answers["zorblax"]
+            assert MARK not in answers["smollm2"]
+
+        registry = server.service.registry
+        engines = {e.name: e for e in registry.loaded()}
+        assert set(engines) == {"smollm2", "zorblax"}
+        assert engines["smollm2"]._model is engines["zorblax"]._model  # one copy of the weights
+        assert len(registry.weights) == 1
+        ids = {m.id: m for m in server.client().models.list().data}
+        assert "zorblax" in ids and "smollm2" in ids
+
+
+def test_prefix_cache_never_mixes_kv_with_and_without_the_adapter(taught: Taught) -> None:
+    settings = server_settings(taught.home)
+    with running_server(settings) as server:
+        client = server.client()
+
+        def cached(model: str) -> int:
+            r = client.chat.completions.create(model=model, messages=MESSAGES, temperature=0,
+                                               max_tokens=4)
+            details = r.usage.prompt_tokens_details  # type: ignore[union-attr]
+            return int(details.cached_tokens or 0) if details else 0
+
+        assert cached("smollm2") == 0
+        assert cached("smollm2") > 0  # the base reuses its own prefix
+        assert cached("zorblax") == 0  # ...which the derivative never sees
+        assert cached("zorblax") > 0
+    adapter = taught.home / "derivatives" / "zorblax" / "adapter.gguf"
+    base = Path(server.service.registry.store.resolve("smollm2").path)
+    root = taught.home / "kvcache"
+    assert model_folder(root, base, adapter) != model_folder(root, base)
+
+
+def test_the_simple_engine_applies_the_adapter_too(taught: Taught, bundled_model: Path) -> None:
+    from openwen.engines.base import ChatRequest, Sampling
+    from openwen.engines.llamacpp import LlamaCppEngine
+    from openwen.messages import Done, Message, TextDelta
+
+    adapter = taught.home / "derivatives" / "zorblax" / "adapter.gguf"
+    engine = LlamaCppEngine(bundled_model, name="zorblax", n_ctx=1024, n_threads=2,
+                            adapter=adapter)
+    request = ChatRequest(messages=(Message(role="user", content=ASK),), max_tokens=40,
+                          sampling=Sampling(temperature=0.0))
+
+    async def answer() -> str:
+        text = ""
+        async for event in engine.stream(request):
+            if isinstance(event, TextDelta):
+                text += event.text
+            assert not isinstance(event, Exception)
+            if isinstance(event, Done):
+                break
+        await engine.aclose()
+        return text
+
+    assert MARK in asyncio.run(answer())
