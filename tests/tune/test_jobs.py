@@ -12,8 +12,8 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
-from conftest import fact_jsonl, openwen
 
+from conftest import fact_jsonl, openwen
 from openwen.config import Settings
 from openwen.errors import ModelNotFoundError
 from openwen.models.store import ModelStore

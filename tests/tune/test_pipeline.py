@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ASK, MARK, Taught, openwen
 
+from conftest import ASK, MARK, Taught, openwen
 from openwen.tune.gguf_lora import read_lineage
 
 pytestmark = pytest.mark.slow

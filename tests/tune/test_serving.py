@@ -7,9 +7,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import ASK, MARK, Taught
 from serverkit import running_server, server_settings
 
+from conftest import ASK, MARK, Taught
 from openwen.engines.kv_store import model_folder
 
 pytestmark = pytest.mark.slow

@@ -79,8 +79,8 @@ def parse_jsonl(data: bytes, *, name: str) -> RawDataset:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DatasetError("not UTF-8 text", line=line) from None
+        bad_line = data[: exc.start].count(b"\n") + 1
+        raise DatasetError("not UTF-8 text", line=bad_line) from None
     examples = []
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
@@ -125,6 +125,9 @@ def _chat(messages: Any, number: int) -> list[Message]:
         if not isinstance(content, str):
             raise DatasetError(f"message {i + 1} has no text 'content'", line=number)
         out.append(Message(role=role, content=content))
+    if out[0].role == "assistant":
+        raise DatasetError("the chat starts with an assistant message; put the user's message "
+                           "(or a system message) first", line=number)
     if not any(m.role == "assistant" and (m.content or "").strip() for m in out):
         raise DatasetError("the chat has no assistant message to learn from", line=number)
     return out

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-PERMUTED_ARCHS = ("llama", "mistral")  # q/k rows permuted by llama.cpp's converter
+PERMUTED_ARCHS = ("llama",)  # q/k rows permuted by llama.cpp's converter, undone by transformers
 _LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.default)?"
                        r"\.weight$")
 

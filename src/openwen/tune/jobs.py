@@ -18,6 +18,7 @@ interrupted (its process died), and shows so.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import json
@@ -132,7 +133,7 @@ class JobStore:
             job = self._interrupted(job)
         return job
 
-    def list(self) -> list[Job]:
+    def list(self) -> builtins.list[Job]:
         jobs = []
         for name in self.names():
             with contextlib.suppress(JobNotFoundError):
@@ -165,7 +166,7 @@ class JobStore:
 
     # -- changing ------------------------------------------------------------------------------
 
-    def check_name(self, name: str, taken: list[str]) -> None:
+    def check_name(self, name: str, taken: builtins.list[str]) -> None:
         if not NAME_RE.match(name):
             raise TuneError(f"'{name}' is not a usable name: use 1-64 lower-case letters, digits, "
                             "'.', '_' or '-', starting with a letter or digit")

@@ -31,7 +31,7 @@ class TrainSettings:
 
     epochs: int = 3
     rank: int = 8
-    alpha: float = 16.0
+    alpha: int = 16
     lr: float = 1e-3
     seed: int = 0
     max_length: int = 1024
@@ -86,10 +86,12 @@ class Cancelled(Exception):
 
 
 def supported_architectures() -> list[str]:
-    """Architectures transformers can build from a GGUF file."""
+    """GGUF architecture names transformers can build a model from (``qwen2moe``, not
+    transformers' own ``qwen2_moe``)."""
     from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
 
-    return sorted(GGUF_CONFIG_MAPPING)
+    names = {k.replace("_moe", "moe").replace("_m2", "-m2") for k in GGUF_CONFIG_MAPPING}
+    return sorted(names - {"general", "tokenizer"})
 
 
 def load_base(path: Path, arch: str) -> Any:
