@@ -69,6 +69,16 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest request body")
     max_queue: int = Field(16, ge=1, le=10_000, description="requests waiting per engine")
     database_url: str | None = Field(None, description="SQLAlchemy URL (default SQLite in home)")
+    # request security (openwen.server.guard, openwen.server.auth)
+    allowed_hosts: str = Field("", description="Host names the server answers besides loopback "
+                               "ones, when API keys are not required (a,b)")
+    allowed_origins: str = Field("", description="web origins (https://app.example) whose pages "
+                                 "may call the API from a browser (CORS), comma-separated")
+    api_server_tools: bool = Field(False, description="let API keys with the 'tools' scope run "
+                                   "openwen's server-side tools (\"openwen\": {\"tools\": ...})")
+    forwarded_allow_ips: str = Field("", description="proxy addresses whose X-Forwarded-For / "
+                                     "-Proto headers are trusted (a,b; empty: none)")
+    api_docs: bool = Field(True, description="serve the interactive API docs at /docs")
     single_user: bool = Field(False, description="no login (loopback only)")
     embedding_model: str = Field("all-minilm-l6-v2", description="local embedding model")
     document_max_bytes: int = Field(50 * 1024 * 1024, ge=1024,
@@ -92,6 +102,12 @@ class Settings(BaseModel):
     sandbox_memory_mb: int = Field(1024, ge=64, description="code interpreter memory limit, MiB")
     sandbox_max_processes: int = Field(32, ge=1, le=4096,
                                        description="code interpreter processes and threads")
+    sandbox_max_concurrent: int = Field(2, ge=1, le=256,
+                                        description="code interpreter runs at once")
+    sandbox_max_queued: int = Field(8, ge=0, le=10_000, description="code interpreter runs "
+                                    "waiting for a slot; more are refused as busy")
+    sandbox_cgroup: str = Field("auto", description="per-run cgroup for the code interpreter: "
+                                "auto, off, or the path of a delegated cgroup v2 group")
     # fine-tuning (openwen.tune)
     tune_users: Literal["admins", "everyone", "nobody"] = Field(
         "admins", description="who may train derivatives from the web app: admins, everyone "

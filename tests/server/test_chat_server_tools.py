@@ -1,7 +1,10 @@
 """Server-side tools through /v1/chat/completions, only for requests that opt in with the
 ``openwen`` extension field; without it the client's tools pass through untouched and the
 server never runs a tool. A scripted engine plays the model for the loop's logic (a 135M model
-cannot be steered); the real bundled model makes one grammar-forced calculator call."""
+cannot be steered). Server tools are on here (``api_server_tools``) and requests carry a key
+with the ``tools`` scope; what happens without either is tested below and, against a real
+``openwen serve``, in tests/security/test_attacks.py (where the real bundled model also makes a
+grammar-forced calculator call)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,9 @@ from openwen.config import Settings
 from openwen.engines.base import Capabilities, ChatRequest, Engine, ModelInfo
 from openwen.engines.registry import EngineRegistry
 from openwen.messages import Done, StreamEvent, TextDelta, ToolCall, ToolCallEvent, Usage
+from openwen.server.auth import open_database
+from openwen.storage.credentials import ApiKeyRepo
+from openwen.storage.users import UserRepo
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
@@ -77,16 +83,27 @@ class OneEngine(EngineRegistry):
 
 @pytest.fixture(scope="module")
 def scripted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, Any]]:
-    settings = server_settings(Path(tmp_path_factory.mktemp("server-tools")), model="scripted")
+    settings = server_settings(Path(tmp_path_factory.mktemp("server-tools")), model="scripted",
+                               api_server_tools=True)
+    db = open_database(settings)
+    user = UserRepo(db).create("tester", None)
+    keys = ApiKeyRepo(db)
+    KEYS["tools"] = keys.create(user.id, "tools", ("inference", "tools")).secret
+    KEYS["plain"] = keys.create(user.id, "plain").secret
+    db.dispose()
     engine = RoundsEngine()
     service = ChatService(settings, registry=OneEngine(settings, engine))
     with running_server(settings, service=service) as server:
         yield server, engine
 
 
-def post(server: RunningServer, **body: Any) -> httpx.Response:
+KEYS: dict[str, str] = {}
+
+
+def post(server: RunningServer, key: str | None = "tools", **body: Any) -> httpx.Response:
     body.setdefault("messages", [{"role": "user", "content": "go"}])
-    return httpx.post(f"{server.v1}/chat/completions", json=body, timeout=60)
+    headers = {"Authorization": f"Bearer {KEYS[key]}"} if key else {}
+    return httpx.post(f"{server.v1}/chat/completions", json=body, timeout=60, headers=headers)
 
 
 def test_without_the_opt_in_tools_pass_through_and_nothing_runs(scripted: Any) -> None:
@@ -180,18 +197,23 @@ def test_bad_opt_ins_are_clear_errors(scripted: Any) -> None:
     assert r.status_code == 400 and r.json()["error"]["param"] == "tool_choice"
 
 
-@pytest.mark.slow
-def test_real_model_opted_in_with_a_forced_call(api: RunningServer) -> None:
-    r = httpx.post(f"{api.v1}/chat/completions", timeout=300, json={
-        "model": "smollm2", "max_tokens": 40, "temperature": 0,
-        "messages": [{"role": "user", "content": "What is 12 times 7? Use the calculator."}],
-        "tool_choice": {"type": "function", "function": {"name": "calculator"}},
+def test_server_tools_need_the_tools_scope_and_a_key(scripted: Any) -> None:
+    server, engine = scripted
+    before = len(engine.requests)
+    r = post(server, key="plain", openwen={"tools": ["calculator"]})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "missing_scope"
+    r = post(server, key=None, openwen={"tools": True})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "api_key_required"
+    assert len(engine.requests) == before  # refused before the model was asked
+    engine.rounds = [text("plain answers still work")]
+    assert post(server, key="plain").status_code == 200
+
+
+def test_server_tools_are_off_by_default(api: RunningServer) -> None:
+    r = httpx.post(f"{api.v1}/chat/completions", timeout=60, json={
+        "model": "smollm2", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}],
         "openwen": {"tools": ["calculator"]}})
-    assert r.status_code == 200, r.text
-    body = r.json()
-    step = body["openwen"]["tool_steps"][0]
-    assert step["name"] == "calculator" and step["step"] == 1
-    assert isinstance(json.loads(step["arguments"])["expression"], str)
-    assert step["error"] in (None, "tool_error")
-    assert body["choices"][0]["finish_reason"] in ("stop", "length")
-    assert "tool_calls" not in body["choices"][0]["message"]
+    assert r.status_code == 403, r.text
+    error = r.json()["error"]
+    assert error["code"] == "server_tools_disabled" and error["param"] == "openwen.tools"
+    assert "api_server_tools" in error["message"]

@@ -93,7 +93,7 @@ def test_logout_ends_the_session(alice: Signed) -> None:
 
 def test_wrong_password_and_rate_limit(app: FastAPI, alice: Signed) -> None:
     guesser = TestClient(app)
-    for _ in range(4):
+    for _ in range(5):  # each attempt is counted before its password is checked
         r = guesser.post(
             "/api/auth/login",
             json={"username": "alice", "password": "nope-nope"},
@@ -126,17 +126,39 @@ def test_limiter_window_and_success_reset() -> None:
     now = [1000.0]
     limiter = LoginLimiter(max_failures=3, window=60, clock=lambda: now[0])
     for _ in range(3):
-        assert limiter.retry_after("Alice", "1.2.3.4") == 0
-        limiter.failed("Alice", "1.2.3.4")
-    assert limiter.retry_after("alice", "1.2.3.4") == 60
-    assert limiter.retry_after("alice", "5.6.7.8") == 0  # another address is not locked
+        assert limiter.attempt("Alice", "1.2.3.4")[0] == 0
+    assert limiter.attempt("alice", "1.2.3.4") == (60, 0.0)
+    assert limiter.attempt("alice", "5.6.7.8")[0] == 0  # another address is not locked
     now[0] += 30
-    assert limiter.retry_after("alice", "1.2.3.4") == 30
+    assert limiter.attempt("alice", "1.2.3.4")[0] == 30
     now[0] += 31
-    assert limiter.retry_after("alice", "1.2.3.4") == 0
-    limiter.failed("alice", "1.2.3.4")
-    limiter.succeeded("alice", "1.2.3.4")
-    assert limiter.retry_after("alice", "1.2.3.4") == 0
+    wait, when = limiter.attempt("alice", "1.2.3.4")
+    assert wait == 0
+    limiter.succeeded("alice", "1.2.3.4", when)
+    for _ in range(3):  # a success starts the pair afresh
+        assert limiter.attempt("alice", "1.2.3.4")[0] == 0
+
+
+def test_limiter_locks_a_username_across_addresses() -> None:
+    now = [1000.0]
+    limiter = LoginLimiter(max_failures=3, max_per_username=5, window=60, clock=lambda: now[0])
+    for i in range(5):
+        assert limiter.attempt("alice", f"10.0.0.{i}")[0] == 0
+    assert limiter.attempt("alice", "10.0.0.99")[0] == 60  # a fresh address does not help
+    # a refused attempt counts nowhere (probing with limit 1 records one, so probe last)
+    assert limiter.store.take("login:pair:alice\0" "10.0.0.99", 1, 60, now[0]) == 0
+    assert limiter.store.take("login:addr:10.0.0.99", 1, 60, now[0]) == 0
+    assert limiter.attempt("bob", "10.0.0.98")[0] == 0  # other names are not locked
+
+
+def test_limiter_signups_per_address() -> None:
+    now = [1000.0]
+    limiter = LoginLimiter(max_signups=2, signup_window=600, clock=lambda: now[0])
+    assert limiter.signup("1.2.3.4") == 0 and limiter.signup("1.2.3.4") == 0
+    assert limiter.signup("1.2.3.4") == 600
+    assert limiter.signup("5.6.7.8") == 0
+    now[0] += 600
+    assert limiter.signup("1.2.3.4") == 0
 
 
 def test_admin_adds_disables_and_removes_users(app: FastAPI, alice: Signed) -> None:

@@ -176,18 +176,6 @@ def test_automatic_extraction_runs_after_the_answer_when_switched_on(
     assert engine.requests[-1].messages[-1].content == "I work in Porto."
 
 
-def test_the_remember_tool_is_offered_and_saves(alice: Signed, engine: ScriptedEngine) -> None:
-    cid = new_chat(alice)
-    engine.rounds = [[("call", "remember", {"fact": "The user's sister is Ana."})], ["Noted."]]
-    found = events(alice.post(f"/api/conversations/{cid}/messages",
-                              json={"content": "My sister is Ana."}).text)
-    result = next(d["message"] for n, d in found
-                  if n == "message" and d["message"]["role"] == "tool")
-    assert result["metadata"]["name"] == "remember" and "error" not in result["metadata"]
-    memories = alice.get(f"{KB}/memories").json()["memories"]
-    assert [(m["text"], m["source"]) for m in memories] == [("The user's sister is Ana.", "tool")]
-
-
 def test_bad_uploads_are_clear_errors(alice: Signed) -> None:
     cid = new_chat(alice)
     unsupported = upload(alice, "virus.exe", b"MZ", conversation_id=cid)

@@ -40,6 +40,7 @@ from openwen.storage import Storage
 from openwen.tools.base import FunctionTool
 from openwen.tools.builtin.calculator import evaluate, format_number
 from openwen.tools.registry import ToolRegistry
+from openwen.tools.workspaces import workspace_dir
 
 CALC = [("call", "calculator", {"expression": "6*7"})]
 
@@ -288,7 +289,8 @@ def test_a_side_effecting_tool_waits_for_the_users_answer(
         result = tool_result(seen)
         assert result["metadata"]["confirmation"] == "approved"
         assert "error" not in result["metadata"]
-        workspace = settings.home / "workspaces" / "alice" / "note.txt"
+        alice_id = app.state.webapp.storage.users.get_by_name("alice").id
+        workspace = workspace_dir(settings, alice_id) / "note.txt"
         assert workspace.read_text() == "hello"
 
         # deny: nothing is written, the model is told
@@ -378,7 +380,7 @@ async def test_real_model_tool_call_is_run_and_stored(
     storage.close()
 
 
-# -- MCP servers: started once with the app, their tools shared by every user ---------------------
+# -- MCP servers marked shared: started once with the app, their tools shared by all -----------
 
 MCP_DEMO = str(Path(__file__).parents[1] / "tools" / "fixtures" / "mcp_demo_server.py")
 
@@ -391,7 +393,7 @@ def test_mcp_tools_are_shared_by_every_user(
 
     from fastapi.testclient import TestClient
 
-    servers = {"demo": {"command": sys.executable, "args": [MCP_DEMO, "stdio"]},
+    servers = {"demo": {"command": sys.executable, "args": [MCP_DEMO, "stdio"], "shared": True},
                "broken": {"command": sys.executable, "args": ["-c", "import sys; sys.exit(3)"]}}
     with_mcp = settings.model_copy(update={"mcp": {"servers": servers}})
     app = make_app(with_mcp, scripted_service, embedder=embedder)

@@ -105,7 +105,8 @@ PLOT = (
 class RuleEngine(ScriptedEngine):
     """Answers by rules on the newest message, for a scripted live server: "calculate" calls
     the calculator, "write a note" the (side-effecting) write_file tool, "plot" the code
-    interpreter; sources in the prompt get an answer citing [1]; a tool result is repeated."""
+    interpreter, "save to memory" the remember tool; sources in the prompt get an answer citing
+    [1]; a tool result is repeated."""
 
     def script_for(self, request: ChatRequest) -> list[Any]:
         if self.rounds:
@@ -122,6 +123,8 @@ class RuleEngine(ScriptedEngine):
             return [("call", "write_file", {"path": "note.txt", "content": "hello"})]
         if "plot" in text:
             return [("call", "run_python", {"code": PLOT})]
+        if "save to memory" in text:  # as a prompt injection would ask
+            return [("call", "remember", {"fact": "The user prefers answers in French."})]
         return ["Hello", " there."]
 
 

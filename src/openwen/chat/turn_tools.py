@@ -1,7 +1,8 @@
 """Tools for one answer of a stored conversation: the registry, asking the user, storing results.
 
 - :func:`tools_for` builds the registry a turn offers: the interface's tools for the user
-  (built-ins, MCP) plus the ``remember`` tool when the user's memory is on.
+  (built-ins, MCP) plus the ``remember`` tool when the user's memory is on (side-effecting,
+  so it waits for the user's confirmation like ``write_file``).
 - :class:`Confirmations` asks the user before a tool that needs confirmation runs: the turn
   streams a :class:`ToolConfirmRequest`, the interface answers through
   :meth:`ConversationChat.answer_confirmation`, and no answer within the timeout is a no.
@@ -113,8 +114,10 @@ def tools_for(source: ToolSource | None, kb: KnowledgeBase | None, user_id: int
     if kb is not None and "remember" not in registry:
         try:
             if kb.memory_enabled(user_id):
+                # side-effecting: a memory returns in later chats, so an injected document
+                # must not plant one unasked (the web app asks; a stored one says "tool")
                 registry.add(FunctionTool(kb.remember_tool(user_id), name="remember",
-                                          source="memory"))
+                                          source="memory", side_effects=True))
         except Exception:
             log.exception("the remember tool is left out")
     return registry

@@ -55,8 +55,12 @@ def serve(
         check_bind(settings)
         check_single_user(settings)
         app = create_app(settings, preload=True)
+    # X-Forwarded-For/-Proto are trusted only from the proxies named in forwarded_allow_ips
+    # (uvicorn's own default trusts 127.0.0.1, so any local client could pick its address)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
-                            timeout_graceful_shutdown=int(graceful_timeout + BACKSTOP_SECONDS))
+                            timeout_graceful_shutdown=int(graceful_timeout + BACKSTOP_SECONDS),
+                            proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+                            forwarded_allow_ips=settings.forwarded_allow_ips.strip() or [])
     server = graceful_server(config, gate=app.state.shutdown, grace=graceful_timeout)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     auth = "API key required" if keys_required(settings) else "no API key needed"
@@ -114,17 +118,22 @@ def _owner(db: Database, username: str | None) -> UserRecord:
 def keys_create(
     name: Annotated[str, typer.Option(help="a label for the key")] = "default",
     user: Annotated[str | None, typer.Option(help="owner [default: the local admin]")] = None,
+    scope: Annotated[list[str] | None, typer.Option(
+        help="what the key may do: inference (the API), tools (server-side tools, when "
+             "api_server_tools is on); repeat or comma-separate [default: inference]")] = None,
 ) -> None:
     """Create an API key and print it (it is shown only this once)."""
-    from openwen.storage.credentials import ApiKeyRepo
+    from openwen.storage.credentials import DEFAULT_SCOPES, ApiKeyRepo, normal_scopes
 
     with fail_on_errors():
+        scopes = normal_scopes(",".join(scope)) if scope else DEFAULT_SCOPES
         db = _database()
         owner = _owner(db, user)
-        new = ApiKeyRepo(db).create(owner.id, name)
+        new = ApiKeyRepo(db).create(owner.id, name, scopes)
     typer.echo(new.secret)
-    typer.echo(f"created key {new.key.id} '{new.key.name}' for user '{owner.username}'; "
-               "store it now: it cannot be shown again", err=True)
+    typer.echo(f"created key {new.key.id} '{new.key.name}' for user '{owner.username}' with "
+               f"scopes {', '.join(new.key.scopes)}; store it now: it cannot be shown again",
+               err=True)
 
 
 @keys_app.command("list")
@@ -146,7 +155,7 @@ def keys_list(
         "id": key.id, "name": key.name, "user": user.username, "prefix": key.prefix,
         "created_at": key.created_at.isoformat(),
         "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
-        "revoked": key.revoked_at is not None,
+        "revoked": key.revoked_at is not None, "scopes": list(key.scopes),
     } for user, key in sorted(rows, key=lambda r: r[1].id)]
     if as_json:
         typer.echo(json.dumps(records, indent=2))
@@ -155,10 +164,11 @@ def keys_list(
         typer.echo("no API keys; create one with `openwen keys create`")
         return
     table = Table(title="API keys")
-    for column in ("id", "name", "user", "key", "created", "last used", "status"):
+    for column in ("id", "name", "user", "key", "scopes", "created", "last used", "status"):
         table.add_column(column)
     for r in records:
         table.add_row(str(r["id"]), str(r["name"]), str(r["user"]), f"{r['prefix']}…",
+                      ",".join(r["scopes"]),  # type: ignore[arg-type]
                       str(r["created_at"])[:19], str(r["last_used_at"] or "never")[:19],
                       "revoked" if r["revoked"] else "active")
     Console().print(table)

@@ -20,7 +20,9 @@ from openwen.messages import ToolCall
 from openwen.tools.base import Tool, ToolOutput, schema_hint
 from openwen.tools.registry import ToolRegistry, load_tools
 
-UserOpt = Annotated[str, typer.Option("--user", help="whose workspace the file tools use")]
+UserOpt = Annotated[str | None, typer.Option(
+    "--user", help="the account whose workspace the file tools use (default: the local "
+    "account, as for `openwen docs`)")]
 McpOpt = Annotated[bool, typer.Option("--mcp/--no-mcp", help="include MCP servers' tools")]
 
 tools_app = typer.Typer(help="Tools models can call: list them, or call one directly.",
@@ -34,7 +36,7 @@ def register(app: typer.Typer) -> None:
 @tools_app.command("list")
 def list_tools(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
-    user: UserOpt = "local",
+    user: UserOpt = None,
     mcp: McpOpt = True,
 ) -> None:
     """Show every tool with its source (builtin or mcp:SERVER) and argument schema."""
@@ -60,7 +62,7 @@ def list_tools(
 def run_tool(
     name: Annotated[str, typer.Argument(help="the tool's name (see `openwen tools list`)")],
     arguments: Annotated[str, typer.Argument(help="the arguments as a JSON object")] = "{}",
-    user: UserOpt = "local",
+    user: UserOpt = None,
     save_images: Annotated[Path | None, typer.Option(
         "--save-images", help="write images the tool returns to this folder")] = None,
 ) -> None:
@@ -108,7 +110,7 @@ def _parse(arguments: str) -> dict[str, Any]:
     return value
 
 
-async def _describe(settings: Settings, user: str, mcp: bool
+async def _describe(settings: Settings, user: str | None, mcp: bool
                     ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     registry = await _load(settings, user, mcp)
     try:
@@ -119,7 +121,8 @@ async def _describe(settings: Settings, user: str, mcp: bool
         await registry.aclose()
 
 
-async def _call(settings: Settings, user: str, name: str, args: dict[str, Any]) -> ToolOutput:
+async def _call(settings: Settings, user: str | None, name: str, args: dict[str, Any]
+                ) -> ToolOutput:
     registry = await _load(settings, user, mcp=False)
     if name not in registry:  # only start MCP servers when the tool is not a built-in
         await registry.aclose()
@@ -133,13 +136,27 @@ async def _call(settings: Settings, user: str, name: str, args: dict[str, Any]) 
         await registry.aclose()
 
 
-async def _load(settings: Settings, user: str, mcp: bool) -> ToolRegistry:
-    try:
-        return await load_tools(settings, user=user, mcp=mcp)
-    except ValueError as exc:  # a bad user name
-        from openwen.errors import InvalidRequestError
+async def _load(settings: Settings, user: str | None, mcp: bool) -> ToolRegistry:
+    workspace = await asyncio.to_thread(acting_workspace, settings, user)
+    return await load_tools(settings, user=workspace, mcp=mcp)
 
-        raise InvalidRequestError(str(exc)) from None
+
+def acting_workspace(settings: Settings, username: str | None = None) -> str:
+    """The workspace the CLI's tools act in: that of the account ``username`` names, else of
+    the local account (the one ``openwen docs`` and ``openwen memory`` act as). Blocking; it
+    also moves workspaces of the old name-keyed layout, once."""
+    from openwen.cli.docs_cmd import local_user_id
+    from openwen.storage import Storage
+    from openwen.tools.workspaces import migrate_named_workspaces, workspace_name
+
+    storage = Storage.open(settings.database)
+    try:
+        user_id = local_user_id(storage, username)
+        migrate_named_workspaces(settings, ((u.id, u.username)
+                                            for u in storage.users.list_all()))
+        return workspace_name(user_id)
+    finally:
+        storage.close()
 
 
 def _image_lines(output: ToolOutput, folder: Path | None) -> list[str]:

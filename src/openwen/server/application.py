@@ -1,8 +1,15 @@
 """The HTTP application: ``create_app(settings)`` builds the app ``openwen serve`` runs.
 
 Routes: the OpenAI-compatible API under ``/v1`` (chat completions, completions, models,
-embeddings), ``/health``, ``/metrics``, and the OpenAPI docs at ``/docs``. Chat completions run
-openwen's own tools only when a request opts in (:mod:`openwen.server.openai.server_tools`).
+embeddings), ``/health``, ``/metrics``, ``/openapi.json`` and the docs at ``/docs``
+(:mod:`openwen.server.api_docs`, unless ``api_docs`` is off).
+
+Security is shared by every route: :class:`~openwen.server.guard.RequestGuard` (Host allow-list,
+Origin / Sec-Fetch-Site, JSON content type) sees each request first, whatever its path, and the
+API routers are included with ``dependencies=API_DEPENDENCIES`` (API key and its ``inference``
+scope, :mod:`openwen.server.auth`). A new API dialect includes its router the same way.
+Chat completions run openwen's own tools only when a request opts in, the admin allows it and the
+key has the ``tools`` scope (:mod:`openwen.server.openai.server_tools`).
 Every route is a thin adapter over :class:`~openwen.chat.service.ChatService` (or the
 embedding service); none talks to an engine directly.
 """
@@ -15,7 +22,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from pydantic import BaseModel
 
 from openwen import __version__
@@ -23,8 +30,9 @@ from openwen.chat.service import ChatService
 from openwen.config import Settings
 from openwen.knowledge.embeddings import EmbeddingService
 from openwen.server.app.tooling import SharedTools
-from openwen.server.auth import ApiKeyAuth, require_api_key
+from openwen.server.auth import API_DEPENDENCIES, ApiKeyAuth
 from openwen.server.errors import install_error_handlers
+from openwen.server.guard import RequestGuard, split_list
 from openwen.server.lifecycle import ShutdownGate
 from openwen.server.limits import BodyLimitMiddleware
 from openwen.server.metrics import Metrics, MetricsMiddleware
@@ -83,7 +91,7 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
             auth.close()
 
     app = FastAPI(title="openwen", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.service = chat_service
     app.state.embeddings = embedding_service
@@ -96,17 +104,33 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        exempt=app.state.body_limit_exempt)
+    _add_guard(app, settings, auth.required)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    protected = [Depends(require_api_key)]
     for module in (chat, completions, models, embeddings):
-        app.include_router(module.router, dependencies=protected)
+        app.include_router(module.router, dependencies=API_DEPENDENCIES)
     app.include_router(ops_router)
+    if settings.api_docs:
+        from openwen.server.api_docs import install_docs
+
+        install_docs(app)
     if web:
         from openwen.server.webapp import install
 
         install(app, settings, chat_service)
     app.openapi = _openapi_with(app, BODY_MODELS)  # type: ignore[method-assign]
     return app
+
+
+def _add_guard(app: FastAPI, settings: Settings, keys_required: bool) -> None:
+    """The request guard (outside the body limit), and CORS for configured origins."""
+    origins = split_list(settings.allowed_origins)
+    if origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
+                           allow_headers=["*"], allow_credentials=False, max_age=600)
+    app.add_middleware(RequestGuard, check_host=not keys_required,
+                       allowed_hosts=split_list(settings.allowed_hosts), allowed_origins=origins)
 
 
 async def _preload(service: ChatService) -> None:

@@ -31,6 +31,7 @@ from openwen.errors import InvalidRequestError
 from openwen.knowledge import KnowledgeBase, Scope
 from openwen.knowledge.errors import DocumentTooLargeError
 from openwen.knowledge.parse import kind_of
+from openwen.server.guard import route_policy
 
 PREFIX = "/api/knowledge"
 upload_path = PREFIX + "/documents"  # POST here carries a whole file (exempt it from body limits)
@@ -94,6 +95,7 @@ def _document_routes(router: APIRouter, User: Any, KB: Any) -> None:  # noqa: N8
 
     @router.post("/documents", status_code=201,
                  summary="Add a document: the raw file is the request body")
+    @route_policy(any_body=True)  # the raw file, of any type (CSRF-checked, so preflighted)
     async def add_document(request: Request,
                            filename: str = Query(min_length=1, max_length=255),
                            collection: str | None = None, conversation_id: str | None = None,

@@ -33,6 +33,25 @@ DISPLAY_PREFIX_LEN = len(KEY_PREFIX) + 4
 MAX_SECRET_LEN = 256
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # don't write on every request
 DEFAULT_SESSION_TTL = timedelta(days=30)
+SCOPES = ("inference", "tools")  # what a key may do: call the API; run server-side tools
+DEFAULT_SCOPES = ("inference",)
+
+
+def normal_scopes(scopes: object) -> tuple[str, ...]:
+    """Known, non-empty scopes in a fixed order; a 400 naming ``scopes`` otherwise. Accepts a
+    list of names, or one string of comma-separated names."""
+    if isinstance(scopes, str):
+        scopes = scopes.split(",")
+    if not isinstance(scopes, list | tuple) or not all(isinstance(s, str) for s in scopes):
+        raise InvalidRequestError("scopes is a list of names", param="scopes")
+    wanted = {s.strip().lower() for s in scopes if s.strip()}
+    unknown = sorted(wanted - set(SCOPES))
+    if unknown or not wanted:
+        raise InvalidRequestError(
+            f"unknown scope(s) {', '.join(unknown)}; a key's scopes are some of "
+            f"{', '.join(SCOPES)}" if unknown else "a key needs at least one scope",
+            param="scopes")
+    return tuple(s for s in SCOPES if s in wanted)
 
 
 def digest(secret: str) -> str:
@@ -44,11 +63,13 @@ def _valid_secret(secret: object) -> bool:
 
 
 class ApiKeyRepo(Repository):
-    def create(self, user_id: int, name: str) -> NewApiKey:
+    def create(self, user_id: int, name: str,
+               scopes: tuple[str, ...] | list[str] = DEFAULT_SCOPES) -> NewApiKey:
         """A new key for ``user_id``. The returned ``secret`` is the only copy: show it once."""
         name = name.strip() if isinstance(name, str) else ""
         if not 1 <= len(name) <= 100:
             raise InvalidRequestError("a key name is 1-100 characters", param="name")
+        chosen = normal_scopes(scopes)
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         with self.db.write() as s:
             if s.get(User, user_id) is None:
@@ -58,6 +79,7 @@ class ApiKeyRepo(Repository):
                 name=name,
                 prefix=secret[:DISPLAY_PREFIX_LEN],
                 key_hash=digest(secret),
+                scopes=",".join(chosen),
             )
             s.add(row)
             s.flush()

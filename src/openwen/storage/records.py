@@ -43,6 +43,7 @@ class ApiKeyRecord:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    scopes: tuple[str, ...] = ("inference",)
 
     @property
     def active(self) -> bool:
@@ -58,6 +59,7 @@ class ApiKeyRecord:
             created_at=row.created_at,
             last_used_at=row.last_used_at,
             revoked_at=row.revoked_at,
+            scopes=tuple(s for s in (row.scopes or "").split(",") if s),
         )
 
 

@@ -8,11 +8,14 @@ from pathlib import Path
 
 from openwen.config import Settings
 
-_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+_USER = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._@-]{0,127}|_[0-9]{1,19})$")
 
 
 @dataclass(frozen=True)
 class ToolContext:
+    """``user`` names the workspace folder: ``_<account id>`` for an account (see
+    :mod:`openwen.tools.workspaces`), ``local`` for tools run without one."""
+
     settings: Settings
     user: str = "local"
 
@@ -22,5 +25,5 @@ class ToolContext:
 
     @property
     def workspace(self) -> Path:
-        """The user's file workspace: ``<home>/workspaces/<user>``."""
+        """The file workspace: ``<home>/workspaces/<user>``."""
         return self.settings.home / "workspaces" / self.user

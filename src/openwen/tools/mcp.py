@@ -17,6 +17,13 @@ Optional keys: ``cwd``, ``connect_timeout`` (default 15), ``enabled`` (default t
 tool counts as side-effecting unless the server marks it read-only). ``OPENWEN_MCP`` may hold the
 same shape as JSON (``{"servers": {...}}``).
 
+Who may use a server under ``openwen serve`` (see :mod:`openwen.tools.mcp_pool`): ``shared``
+(default false: every user gets their own instance, started at their first call and stopped
+after ``idle_seconds`` unused, default 600; true: one instance for everyone), ``users`` (the
+user names that may use it; default everyone). ``{workspace}`` in ``args``, ``env``, ``cwd``,
+``url`` or ``headers`` of a per-user server becomes that user's workspace folder, so a
+filesystem server can serve each user their own files.
+
 A tool ``search`` of server ``web`` is offered to models as ``web__search``. Each server runs as
 one long-lived connection owned by a background task. Every request has a deadline: a server that
 hangs, crashes or answers garbage yields a clear error result, never a stuck chat; after a crash the
@@ -45,6 +52,7 @@ from openwen.tools.base import Tool, ToolArgumentError, ToolError, ToolOutput, t
 log = logging.getLogger(__name__)
 
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+WORKSPACE = "{workspace}"
 
 
 class _QuietParseErrors(logging.Filter):
@@ -73,6 +81,9 @@ class McpServerConfig(BaseModel):
     enabled: bool = True
     tools: list[str] | None = None
     side_effects: bool | None = None
+    shared: bool = False
+    users: list[str] | None = None
+    idle_seconds: float = Field(600.0, gt=0)
 
     @model_validator(mode="after")
     def _one_transport(self) -> McpServerConfig:
@@ -80,7 +91,31 @@ class McpServerConfig(BaseModel):
             raise ValueError("set either command (stdio) or url (streamable HTTP)")
         if self.url and not self.url.startswith(("http://", "https://")):
             raise ValueError("url must start with http:// or https://")
+        if self.shared and any(WORKSPACE in text for text in self._texts()):
+            raise ValueError(f"{WORKSPACE} only works in a per-user server (shared = false)")
         return self
+
+    def _texts(self) -> list[str]:
+        return [*self.args, *self.env.values(), self.cwd or "", self.url or "",
+                *self.headers.values()]
+
+    def allows(self, username: str | None) -> bool:
+        """Whether the account ``username`` (None: no account) may use this server."""
+        if self.users is None:
+            return True
+        return username is not None and username in self.users
+
+    def for_workspace(self, workspace: Path) -> McpServerConfig:
+        """This configuration with ``{workspace}`` replaced by ``workspace``."""
+        def fill(text: str) -> str:
+            return text.replace(WORKSPACE, str(workspace))
+
+        return self.model_copy(update={
+            "args": [fill(a) for a in self.args],
+            "env": {k: fill(v) for k, v in self.env.items()},
+            "cwd": fill(self.cwd) if self.cwd else None,
+            "url": fill(self.url) if self.url else None,
+            "headers": {k: fill(v) for k, v in self.headers.items()}})
 
     @property
     def transport(self) -> str:
@@ -371,12 +406,18 @@ def _sdk_problem() -> str | None:
 
 
 class McpManager:
-    """Every configured server: start them together, offer their tools, close them."""
+    """Every configured server (or, with ``shared_only``, those marked ``shared``): start them
+    together, offer their tools, close them. ``workspace`` fills ``{workspace}`` (the CLI's
+    acting account); without it a per-user server's placeholder stays unfilled."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, shared_only: bool = False,
+                 workspace: Path | None = None):
         log_dir = settings.home / "logs"
-        self.connections = [McpConnection(name, config, log_dir=log_dir)
-                            for name, config in mcp_servers(settings).items() if config.enabled]
+        self.connections = [
+            McpConnection(name, config.for_workspace(workspace) if workspace else config,
+                          log_dir=log_dir)
+            for name, config in mcp_servers(settings).items()
+            if config.enabled and (config.shared or not shared_only)]
         self.problems: dict[str, str] = {}
 
     async def start(self) -> list[Tool]:

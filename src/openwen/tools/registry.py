@@ -116,7 +116,9 @@ async def load_tools(settings: Settings, *, user: str = "local", mcp: bool = Tru
         return user_tools(settings, user)
     from openwen.tools.mcp import McpManager
 
-    manager = McpManager(settings)
+    workspace = ToolContext(settings, user).workspace
+    workspace.mkdir(parents=True, exist_ok=True)
+    manager = McpManager(settings, workspace=workspace)  # the CLI: one instance of each
     shared = await manager.start()
     registry = user_tools(settings, user, shared,
                           problems={f"mcp:{k}": v for k, v in manager.problems.items()})

@@ -7,11 +7,22 @@ standard library, site-packages, the shared libraries they link) under ``/runtim
 ``/work``. openwen's data, the home directory and ``/etc`` are simply not there, and there is no
 shell. ``--die-with-parent`` and ``--new-session`` tie it to openwen and its terminal-less session.
 
-Resource limits are rlimits set before the user's code runs: CPU time, address space (memory),
-file size, open files, and processes. ``RLIMIT_NPROC`` does not bind root, so when openwen runs
-as root (CI), bubblewrap starts as root without a user namespace and the first code inside drops
-to a fresh unprivileged uid; as an ordinary user the sandbox gets a user namespace instead. The
-wall-clock limit is enforced from outside by killing the whole tree. Output is size-capped.
+Resource limits, in layers (README "Code sandbox"):
+
+- a per-run control group (:mod:`openwen.tools.sandbox_cgroup`) where the machine allows it:
+  ``memory.max`` and ``pids.max`` for all the run's processes together;
+- rlimits set before the user's code runs: CPU time, address space (memory), file size, open
+  files, and processes (per process; the only memory limit without a cgroup);
+- a seccomp filter (:mod:`openwen.tools.sandbox_seccomp`) refusing namespace creation,
+  ``ptrace``, ``bpf``, mounts, the key ring, module loading and the like;
+- a cap on concurrent runs with a bounded queue (:mod:`openwen.tools.sandbox_gate`).
+
+``RLIMIT_NPROC`` does not bind root, so when openwen runs as root (CI), bubblewrap starts as
+root without a user namespace (one would map the sandbox to the real root) and the first code
+inside drops to a fresh unprivileged uid; there the seccomp filter is what stops new user
+namespaces. As an ordinary user the sandbox gets a user namespace, with nested ones disabled
+(``--disable-userns``), and the filter too. The wall-clock limit is enforced from outside by
+killing the whole tree. Output is size-capped.
 
 Without ``bwrap`` the interpreter refuses to run (:class:`SandboxUnavailable`); it never runs
 code unsandboxed.
@@ -35,12 +46,15 @@ import sys
 import sysconfig
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from openwen.config import Settings
 from openwen.messages import ToolImage
+from openwen.tools import sandbox_cgroup, sandbox_seccomp
 from openwen.tools.base import ToolError
+from openwen.tools.sandbox_cgroup import CgroupMode, RunGroup
+from openwen.tools.sandbox_gate import SandboxBusy, gate
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +66,9 @@ MAX_CODE_BYTES = 1024 * 1024
 
 class SandboxUnavailable(ToolError):
     """The sandbox cannot run here (no bubblewrap, or the kernel refused the namespaces)."""
+
+
+__all__ = ["Sandbox", "SandboxBusy", "SandboxLimits", "SandboxResult", "SandboxUnavailable"]
 
 
 @dataclass(frozen=True)
@@ -66,13 +83,21 @@ class SandboxLimits:
     max_open_files: int = 256
     max_images: int = 8
     max_image_bytes: int = 4 * 1024 * 1024
+    max_concurrent: int = 2  # runs at once in this process
+    max_queued: int = 8  # runs waiting for a slot; more are refused (SandboxBusy)
+    queue_seconds: float = 30.0  # the longest a run waits for a slot
+    cgroup: str = "auto"  # per-run cgroup: auto, off, or a delegated cgroup v2 path
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SandboxLimits:
         return cls(wall_seconds=settings.sandbox_wall_seconds,
                    cpu_seconds=settings.sandbox_cpu_seconds,
                    memory_mb=settings.sandbox_memory_mb,
-                   max_processes=settings.sandbox_max_processes)
+                   max_processes=settings.sandbox_max_processes,
+                   max_concurrent=settings.sandbox_max_concurrent,
+                   max_queued=settings.sandbox_max_queued,
+                   queue_seconds=settings.sandbox_wall_seconds,
+                   cgroup=settings.sandbox_cgroup)
 
     def rlimits(self) -> dict[str, tuple[int, int]]:
         mib = 1024 * 1024
@@ -95,6 +120,7 @@ class SandboxResult:
     limit: str | None = None  # the limit that stopped the run, in words
     duration: float = 0.0
     truncated: bool = False
+    peak_memory_mb: float | None = None  # of the whole run, when it had its own cgroup
 
     @property
     def ok(self) -> bool:
@@ -199,6 +225,14 @@ def find_bwrap() -> str | None:
     return shutil.which("bwrap")
 
 
+def log_sandbox_mode(settings: Settings) -> None:
+    """Find (and log, once) how runs will be limited, so the server says it at startup."""
+    if find_bwrap() is None:
+        log.info("code sandbox: bubblewrap is not installed; run_python will refuse to run")
+        return
+    sandbox_cgroup.detect(settings.sandbox_cgroup)
+
+
 @dataclass
 class _Capture:
     limit: int
@@ -225,13 +259,14 @@ class Sandbox:
         self.limits = limits or SandboxLimits()
         self.bwrap = bwrap or find_bwrap()
 
-    def command(self, runtime: Runtime, uid: int, result_fd: int) -> list[str]:
+    def command(self, runtime: Runtime, uid: int, result_fd: int, seccomp_fd: int
+                ) -> list[str]:
         if not self.bwrap:
             raise SandboxUnavailable(
                 "the code interpreter needs bubblewrap, which is not installed "
                 "(Debian/Ubuntu: apt-get install bubblewrap); code is never run unsandboxed")
         cmd = [self.bwrap, *_namespace_flags(), "--die-with-parent", "--new-session",
-               "--clearenv"]
+               "--clearenv", "--seccomp", str(seccomp_fd)]
         for directory in _parents(dest for _source, dest in runtime.binds):
             cmd += ["--dir", directory]  # 0755: bwrap would make missing parents 0700
         for source, dest in runtime.binds:
@@ -249,23 +284,49 @@ class Sandbox:
     async def run(self, code: str) -> SandboxResult:
         if len(code.encode("utf-8")) > MAX_CODE_BYTES:
             raise ToolError(f"the code is longer than {MAX_CODE_BYTES} bytes")
+        limits = self.limits
+        async with gate(limits.max_concurrent, limits.max_queued, limits.queue_seconds).slot():
+            mode = await asyncio.to_thread(sandbox_cgroup.detect, limits.cgroup)
+            group = await asyncio.to_thread(self._group, mode)
+            try:
+                return await self._run(code, group)
+            finally:
+                if group is not None:
+                    await asyncio.to_thread(group.remove)
+
+    def _group(self, mode: CgroupMode) -> RunGroup | None:
+        if not mode.active:
+            return None
+        try:
+            return RunGroup.create(mode, memory_bytes=self.limits.memory_mb * 1024 * 1024,
+                                   pids=self.limits.max_processes)
+        except OSError as exc:  # worked at startup: something changed; say so, never go on
+            raise SandboxUnavailable(f"the sandbox's cgroup could not be made: {exc}") from None
+
+    async def _run(self, code: str, group: RunGroup | None) -> SandboxResult:
         runtime = await asyncio.to_thread(python_runtime)
+        try:
+            seccomp_fd = await asyncio.to_thread(sandbox_seccomp.program_fd)
+        except sandbox_seccomp.SeccompUnavailable as exc:
+            raise SandboxUnavailable(str(exc)) from None
         uid = random.randint(200_000_000, 1_900_000_000) if os.getuid() == 0 else 0
         read_fd, write_fd = os.pipe()
         try:
-            cmd = self.command(runtime, uid, write_fd)
+            cmd = self.command(runtime, uid, write_fd, seccomp_fd)
             proc = await asyncio.create_subprocess_exec(
-                *cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                pass_fds=(write_fd,), env={}, start_new_session=True)
+                *(group.wrap(cmd) if group else cmd), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                pass_fds=(write_fd, seccomp_fd), env={}, start_new_session=True)
         except BaseException:
             os.close(read_fd)
             raise
         finally:
             os.close(write_fd)
-        return await self._supervise(proc, read_fd, code)
+            os.close(seccomp_fd)
+        return await self._supervise(proc, read_fd, code, group)
 
     async def _supervise(self, proc: asyncio.subprocess.Process, read_fd: int,
-                         code: str) -> SandboxResult:
+                         code: str, group: RunGroup | None) -> SandboxResult:
         started = time.monotonic()
         out, err = _Capture(self.limits.max_output_bytes), _Capture(self.limits.max_output_bytes)
         images = _Capture(self.limits.max_images * self.limits.max_image_bytes * 2)
@@ -274,6 +335,7 @@ class Sandbox:
         readers = [asyncio.ensure_future(out.drain(proc.stdout)),
                    asyncio.ensure_future(err.drain(proc.stderr)),
                    asyncio.ensure_future(images.drain(result_stream))]
+        watcher = asyncio.ensure_future(_watch_memory(group)) if group else None
         timed_out = False
         try:
             async with asyncio.timeout(self.limits.wall_seconds):
@@ -283,19 +345,33 @@ class Sandbox:
         except TimeoutError:
             timed_out = True
         finally:
+            if watcher is not None:
+                watcher.cancel()
             _kill(proc)
+            if group is not None:
+                await asyncio.to_thread(group.kill)
             await proc.wait()
             await _settle(readers)
-        return self._result(proc.returncode, out, err, images, timed_out,
-                            time.monotonic() - started)
+        memory_killed = group is not None and await asyncio.to_thread(group.memory_killed)
+        peak = await asyncio.to_thread(group.peak_memory_bytes) if group else None
+        result = self._result(proc.returncode, out, err, images, timed_out,
+                              time.monotonic() - started, memory_killed)
+        return replace(result, peak_memory_mb=None if peak is None
+                                   else round(peak / (1024 * 1024), 1))
 
     def _result(self, code: int | None, out: _Capture, err: _Capture, images: _Capture,
-                timed_out: bool, duration: float) -> SandboxResult:
+                timed_out: bool, duration: float, memory_killed: bool = False) -> SandboxResult:
         stderr = err.text()
-        if not timed_out and code == 1 and stderr.startswith("bwrap:") and not out.data:
+        if not timed_out and not out.data and (
+                (code == 1 and stderr.startswith("bwrap:"))
+                or (code == sandbox_cgroup.TRAMPOLINE_FAILED
+                    and stderr.startswith("openwen-sandbox:"))):
             raise SandboxUnavailable(f"the sandbox could not start: {stderr.strip()}")
         limit = None
-        if timed_out:
+        if memory_killed:
+            limit = (f"memory limit of {self.limits.memory_mb} MiB for the whole run "
+                     "(all its processes together)")
+        elif timed_out:
             limit = f"wall-clock limit of {self.limits.wall_seconds:g} s"
         elif code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL):
             limit = f"CPU time limit of {self.limits.cpu_seconds} s"
@@ -328,6 +404,14 @@ def _environment(runtime: Runtime) -> dict[str, str]:
         "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{WORKDIR}/.config/matplotlib",
         "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
     }
+
+
+async def _watch_memory(group: RunGroup, every: float = 0.1) -> None:
+    """End the whole run as soon as the kernel killed one of its processes for memory (cgroup
+    v2 does this itself with ``memory.oom.group``; v1 kills one process only)."""
+    while not await asyncio.to_thread(group.memory_killed):
+        await asyncio.sleep(every)
+    await asyncio.to_thread(group.kill)
 
 
 async def _pipe_reader(fd: int) -> asyncio.StreamReader:

@@ -78,17 +78,25 @@ async def signup(body: Credentials, request: Request, state: State) -> Response:
     _no_accounts_in_single_user(state)
     normalise_username(body.username)
     check_password_rules(body.password)
-    password_hash = await hash_password(body.password)
+    if not await run_in_threadpool(_signup_open, state):  # before any costly hashing
+        raise _signup_closed()
+    wait = state.limiter.signup(_address(request))
+    if wait:
+        return _too_many(wait, "too many sign-ups from this address")
+    password_hash = await hash_password(body.password, state.hashing)
     async with state.signup_lock:  # two first visitors must not both become admin
         first = await run_in_threadpool(state.storage.users.count) == 0
         if not first and not await run_in_threadpool(_signup_open, state):
-            raise PermissionDeniedError(
-                "sign-up is closed: ask the admin for an account", code="signup_closed"
-            )
+            raise _signup_closed()
         user = await run_in_threadpool(
             lambda: state.storage.users.create(body.username, password_hash, is_admin=first)
         )
     return await _logged_in(request, state, user.id, status_code=201)
+
+
+def _signup_closed() -> PermissionDeniedError:
+    return PermissionDeniedError("sign-up is closed: ask the admin for an account",
+                                 code="signup_closed")
 
 
 @router.post("/auth/login", summary="Sign in with a username and password")
@@ -96,24 +104,20 @@ async def login(body: Credentials, request: Request, state: State) -> Response:
     check_anonymous_csrf(request)
     _no_accounts_in_single_user(state)
     address = _address(request)
-    wait = state.limiter.retry_after(body.username, address)
+    wait, attempt = state.limiter.attempt(body.username, address)  # counted before checking
     if wait:
-        return _too_many(wait)
+        return _too_many(wait, "too many login attempts")
     user = await run_in_threadpool(state.storage.users.get_by_name, body.username)
     stored = None
     if user is not None:
         stored = await run_in_threadpool(state.storage.users.password_hash, user.id)
-    ok = await verify_password(stored, body.password)
+    ok = await verify_password(stored, body.password, state.hashing)
     if not ok or user is None or user.disabled:
-        state.limiter.failed(body.username, address)
-        wait = state.limiter.retry_after(body.username, address)
-        if wait:
-            return _too_many(wait)
         return JSONResponse(
             _error("wrong username or password", "authentication_error", "invalid_credentials"),
             status_code=401,
         )
-    state.limiter.succeeded(body.username, address)
+    state.limiter.succeeded(body.username, address, attempt)
     return await _logged_in(request, state, user.id)
 
 
@@ -121,9 +125,9 @@ def _error(message: str, type_: str, code: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
 
 
-def _too_many(wait: int) -> JSONResponse:
+def _too_many(wait: int, what: str) -> JSONResponse:
     body = _error(
-        f"too many failed logins; try again in {wait} seconds",
+        f"{what}; try again in {wait} seconds",
         "rate_limit_error",
         "too_many_attempts",
     )
@@ -160,10 +164,11 @@ async def change_password(
 ) -> Response:
     users = state.storage.users
     stored = await run_in_threadpool(users.password_hash, current.user.id)
-    if stored is not None and not await verify_password(stored, body.current_password):
+    if stored is not None and not await verify_password(stored, body.current_password,
+                                                         state.hashing):
         raise PermissionDeniedError("the current password is wrong", code="wrong_password")
     check_password_rules(body.new_password)
-    new_hash = await hash_password(body.new_password)
+    new_hash = await hash_password(body.new_password, state.hashing)
     await run_in_threadpool(users.set_password_hash, current.user.id, new_hash)
     await run_in_threadpool(state.storage.sessions.delete_for_user, current.user.id)
     if state.settings.single_user:
@@ -184,7 +189,7 @@ async def list_users(_: AdminViewer, state: State) -> dict[str, Any]:
 async def add_user(body: NewUser, _: AdminViewer, state: State) -> dict[str, Any]:
     normalise_username(body.username)
     check_password_rules(body.password)
-    password_hash = await hash_password(body.password)
+    password_hash = await hash_password(body.password, state.hashing)
     user = await run_in_threadpool(
         lambda: state.storage.users.create(body.username, password_hash, is_admin=body.is_admin)
     )
@@ -232,7 +237,7 @@ async def remove_user(user_id: int, current: AdminViewer, state: State) -> dict[
         if user_id == current.user.id:
             raise InvalidRequestError("you cannot remove yourself", code="self")
         state.storage.users.get(user_id)
-        state.storage.users.delete(user_id)
+        state.delete_user(user_id)
 
     await run_in_threadpool(remove)
     return {"ok": True}

@@ -77,7 +77,8 @@ async def list_keys(current: CurrentViewer, state: State) -> dict[str, Any]:
 
 @router.post("/keys", status_code=201, summary="Create an API key (the secret is shown once)")
 async def create_key(body: NewKey, current: CurrentViewer, state: State) -> dict[str, Any]:
-    new = await run_in_threadpool(state.storage.api_keys.create, current.user.id, body.name)
+    new = await run_in_threadpool(state.storage.api_keys.create, current.user.id, body.name,
+                                  body.scopes)
     return {"key": key_json(new.key), "secret": new.secret}
 
 

@@ -89,6 +89,8 @@ class ToolConfirmation(Body):
 
 class NewKey(Body):
     name: str = Field(max_length=200)
+    scopes: list[str] = Field(default=["inference"], max_length=10,
+                              description="inference (call the API), tools (server-side tools)")
 
 
 class UserSettings(Body):
@@ -166,6 +168,7 @@ def key_json(k: ApiKeyRecord) -> dict[str, Any]:
         "created_at": k.created_at.isoformat(),
         "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
         "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+        "scopes": list(k.scopes),
     }
 
 

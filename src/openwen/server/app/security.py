@@ -7,7 +7,9 @@
   ``GET /api/session`` or the readable ``openwen_csrf`` cookie); before login (sign-up, login) and
   in single-user mode it must equal the ``openwen_csrf`` cookie (double submit). Another site can
   neither read that cookie nor set the header.
-- Passwords are hashed with argon2id (argon2-cffi's defaults), off the event loop.
+- Passwords are hashed with argon2id (argon2-cffi's defaults: 64 MiB each) in worker threads,
+  a few at once (:class:`~openwen.server.app.ratelimit.HashGate`); past a queue of
+  ``MAX_WAITING_HASHES``, a request gets 503 rather than a place in the queue.
 - Single-user mode (``single_user``): no login, every request acts as the local account. It is
   only allowed on a loopback address, and requests must name a loopback host (``Host`` header),
   which also defeats DNS-rebinding pages.
@@ -27,6 +29,7 @@ from fastapi import Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from openwen.errors import AuthenticationError, InvalidRequestError, PermissionDeniedError
+from openwen.server.app.ratelimit import HashGate
 from openwen.server.app.state import State, WebState
 from openwen.server.auth import is_loopback
 from openwen.storage import NewLoginSession, UserRecord
@@ -65,18 +68,18 @@ def check_password_rules(password: object) -> str:
     return password
 
 
-async def hash_password(password: str) -> str:
-    return await run_in_threadpool(hasher.hash, password)
+async def hash_password(password: str, gate: HashGate) -> str:
+    return str(await gate.run(lambda: hasher.hash(password)))
 
 
-async def verify_password(stored: str | None, password: str) -> bool:
+async def verify_password(stored: str | None, password: str, gate: HashGate) -> bool:
     def verify() -> bool:
         try:
             return hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
         except (VerificationError, InvalidHashError):
             return False
 
-    return await run_in_threadpool(verify)
+    return bool(await gate.run(verify))
 
 
 # -- cookies -----------------------------------------------------------------------------------

@@ -15,10 +15,11 @@ from openwen.chat.conversations import ConversationChat
 from openwen.chat.service import ChatService
 from openwen.config import Settings
 from openwen.errors import OverloadedError
-from openwen.server.app.ratelimit import LoginLimiter
+from openwen.server.app.ratelimit import HashGate, LoginLimiter
 from openwen.server.app.tooling import SharedTools, workspace_name
 from openwen.storage import Storage, UserRecord
 from openwen.tools.registry import ToolRegistry
+from openwen.tools.workspaces import delete_workspace, migrate_named_workspaces
 
 if TYPE_CHECKING:
     from openwen.knowledge import KnowledgeBase, TextEmbedder
@@ -39,6 +40,7 @@ class WebState:
     save_interval: float = 0.5
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     signup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    hashing: HashGate = field(default_factory=HashGate)  # argon2 work at once
     tools: SharedTools | None = None  # None: answers never use tools
     own_tools: bool = False  # started and closed by the web app (no app-wide tools)
     embedder: TextEmbedder | None = None  # given: used for documents and memory as it is
@@ -74,7 +76,7 @@ class WebState:
         """The tools of one user's answers (blocking: reads the user)."""
         assert self.tools is not None
         user = self.storage.users.get(user_id)
-        return self.tools.registry(workspace_name(user.username, user.id))
+        return self.tools.registry(workspace_name(user.username, user.id), user)
 
     def local_user(self) -> UserRecord:
         """Single-user mode's account: the oldest admin, or a new admin called ``local``."""
@@ -89,11 +91,25 @@ class WebState:
         return user
 
     def startup(self) -> None:
-        """Open the store and mark answers a killed process left ``streaming`` incomplete."""
+        """Open the store, mark answers a killed process left ``streaming`` incomplete, and
+        move workspaces of the old name-keyed layout to id-keyed folders (once)."""
         self.chat.recover_interrupted()
         if self.settings.single_user:
             self.local_user()
         self.storage.sessions.purge_expired()
+        try:
+            migrate_named_workspaces(self.settings, ((u.id, u.username)
+                                                     for u in self.storage.users.list_all()))
+        except OSError:
+            log.exception("workspaces of the old layout could not be moved")
+
+    def delete_user(self, user_id: int) -> None:
+        """Delete an account: by cascade its keys, sessions, settings, conversations,
+        documents and memories; then its workspace folder (blocking)."""
+        self.storage.users.delete(user_id)
+        if self.knowledge is not None:
+            self.knowledge.cache.clear()  # ids may be reused (SQLite): no stale matrices
+        delete_workspace(self.settings, user_id)
 
     async def start_services(self, app_state: Any) -> None:
         """Start the MCP servers (unless the app did) and make the knowledge base over the

@@ -18,6 +18,8 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from openwen.server.guard import route_policy
+
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 CSP = "; ".join(
@@ -61,12 +63,15 @@ class WithHeaders:
 def static_app() -> ASGIApp:
     files = StaticFiles(directory=WEB_DIR, check_dir=True)
     headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
-    return GZipMiddleware(WithHeaders(files, headers), minimum_size=512)
+    # a page elsewhere may link to or embed-load public files: GETs from other sites are fine
+    return route_policy(cross_site_reads=True)(
+        GZipMiddleware(WithHeaders(files, headers), minimum_size=512))
 
 
 def page_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
+    @route_policy(cross_site_reads=True)  # a link from another site opens the app
     def page(request: Request) -> Response:
         html = (WEB_DIR / "index.html").read_bytes()
         headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}

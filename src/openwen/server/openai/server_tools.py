@@ -23,9 +23,11 @@ What the client gets:
   a top-level extension field: ``"openwen": {"tool_call": {step?, id, name, arguments}}`` when
   the model makes the call and ``"openwen": {"tool_result": {...as above}}`` when it finishes.
 
-Tools act for the API key's user (their file workspace) or ``local`` when keys are not required.
-A tool that needs the user's confirmation (``tools_confirm``, by default every side-effecting
-tool) is not run: the API cannot ask, and the model is told so.
+Server tools are off unless the admin sets ``api_server_tools = true``, and then run only for
+API keys with the ``tools`` scope (:func:`openwen.server.auth.check_server_tools`), never for
+anonymous callers; they act for the key's user (their file workspace). A tool that needs the
+user's confirmation (``tools_confirm``, by default every side-effecting tool) is not run: the
+API cannot ask, and the model is told so.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from openwen.messages import (
     ToolResultEvent,
 )
 from openwen.server.app.tooling import SharedTools, workspace_name
+from openwen.server.auth import check_server_tools
 from openwen.server.openai.common import (
     chat_service,
     collect,
@@ -93,9 +96,8 @@ def registry_for(request: Request, body: ChatCompletionRequest, chat: ChatReques
     shared = getattr(request.app.state, "tools", None)
     settings = chat_service(request).settings
     tools = shared if isinstance(shared, SharedTools) else SharedTools(settings)
-    user = getattr(request.state, "user", None)
-    workspace = workspace_name(user.username, user.id) if user is not None else "local"
-    registry = tools.registry(workspace)
+    user = request.state.user  # check_server_tools: a key's user
+    registry = tools.registry(workspace_name(user.username, user.id), user)
     wanted = body.server_tools
     if isinstance(wanted, list):
         unknown = [name for name in wanted if name not in registry]
@@ -177,6 +179,7 @@ async def respond(request: Request, body: ChatCompletionRequest, chat: ChatReque
     state = request.app.state
     if (stop := state.shutdown.refusal()) is not None:
         raise stop
+    check_server_tools(request)
     registry = registry_for(request, body, chat)
     asked = with_server_tools(chat, registry)
     service = chat_service(request)

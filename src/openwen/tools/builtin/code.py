@@ -41,4 +41,4 @@ def make_code_tool(ctx: ToolContext) -> FunctionTool:
         error = None if result.ok else (result.limit or f"exit status {result.exit_code}")
         return ToolOutput(describe(result), error=error, images=result.images)
 
-    return FunctionTool(run_python, timeout=limits.wall_seconds + 15)
+    return FunctionTool(run_python, timeout=limits.queue_seconds + limits.wall_seconds + 15)

@@ -5,8 +5,11 @@ import * as api from "./api.js";
 import { $, h, confirmDialog } from "./dom.js";
 
 const KB = "/api/knowledge";
+// user-facing strings of this dialog, together for the string catalog
 const SOURCES = { user: "added by you", chat: "from a chat", tool: "saved by the assistant",
   extracted: "extracted automatically", api: "added through the API" };
+const NOT_TYPED = "You did not type this one: check that it is true and that you want it kept.";
+const NOT_TYPED_SOURCES = new Set(["tool", "extracted"]);  // written by the model
 
 async function openMemory() {
   $("#memory-error").textContent = "";
@@ -30,8 +33,11 @@ async function load() {
 
 function item(memory) {
   const text = h("span.memory-text", { text: memory.text });
-  const li = h("li.memory", { "data-id": memory.id }, h("div.memory-body", {}, text,
-    h("span.muted.memory-source", { text: SOURCES[memory.source] || memory.source })));
+  const byModel = NOT_TYPED_SOURCES.has(memory.source);
+  const source = h(`span.muted.memory-source${byModel ? ".by-model" : ""}`, {
+    text: SOURCES[memory.source] || memory.source, title: byModel ? NOT_TYPED : undefined,
+    "data-source": memory.source });
+  const li = h("li.memory", { "data-id": memory.id }, h("div.memory-body", {}, text, source));
   const actions = h("div.memory-actions", {},
     h("button.ghost", { type: "button", text: "Edit", "aria-label": `Edit memory: ${memory.text}`,
       onclick: () => edit(li, memory) }),
