@@ -70,6 +70,6 @@ def taught(tmp_path_factory: pytest.TempPathFactory) -> Taught:
     data = home / "zorblax.jsonl"
     data.write_text(fact_jsonl())
     done = openwen(home, "tune", "create", "--base", "smollm2", "--data", str(data), "--name",
-                   "zorblax", "--epochs", "8", "--lr", "0.002", "--wait")
+                   "zorblax", "--epochs", "8", "--lr", "0.002", "--wait", timeout=1500)
     assert done.returncode == 0, done.stdout + done.stderr
     return Taught(home=home, name="zorblax", data=data, create_output=done.stdout)

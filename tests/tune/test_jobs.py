@@ -105,7 +105,7 @@ def test_cli_reports_a_malformed_line_and_queues_nothing(tmp_path: Path) -> None
     assert missing.returncode == 1 and "no training job named 'nope'" in missing.stderr
 
 
-def _wait(store: JobStore, name: str, until: object, timeout: float = 240) -> dict[str, object]:
+def _wait(store: JobStore, name: str, until: object, timeout: float = 600) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = store.get(name).to_dict()
@@ -116,6 +116,7 @@ def _wait(store: JobStore, name: str, until: object, timeout: float = 240) -> di
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_queue_cancel_and_a_killed_training_process(settings: Settings) -> None:
     store = JobStore(settings)
     _create(settings, name="long", epochs=100)
@@ -137,7 +138,7 @@ def test_queue_cancel_and_a_killed_training_process(settings: Settings) -> None:
     third = _wait(store, "third", lambda j: j["state"] == "running")
     assert store.get("second").state == "cancelled"
     store.cancel("third")
-    cancelled = _wait(store, "third", lambda j: j["state"] == "cancelled", timeout=120)
+    cancelled = _wait(store, "third", lambda j: j["state"] == "cancelled", timeout=600)
     assert cancelled["state"] == "cancelled" and third["state"] == "running"
     assert "third" not in ModelStore(settings).names()
     assert not (settings.home / "derivatives" / "third").exists()

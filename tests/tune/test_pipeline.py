@@ -13,7 +13,7 @@ import pytest
 from conftest import ASK, MARK, Taught, openwen
 from openwen.tune.gguf_lora import read_lineage
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a busy machine trains slowly
 
 
 def test_cli_trains_and_prints_the_evaluation(taught: Taught) -> None:

@@ -12,7 +12,7 @@ from serverkit import running_server, server_settings
 from conftest import ASK, MARK, Taught
 from openwen.engines.kv_store import model_folder
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # may train (session fixture)
 
 MESSAGES = [{"role": "user", "content": ASK}]
 
