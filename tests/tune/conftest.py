@@ -66,6 +66,12 @@ class Taught:
 
 @pytest.fixture(scope="session")
 def taught(tmp_path_factory: pytest.TempPathFactory) -> Taught:
+    reuse = os.environ.get("OPENWEN_TEST_TUNE_HOME")  # a home this fixture trained before
+    if reuse and (Path(reuse) / "derivatives" / "zorblax" / "adapter.gguf").is_file():
+        home = Path(reuse)
+        shown = openwen(home, "tune", "show", "zorblax")
+        return Taught(home=home, name="zorblax", data=home / "zorblax.jsonl",
+                      create_output=shown.stdout)
     home = tmp_path_factory.mktemp("tune-home")
     data = home / "zorblax.jsonl"
     data.write_text(fact_jsonl())
