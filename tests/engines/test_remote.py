@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from openwen.config import load_settings
-from openwen.engines.base import ChatRequest, Engine, Sampling
+from openwen.engines.base import Engine
 from openwen.engines.remote import RemoteEngine
 from openwen.errors import (
     ConfigError,
@@ -30,6 +30,7 @@ from openwen.messages import (
     ToolCallEvent,
     Usage,
 )
+from openwen.requests import ChatRequest, Sampling
 
 if TYPE_CHECKING:  # the fixtures' types; conftest is not importable as a module
     from conftest import Connection, LlamaServer, StandIn
@@ -662,3 +663,19 @@ def test_no_model_field_when_no_model_is_known() -> None:
     body = build_body(ask(), None)
     assert "model" not in body
     assert body["messages"] == [{"role": "user", "content": "Say hello."}]
+
+
+async def test_sse_events_from_bytes_split_anywhere() -> None:
+    from openwen.engines.remote_stream import SseEvent, iter_sse_bytes
+
+    stream = ("data: {\"a\": \"é中\"}\r\n\r\n: ping\n\nevent: error\ndata: one\ndata: two\n\n"
+              "data:tight\n\ndata: [DONE]").encode()
+
+    async def pieces(size: int) -> AsyncIterator[bytes]:
+        for i in range(0, len(stream), size):
+            yield stream[i:i + size]
+
+    expected = [SseEvent('{"a": "é中"}'), SseEvent("one\ntwo", "error"), SseEvent("tight"),
+                SseEvent("[DONE]")]
+    for size in (1, 2, 3, 7, len(stream)):
+        assert [e async for e in iter_sse_bytes(pieces(size))] == expected

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from openwen.engines.base import ChatRequest
 from openwen.engines.grammar import _flat_repetition, _to_gbnf, grammar_for
 from openwen.engines.schema_limits import (
     MAX_COUNT,
@@ -22,6 +21,7 @@ from openwen.engines.schema_limits import (
 )
 from openwen.errors import InvalidRequestError
 from openwen.messages import Message
+from openwen.requests import ChatRequest
 
 HELLO = (Message(role="user", content="hi"),)
 

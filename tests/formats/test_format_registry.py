@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from openwen.engines.base import Sampling
 from openwen.formats import GenericFormat, QwenFormat, format_for
 from openwen.formats.registry import looks_like_qwen_template
 from openwen.messages import Message, TextDelta, ToolCallEvent
+from openwen.requests import Sampling
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -49,6 +49,11 @@ def make_app(storage: Storage, settings: Settings) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
     install_error_handlers(app)
+
+    @app.get("/health")
+    async def health() -> dict[str, bool]:
+        return {"ok": True}
+
     app.include_router(create_knowledge_router(user_id=current_user, knowledge=knowledge))
     return app
 
@@ -72,7 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Stor
     deadline = time.monotonic() + 30
     while not uv.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/api/knowledge", storage
+    yield f"http://127.0.0.1:{port}/api/knowledge", storage  # /health is at the root
     uv.should_exit = True
     thread.join(timeout=10)
     db.dispose()
@@ -188,3 +193,45 @@ def test_memories_api(server) -> None:
         assert alice.delete("/memories").status_code == 400  # needs ?confirm=true
         assert alice.delete(f"/memories/{memory['id']}").json()["deleted"] is True
         assert alice.post("/memories", json={"text": ""}).status_code == 400
+
+
+ADVERSARIAL_UPLOADS = {  # ~20 KB each; the quadratic parsers took 5 s to minutes on these
+    "dots.txt": b"x" + b"." * (LIMIT - 100),
+    "tags.html": b"<a " * ((LIMIT - 100) // 3),
+    "hashes.md": b"# a" + b"#" * (LIMIT - 100) + b"b",
+    "quotes.csv": b'"a",' * ((LIMIT - 100) // 4),
+}
+
+
+def test_adversarial_uploads_do_not_stall_the_server(server) -> None:
+    """Issue 10, finding 4: one small upload froze /health for 11 s. Each upload must finish
+    (indexed or refused cleanly) while /health keeps answering (generous bounds)."""
+    root = server[0].removesuffix("/api/knowledge")
+    slowest = [0.0]
+    stop = threading.Event()
+
+    def ping() -> None:
+        with httpx.Client(base_url=root, timeout=60) as c:
+            while not stop.is_set():
+                began = time.monotonic()
+                assert c.get("/health").status_code == 200
+                slowest[0] = max(slowest[0], time.monotonic() - began)
+                time.sleep(0.05)
+
+    pinger = threading.Thread(target=ping, daemon=True)
+    pinger.start()
+    try:
+        with client(server, "alice") as alice:
+            for name, body in ADVERSARIAL_UPLOADS.items():
+                began = time.monotonic()
+                answer = alice.post("/documents", params={"filename": name,
+                                                          "collection": "adversarial"},
+                                    content=body)
+                assert answer.status_code in (200, 201, 400), (name, answer.text)
+                if answer.status_code == 400:
+                    assert answer.json()["error"]["param"] == "file"
+                assert time.monotonic() - began < 60, name
+    finally:
+        stop.set()
+        pinger.join(timeout=30)
+    assert slowest[0] < 3.0, f"/health took {slowest[0]:.1f} s during an upload"

@@ -154,3 +154,37 @@ def test_split_model_with_a_missing_part(populated: Settings) -> None:
     second.unlink()
     model = store.resolve("big/split-GGUF")
     assert model.problem is not None and second.name in model.problem
+
+
+def age(root: Path) -> None:
+    """Every folder of the store last changed a minute ago (listings of fresh folders are not
+    kept: a second change within the timestamp granularity could go unseen)."""
+    import os
+    import time
+
+    then = time.time() - 60
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        os.utime(folder, (then, then))
+
+
+def test_cached_listing_follows_the_folders(populated: Settings, make_gguf) -> None:
+    store = ModelStore(populated)
+    root = populated.models_path
+    assert store.cached() is None  # nothing listed yet
+    store.list()
+    assert store.cached() is None  # the folders were just written
+    age(root)
+    first = store.list()
+    assert [m.name for m in store.cached() or []] == [m.name for m in first]
+    make_gguf(root / "acme" / "solo-GGUF" / "solo-Q8_0.gguf")  # a new file in a known folder
+    assert store.cached() is None
+    assert "acme/solo-GGUF:solo-Q8_0" in [m.name for m in store.list()]
+    age(root)
+    store.list()
+    make_gguf(root / "new" / "repo-GGUF" / "fresh-Q4_0.gguf")  # a new folder
+    assert store.cached() is None
+    age(root)
+    store.list()
+    store.remove("acme/solo-GGUF:solo-Q8_0")
+    assert store.cached() is None
+    assert "acme/solo-GGUF:solo-Q8_0" not in [m.name for m in store.list()]

@@ -81,8 +81,19 @@ def test_dns_rebinding_host_is_refused_on_every_route(server: Served, path: str)
     body = json.dumps(TOOLS_BODY).encode() if method == "POST" else None
     response = raw(server, method, path, body=body, headers={
         "Host": f"evil.example:{server.port}", "Content-Type": "application/json"})
+    if path in DIALECT_SHAPES:  # refused in that dialect's own error shape (no "code" field)
+        assert response.status_code == 403, response.text
+        message = DIALECT_SHAPES[path](response.json())
+        assert "allowed_hosts" in message and SECRET not in response.text
+        return
     error = refused(response, 403, "host_not_allowed")
     assert "allowed_hosts" in error["message"]
+
+
+DIALECT_SHAPES: dict[str, Any] = {
+    "/api/tags": lambda body: body["error"],  # Ollama: {"error": "message"}
+    "/v1/messages": lambda body: body["type"] == "error" and body["error"]["message"],
+}
 
 
 def test_cross_site_text_plain_post_is_refused(server: Served) -> None:
@@ -140,7 +151,7 @@ def test_server_tools_need_a_key_with_the_tools_scope(server: Served, alice: htt
     # forced by grammar, calls the calculator and the server runs it
     r = httpx.post(server.url + CHAT, timeout=300, headers={"Authorization": f"Bearer {tools}"},
                    json={"model": "smollm2", "max_tokens": 40, "temperature": 0,
-                         "messages": [{"role": "user", "content": "What is 12 times 7?"}],
+                         "messages": [{"role": "user", "content": "Compute 12 * 7."}],
                          "tool_choice": {"type": "function", "function": {"name": "calculator"}},
                          "openwen": {"tools": ["calculator"]}})
     assert r.status_code == 200, r.text

@@ -16,9 +16,9 @@ import pytest
 
 from openwen.config import Settings, load_settings
 from openwen.errors import ConfigError
-from openwen.server.app.tooling import SharedTools, workspace_name
 from openwen.storage import Storage, UserRecord
 from openwen.tools.mcp import mcp_servers
+from openwen.tools.shared import SharedTools, workspace_name
 from openwen.tools.workspaces import workspace_dir
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

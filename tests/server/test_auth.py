@@ -71,6 +71,16 @@ def test_keys_create_list_revoke() -> None:
     assert list_keys()[0]["revoked"] is True
 
 
+def test_keys_carry_scopes() -> None:
+    create_key("plain")
+    run("keys", "create", "--name", "agent", "--scope", "inference,tools")
+    scopes = {k["name"]: k["scopes"] for k in list_keys()}
+    assert scopes == {"plain": ["inference"], "agent": ["inference", "tools"]}
+    result = CliRunner().invoke(cli, ["keys", "create", "--scope", "admin"])
+    assert result.exit_code == 1 and "unknown scope(s) admin" in result.output
+    assert len(list_keys()) == 2  # nothing stored for the refused one
+
+
 def test_revoking_an_unknown_key_fails_cleanly() -> None:
     result = CliRunner().invoke(cli, ["keys", "revoke", "999"])
     assert result.exit_code == 1

@@ -19,9 +19,10 @@ from serverkit import RunningServer, json_events, running_server, server_setting
 
 from openwen.chat.service import ChatService
 from openwen.config import Settings
-from openwen.engines.base import Capabilities, ChatRequest, Engine, ModelInfo
+from openwen.engines.base import Capabilities, Engine, ModelInfo
 from openwen.engines.registry import EngineRegistry
 from openwen.messages import Done, StreamEvent, TextDelta, ToolCall, ToolCallEvent, Usage
+from openwen.requests import ChatRequest
 from openwen.server.auth import open_database
 from openwen.storage.credentials import ApiKeyRepo
 from openwen.storage.users import UserRepo
@@ -141,7 +142,8 @@ def test_opted_in_stream_carries_steps_as_extension_chunks(scripted: Any) -> Non
                      text("Four.")]
     body = {"messages": [{"role": "user", "content": "2+2?"}], "stream": True,
             "openwen": {"tools": True}}
-    with httpx.stream("POST", f"{server.v1}/chat/completions", json=body, timeout=60) as r:
+    with httpx.stream("POST", f"{server.v1}/chat/completions", json=body, timeout=60,
+                      headers={"Authorization": f"Bearer {KEYS['tools']}"}) as r:
         payloads = list(sse_events(r.iter_lines()))
     assert payloads[-1] == "[DONE]"
     chunks = json_events(payloads)

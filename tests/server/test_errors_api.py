@@ -79,11 +79,13 @@ def test_empty_messages(http: httpx.Client) -> None:
                  param="messages")
 
 
-def test_form_content_type_is_still_read_as_json(http: httpx.Client) -> None:
-    """``curl -d`` sends application/x-www-form-urlencoded; the body is JSON all the same."""
+def test_form_content_type_is_refused_with_415(http: httpx.Client) -> None:
+    """``curl -d`` sends application/x-www-form-urlencoded, which a browser may send cross-site
+    without a preflight: JSON bodies must say so (issue 10, finding 2)."""
     body = json.dumps({"messages": HELLO, "max_tokens": 2}).encode()
     response = post(http, body, content_type="application/x-www-form-urlencoded")
-    assert response.status_code == 200, response.text
+    assert response.status_code == 415, response.text
+    assert "application/json" in response.json()["error"]["message"]
 
 
 def test_prompt_longer_than_context(http: httpx.Client) -> None:

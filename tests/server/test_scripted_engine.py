@@ -19,7 +19,7 @@ from serverkit import RunningServer, running_server, server_settings
 
 from openwen.chat.service import ChatService
 from openwen.config import Settings
-from openwen.engines.base import Capabilities, ChatRequest, Engine, ModelInfo
+from openwen.engines.base import Capabilities, Engine, ModelInfo
 from openwen.engines.registry import EngineRegistry
 from openwen.errors import EngineError, ModelNotFoundError
 from openwen.messages import (
@@ -31,6 +31,7 @@ from openwen.messages import (
     ToolCallEvent,
     Usage,
 )
+from openwen.requests import ChatRequest
 
 SCRIPTS: dict[str, list[StreamEvent]] = {
     "think": [ReasoningDelta("Two and two"), ReasoningDelta(" make four."),

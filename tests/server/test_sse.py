@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from openai.types import Completion
 from openai.types.chat import ChatCompletionChunk
 
@@ -20,8 +21,10 @@ from openwen.messages import (
     ToolCallEvent,
     Usage,
 )
+from openwen.server import sse
 from openwen.server.errors import ShuttingDownError
-from openwen.server.sse import DONE, ChatChunks, CompletionChunks, event_stream
+from openwen.server.openai.render import ChatChunks, CompletionChunks
+from openwen.server.sse import DONE, event_stream
 
 SCRIPT: list[StreamEvent] = [
     ReasoningDelta("Let me think."),
@@ -162,3 +165,13 @@ async def test_completion_chunks_validate_as_completions() -> None:
     assert parsed[2].choices[0].logprobs.text_offset == [14]  # type: ignore[union-attr]
     assert parsed[-2].choices[0].finish_reason == "length"
     assert parsed[-1].choices == [] and parsed[-1].usage.total_tokens == 6  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("text", ["plain", 'a "quoted" \\ back', "line\nbreak", "中文 ✓ \U0001f600",
+                                  "", "\ue000openwen"])
+def test_text_frames_from_the_template_match_the_full_encoding(include_usage: bool,
+                                                               text: str) -> None:
+    chunks = ChatChunks(model='m"odel', include_usage=include_usage)
+    assert chunks.text_frame(text) == sse.frame(chunks._chunk({"content": text}))
+    assert chunks.text_frame(text) == sse.frame(chunks.for_event(TextDelta(text))[0])

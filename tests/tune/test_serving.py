@@ -86,9 +86,9 @@ def test_prefix_cache_never_mixes_kv_with_and_without_the_adapter(taught: Taught
 
 
 def test_the_simple_engine_applies_the_adapter_too(taught: Taught, bundled_model: Path) -> None:
-    from openwen.engines.base import ChatRequest, Sampling
     from openwen.engines.llamacpp import LlamaCppEngine
     from openwen.messages import Done, Message, TextDelta
+    from openwen.requests import ChatRequest, Sampling
 
     adapter = taught.home / "derivatives" / "zorblax" / "adapter.gguf"
     engine = LlamaCppEngine(bundled_model, name="zorblax", n_ctx=1024, n_threads=2,

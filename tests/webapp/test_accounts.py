@@ -146,7 +146,7 @@ def test_limiter_locks_a_username_across_addresses() -> None:
         assert limiter.attempt("alice", f"10.0.0.{i}")[0] == 0
     assert limiter.attempt("alice", "10.0.0.99")[0] == 60  # a fresh address does not help
     # a refused attempt counts nowhere (probing with limit 1 records one, so probe last)
-    assert limiter.store.take("login:pair:alice\0" "10.0.0.99", 1, 60, now[0]) == 0
+    assert limiter.store.take("login:pair:alice\x1f" "10.0.0.99", 1, 60, now[0]) == 0
     assert limiter.store.take("login:addr:10.0.0.99", 1, 60, now[0]) == 0
     assert limiter.attempt("bob", "10.0.0.98")[0] == 0  # other names are not locked
 

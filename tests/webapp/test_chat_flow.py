@@ -275,6 +275,7 @@ def test_answers_left_streaming_are_recovered_as_incomplete(
     question = storage.messages.add(
         user.id, conversation.id, parent_id=None, role="user", content="Q"
     )
+    storage.instance_id = "an-instance-that-is-gone"  # it has no heartbeat row
     answer = storage.messages.add(
         user.id,
         conversation.id,

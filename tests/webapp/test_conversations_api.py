@@ -207,6 +207,11 @@ def test_preferences_keys_and_models(alice: Signed) -> None:
     assert created["secret"] not in json.dumps(alice.get("/api/keys").json())
     revoked = alice.delete(f"/api/keys/{created['key']['id']}").json()["key"]
     assert revoked["revoked_at"] is not None
+    assert created["key"]["scopes"] == ["inference"]
+    agent = alice.post("/api/keys", json={"name": "agent", "scopes": ["tools", "inference"]})
+    assert agent.json()["key"]["scopes"] == ["inference", "tools"]
+    bad = alice.post("/api/keys", json={"name": "x", "scopes": ["root"]})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "scopes"
 
     models = alice.get("/api/models").json()
     assert models["default"] == "scripted" and models["models"][0]["id"] == "scripted"

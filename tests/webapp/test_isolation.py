@@ -24,10 +24,18 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/knowledge/memories/{memory_id}"): {"text": "pwned"},
     ("POST", "/api/tool-confirmations/{confirmation_id}"): {"approve": True},
 }
-ADMIN_ONLY = {"/api/admin/users/{user_id}", "/api/admin/users", "/api/admin/registration"}
+ADMIN_ONLY = {"/api/admin/users/{user_id}", "/api/admin/users", "/api/admin/registration",
+              "/api/models/policy"}
 # routes without an id of someone else's data in their path: checked by what they return
 UNSCOPED = {
     "/api/session",
+    # the model library is the server's, not a user's: changing it is checked in test_models_api
+    "/api/models/catalog",
+    "/api/models/downloads",
+    "/api/models/remove",
+    "/api/models/default",
+    "/api/models/profile",
+    "/api/models/derive",
     "/api/auth/signup",
     "/api/auth/login",
     "/api/auth/logout",
@@ -89,6 +97,7 @@ def alices_things(alice: Signed) -> dict[str, Any]:
         "name": "alice-home",
         "memory_id": memory["id"],
         "confirmation_id": "not-a-question",  # a real one: test_tools_flow
+        "job_id": 987654,  # downloads are the server's: test_models_api
     }
 
 

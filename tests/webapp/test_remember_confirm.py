@@ -81,13 +81,14 @@ def test_a_planted_memory_needs_the_users_yes(served: tuple[FastAPI, str],
 
 
 def test_with_confirmation_off_the_memory_is_still_marked_as_the_tools(
-        settings: Settings, scripted_service: ChatService, engine: ScriptedEngine,
+        settings: Settings, engine: ScriptedEngine,
         embedder: Any) -> None:
     from fastapi.testclient import TestClient
-    from webapp_helpers import Signed, events
+    from webapp_helpers import ScriptedRegistry, Signed, events
 
-    app = make_app(settings.model_copy(update={"tools_confirm": "none"}), scripted_service,
-                   embedder=embedder)
+    settings = settings.model_copy(update={"tools_confirm": "none"})
+    service = ChatService(settings, registry=ScriptedRegistry(engine))  # type: ignore[arg-type]
+    app = make_app(settings, service, embedder=embedder)
     with TestClient(app) as client:
         alice = Signed(client, signup(client, "alice"))
         cid = alice.post("/api/conversations", json={}).json()["conversation"]["id"]

@@ -33,13 +33,13 @@ from webapp_helpers import (
 from openwen.chat.conversations import ConversationChat, StepSaved, TurnEnded, prompt_history
 from openwen.chat.service import ChatService
 from openwen.config import Settings, load_settings
-from openwen.engines.base import ChatRequest
 from openwen.messages import StreamEvent
-from openwen.server.app.tooling import SharedTools
+from openwen.requests import ChatRequest
 from openwen.storage import Storage
 from openwen.tools.base import FunctionTool
 from openwen.tools.builtin.calculator import evaluate, format_number
 from openwen.tools.registry import ToolRegistry
+from openwen.tools.shared import SharedTools
 from openwen.tools.workspaces import workspace_dir
 
 CALC = [("call", "calculator", {"expression": "6*7"})]
@@ -358,7 +358,7 @@ async def test_real_model_tool_call_is_run_and_stored(
                             tools=lambda uid: shared.registry("alice").select(["calculator"]))
     conversation = storage.conversations.create(
         user.id, settings={"max_tokens": 40, "temperature": 0.0})
-    turn = await chat.send(user.id, conversation.id, "What is 12 times 7? Use the calculator.")
+    turn = await chat.send(user.id, conversation.id, "Compute 12 * 7.")
     found = [event async for event in turn.events()]
     await chat.aclose()
     end = found[-1]

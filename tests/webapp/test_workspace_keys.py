@@ -11,7 +11,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
-from webapp_helpers import ScriptedEngine, Signed, add_user, events, login, make_app
+from webapp_helpers import (
+    ScriptedEngine,
+    ScriptedRegistry,
+    Signed,
+    add_user,
+    events,
+    login,
+    make_app,
+    signup,
+)
 
 from openwen.chat.service import ChatService
 from openwen.config import Settings
@@ -42,21 +51,21 @@ def signed(app: FastAPI, admin: Signed, name: str) -> tuple[Signed, int]:
     return Signed(other, login(other, name)), int(user["id"])
 
 
-def unconfirmed(settings: Settings) -> Settings:
-    return settings.model_copy(update={"tools_confirm": "none"})
+def unconfirmed(settings: Settings, engine: ScriptedEngine, embedder: Any) -> FastAPI:
+    """The web app with no tool confirmations (the chat service reads the setting too)."""
+    settings = settings.model_copy(update={"tools_confirm": "none"})
+    service = ChatService(settings, registry=ScriptedRegistry(engine))  # type: ignore[arg-type]
+    return make_app(settings, service, embedder=embedder)
 
 
 def test_an_account_named_local_has_its_own_workspace(
-        settings: Settings, scripted_service: ChatService, engine: ScriptedEngine,
+        settings: Settings, engine: ScriptedEngine,
         embedder: Any) -> None:
-    settings = unconfirmed(settings)
     shared = settings.home / "workspaces" / "local"
     shared.mkdir(parents=True)
     (shared / "secret.txt").write_text("the API's file")
-    app = make_app(settings, scripted_service, embedder=embedder)
+    app = unconfirmed(settings, engine, embedder)
     with TestClient(app) as client:
-        from webapp_helpers import signup
-
         admin = Signed(client, signup(client, "alice"))
         local, local_id = signed(app, admin, "local")
         seen = run_tool(local, engine, "read_file", {"path": "secret.txt"})
@@ -73,13 +82,10 @@ def count(storage: Storage, model: Any, user_id: int) -> int:
 
 
 def test_deleting_an_account_deletes_its_workspace_documents_and_memories(
-        settings: Settings, scripted_service: ChatService, engine: ScriptedEngine,
+        settings: Settings, engine: ScriptedEngine,
         embedder: Any) -> None:
-    settings = unconfirmed(settings)
-    app = make_app(settings, scripted_service, embedder=embedder)
+    app = unconfirmed(settings, engine, embedder)
     with TestClient(app) as client:
-        from webapp_helpers import signup
-
         admin = Signed(client, signup(client, "alice"))
         bob, bob_id = signed(app, admin, "bob")
         run_tool(bob, engine, "write_file", {"path": "diary.txt", "content": "bob's secret"})

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from openwen.chat.service import ChatService
 from openwen.config import Settings
-from openwen.engines.base import Capabilities, ChatRequest, ModelInfo
+from openwen.engines.base import Capabilities, ModelInfo
 from openwen.errors import ContextLengthError
 from openwen.messages import (
     Done,
@@ -31,6 +31,7 @@ from openwen.messages import (
     ToolCallEvent,
     Usage,
 )
+from openwen.requests import ChatRequest
 from openwen.server.webapp import install
 
 PASSWORD = "correct horse battery"
@@ -111,6 +112,8 @@ class RuleEngine(ScriptedEngine):
     def script_for(self, request: ChatRequest) -> list[Any]:
         if self.rounds:
             return self.rounds.pop(0)
+        if not request.messages:  # a raw /v1/completions prompt
+            return ["Hello", " there."]
         last = request.messages[-1]
         if last.role == "tool":
             return [f"The tool said: {' '.join((last.content or '').split())[:200]}"]

@@ -17,6 +17,11 @@ Tools the request declares (``request.tools``) that are not in the registry are 
 round that calls one ends the run so the caller can execute it. With no ``request.tools``, every
 tool of the registry is offered. ``tool_choice`` ``required`` or a named tool applies to the first
 round only (later rounds use ``auto``, or the model could never give its answer).
+
+``decide`` (for models whose chat template cannot render tools, such as SmolLM2): before the
+first round the model makes a short grammar-constrained choice between answering and each tool
+(:mod:`openwen.chat.tool_decision`); it then answers without any tools prompt, or writes the
+chosen tool's call under that tool's grammar and answers from its result.
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from openwen.chat.tool_decision import ANSWER, decide, tool_name
 from openwen.config import Settings
-from openwen.engines.base import ChatRequest
 from openwen.messages import (
     AgentEvent,
     AgentLimitEvent,
@@ -48,6 +53,7 @@ from openwen.messages import (
     ToolResultEvent,
     Usage,
 )
+from openwen.requests import ChatRequest, ToolChoice
 from openwen.tools.base import Tool, ToolOutput
 from openwen.tools.registry import ToolRegistry, confirmation_required
 
@@ -75,6 +81,7 @@ class Agent:
     confirm: ConfirmFn | None = None
     confirm_tools: Collection[str] = frozenset()
     tool_timeout: float | None = 60.0
+    decide: bool = False
 
     @classmethod
     def from_settings(cls, chat: ChatStreamer, tools: ToolRegistry, settings: Settings, *,
@@ -90,6 +97,16 @@ class Agent:
         choice = request.tool_choice
         total = _Totals()
         asking = asyncio.Lock()  # one confirmation question at a time
+        after_first: ToolChoice = "auto"
+        if self.decide and choice in (None, "auto"):
+            picked, decided = await decide(self.chat, request, tools)
+            if decided is not None:
+                total.add(decided)
+            if picked == ANSWER:
+                tools = ()
+            else:  # the chosen tool's call, then an answer from its result
+                tools = tuple(t for t in tools if tool_name(t) == picked)
+                choice, after_first = {"type": "function", "function": {"name": picked}}, "none"
         for step in range(1, self.max_steps + 1):
             round_ = _Round(step)
             ask = replace(request, messages=tuple(messages), tools=tools, tool_choice=choice)
@@ -122,7 +139,9 @@ class Agent:
                 yield total.done("tool_calls")
                 return
             if choice == "required" or isinstance(choice, dict):
-                choice = "auto"
+                choice = after_first
+                if after_first == "none":
+                    tools = ()
         yield AgentLimitEvent(self.max_steps, (
             f"Stopped after {self.max_steps} tool steps without a final answer (the agent's step "
             "limit, agent_max_steps). Ask again to continue, or raise the limit."))

@@ -12,13 +12,16 @@ Nothing is lost:
 - the answer's text (and reasoning) is saved every ``save_interval`` seconds while it streams;
 - at the end the answer is marked ``complete`` (with model, sampling, token counts, timings and
   finish reason in its metadata), ``incomplete`` when it was stopped, or ``error``;
-- :meth:`ConversationChat.recover_interrupted`, called at server start, marks answers left
-  ``streaming`` by a killed process ``incomplete``.
+- :meth:`ConversationChat.recover_interrupted`, called at server start and periodically, marks
+  ``incomplete`` the answers left ``streaming`` by an instance that is gone (its heartbeat
+  lease expired, see :mod:`openwen.storage.cluster`); answers other live instances are writing
+  are left alone.
 
 Lifetime: a turn generates while someone listens. Closing :meth:`Turn.events` (the client went
-away), :meth:`Turn.stop` or :meth:`ConversationChat.stop` ends generation; what was generated is
-kept, marked ``incomplete``. Editing a user message or regenerating an answer adds a sibling in the
-message tree, so earlier versions stay reachable.
+away), :meth:`Turn.stop` or :meth:`ConversationChat.stop` ends generation (a stop handled by
+another instance reaches the writer through a cancel flag in the store, polled as it saves);
+what was generated is kept, marked ``incomplete``. Editing a user message or regenerating an
+answer adds a sibling in the message tree, so earlier versions stay reachable.
 
 The prompt is the conversation's system prompt plus the branch from the root down to the user
 message being answered; the model, sampling, ``max_tokens`` and thinking switch come from the
@@ -45,12 +48,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from openwen.chat.answer_store import AnswerStore
 from openwen.chat.service import ChatService
 from openwen.chat.turn import (
     MAX_TRIMS,
@@ -61,6 +63,7 @@ from openwen.chat.turn import (
     TurnContext,
     TurnEnded,
     TurnEvent,
+    TurnServices,
     TurnStarted,
     trim,
     usage_metadata,
@@ -72,12 +75,14 @@ from openwen.chat.turn_tools import (
     ToolSource,
 )
 from openwen.errors import InvalidRequestError, NotFoundError
-from openwen.messages import Message, ToolCall
+from openwen.messages import Message
 from openwen.storage import ConversationRecord, MessageRecord, Storage
+from openwen.storage.cluster import DEFAULT_LEASE_SECONDS
 from openwen.storage.conversations import DEFAULT_TITLE
 
 if TYPE_CHECKING:
     from openwen.knowledge import KnowledgeBase
+    from openwen.models.profiles import Capabilities, Profile
 
 __all__ = [
     "MAX_TRIMS",
@@ -100,9 +105,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+ProfileSource = Callable[[int, str], "tuple[Profile, Capabilities]"]
 MAX_CONTENT = 200_000
 TITLE_LENGTH = 60
 DEFAULT_SAVE_INTERVAL = 0.5
+REMOTE_STOP_POLL = 0.2
 
 
 # -- the chat ----------------------------------------------------------------------------------
@@ -113,7 +120,9 @@ class ConversationChat:
 
     ``tools`` gives each user's tools (answers then run through the agent loop unless a
     conversation switches tools off); ``knowledge`` adds documents and memory; a tool call that
-    needs confirmation waits ``confirm_timeout`` seconds for the user's answer."""
+    needs confirmation waits ``confirm_timeout`` seconds for the user's answer. ``profiles``
+    gives a model's profile for a user (blocking; see :mod:`openwen.models.profiles`): its
+    defaults fill what a conversation's settings leave unset."""
 
     def __init__(
         self,
@@ -124,40 +133,40 @@ class ConversationChat:
         tools: ToolSource | None = None,
         knowledge: KnowledgeBase | None = None,
         confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
+        profiles: ProfileSource | None = None,
     ):
         self.storage = storage
+        self.profiles = profiles
         self.service = service
         self.save_interval = save_interval
         self.tools = tools
         self.knowledge = knowledge
         self.confirm_timeout = confirm_timeout
+        self.remote_stop_wait = 10.0
         self._turns: dict[int, Turn] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        # Every write of a streaming answer goes through this one thread, in order, so a save
-        # whose caller was cancelled can never land after a later one.
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="openwen-chat-save")
+        self.store = AnswerStore(storage)  # every write of an answer: one thread, in order
 
     @property
     def default_model(self) -> str:
         registry = getattr(self.service, "registry", None)
         return str(getattr(registry, "default_model", None) or self.service.settings.model)
 
-    def recover_interrupted(self) -> int:
-        """Mark answers left ``streaming`` by a killed process ``incomplete`` (call at start)."""
-        count = self.storage.messages.recover_interrupted()
+    def recover_interrupted(self, lease: float = DEFAULT_LEASE_SECONDS) -> int:
+        """Mark ``incomplete`` the answers left ``streaming`` by an instance that is gone
+        (call at start and periodically); answers of live instances are left alone."""
+        count = self.storage.instances.sweep(lease, me=self.storage.instance_id)
         if count:
             log.info("marked %d interrupted answer(s) incomplete", count)
         return count
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking store call on the writer thread (in order of submission)."""
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._writer, functools.partial(fn, *args, **kwargs))
-        return await asyncio.shield(future)
+        return await self.store.write(fn, *args, **kwargs)
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking store read on a worker thread."""
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        return await self.store.read(fn, *args, **kwargs)
 
     # -- starting turns ---------------------------------------------------------------------
 
@@ -247,6 +256,9 @@ class ConversationChat:
         path = await self.read(self.storage.messages.path, user_id, conversation.id, question.id)
         settings = ChatSettings.of(conversation.settings)
         model = settings.model or self.default_model
+        if self.profiles is not None:  # the model's own defaults under the chat's settings
+            profile, capabilities = await asyncio.to_thread(self.profiles, user_id, model)
+            settings = settings.with_profile(profile, capabilities)
         answer = await self.write(
             self.storage.messages.add,
             user_id,
@@ -257,7 +269,7 @@ class ConversationChat:
             metadata={"model": model},
         )
         turn = Turn(
-            self,
+            self._services(),
             user_id=user_id,
             conversation=conversation,
             user_message=user_message,
@@ -292,14 +304,25 @@ class ConversationChat:
         ]
 
     async def stop(self, user_id: int, message_id: int) -> bool:
-        """Stop the answer ``message_id`` if it is generating here; False when it is not
-        (NotFoundError when it is not the user's)."""
+        """Stop the answer ``message_id`` if it is generating, here or on another instance
+        (then wait up to ``remote_stop_wait`` seconds for it to end); False when it is not
+        generating (NotFoundError when it is not the user's)."""
         turn = self.running(user_id, message_id)
-        if turn is None:
-            await self.read(self.storage.messages.get, user_id, message_id)
+        if turn is not None:
+            turn.stop()
+            await turn.wait()
+            return True
+        message = await self.read(self.storage.messages.get, user_id, message_id)
+        if message.status != "streaming":
             return False
-        turn.stop()
-        await turn.wait()
+        if not await self.write(self.storage.instances.request_cancel, message_id):
+            return False
+        deadline = asyncio.get_running_loop().time() + self.remote_stop_wait
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(REMOTE_STOP_POLL)
+            message = await self.read(self.storage.messages.get, user_id, message_id)
+            if message.status != "streaming":
+                break
         return True
 
     def answer_confirmation(self, user_id: int, confirmation_id: str, approved: bool) -> Turn:
@@ -311,12 +334,20 @@ class ConversationChat:
         raise NotFoundError(f"no tool call waits for confirmation {confirmation_id!r}",
                             param="confirmation_id")
 
-    def _forget(self, turn: Turn) -> None:
+    def _services(self) -> TurnServices:
+        return TurnServices(
+            self.service, self.store, self.default_model, tools=self.tools,
+            knowledge=self.knowledge, save_interval=self.save_interval,
+            confirm_timeout=self.confirm_timeout, on_end=self._ended)
+
+    def _ended(self, turn: Turn) -> None:
+        """A turn ended: forget it, and extract memories from a complete answer (when the user
+        switched that on), off the answer's path."""
         if self._turns.get(turn.first_message.id) is turn:
             del self._turns[turn.first_message.id]
-
-    def _after_answer(self, turn: Turn) -> None:
-        """Automatic memory extraction (when the user switched it on), off the answer's path."""
+        ended = turn.ended
+        if ended is None or ended.status != "complete":
+            return
         if self.knowledge is None or turn.user_message is None:
             return
         work = self._extract(turn.user_id, turn.user_message.content, turn.settings.model)
@@ -342,52 +373,7 @@ class ConversationChat:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        self._writer.shutdown(wait=True)
-
-    # -- store calls (on the writer thread) --------------------------------------------------
-
-    def finish_message(
-        self,
-        user_id: int,
-        message_id: int,
-        content: str,
-        reasoning: str,
-        tool_calls: tuple[ToolCall, ...],
-        status: str,
-        metadata: dict[str, Any],
-    ) -> MessageRecord | None:
-        messages = self.storage.messages
-        try:
-            messages.append(user_id, message_id, content, reasoning)
-            return messages.update(
-                user_id,
-                message_id,
-                tool_calls=tool_calls or None,
-                status=status,
-                metadata=metadata,
-            )
-        except NotFoundError:
-            return None  # the conversation was deleted while the answer streamed
-        except InvalidRequestError:  # no longer streaming: someone else finished it
-            return messages.get(user_id, message_id)
-
-
-    def add_closing(
-        self,
-        user_id: int,
-        conversation_id: str,
-        parent_id: int,
-        content: str,
-        status: str,
-        metadata: dict[str, Any],
-    ) -> MessageRecord | None:
-        """The last message of an answer that ended between tool steps."""
-        try:
-            return self.storage.messages.add(
-                user_id, conversation_id, parent_id=parent_id, role="assistant",
-                content=content, status=status, metadata=metadata)
-        except NotFoundError:
-            return None
+        self.store.close()
 
 
 def check_content(content: object) -> str:

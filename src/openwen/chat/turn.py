@@ -1,6 +1,8 @@
 """One answer being generated into a stored conversation: :class:`Turn`, its events, and the
-conversation settings it reads. :class:`~openwen.chat.conversations.ConversationChat` makes turns;
-see that module for the whole flow.
+conversation settings it reads. :class:`~openwen.chat.conversations.ConversationChat` makes turns
+(see that module for the whole flow) and hands each the :class:`TurnServices` it uses: the chat
+service, the :class:`~openwen.chat.answer_store.AnswerStore` it writes through, its tools and
+knowledge, and an end callback. A turn never reaches back into the chat that made it.
 """
 
 from __future__ import annotations
@@ -8,19 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from openwen.cache_salt import cache_salt_for
+from openwen.chat.answer import answer
+from openwen.chat.answer_store import AnswerStore
+from openwen.chat.service import ChatService
 from openwen.chat.turn_knowledge import TurnKnowledge, gather, with_context
 from openwen.chat.turn_tools import (
+    DEFAULT_CONFIRM_TIMEOUT,
     Confirmations,
     ToolConfirmAnswered,
     ToolConfirmRequest,
+    ToolSource,
     tool_message_metadata,
     tools_for,
 )
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.errors import (
     ContextLengthError,
     EngineError,
@@ -43,11 +50,13 @@ from openwen.messages import (
     ToolResultEvent,
     Usage,
 )
+from openwen.models.profiles import Capabilities, Profile
+from openwen.requests import ChatRequest, Sampling
 from openwen.storage import ConversationRecord, MessageRecord
 from openwen.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
-    from openwen.chat.conversations import ConversationChat
+    from openwen.knowledge import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +69,9 @@ class ChatSettings:
     """A conversation's generation settings, read leniently from its stored ``settings``
     object (unknown keys and wrong types are ignored, so old data never breaks a chat).
     ``tools`` (default on) lets the answer use tools; ``collection`` names the document
-    collection it draws sources from."""
+    collection it draws sources from. :meth:`with_profile` fills what the chat leaves unset
+    from the model's profile (``default_system``, ``top_k`` and ``min_p`` come only from
+    there)."""
 
     model: str | None = None
     temperature: float | None = None
@@ -69,6 +80,10 @@ class ChatSettings:
     thinking: bool | None = None
     tools: bool | None = None
     collection: str | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    default_system: str | None = None
+    tool_decision: bool = False  # the model decides on tools by a constrained choice first
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> ChatSettings:
@@ -100,8 +115,28 @@ class ChatSettings:
     def tools_on(self) -> bool:
         return self.tools is not False
 
+    def with_profile(self, profile: Profile, capabilities: Capabilities) -> ChatSettings:
+        """These settings over the model's profile (a model that cannot think gets no switch)."""
+        thinking = self.thinking if self.thinking is not None else profile.thinking
+        if not capabilities.thinking:
+            thinking = None
+        defaults = profile.sampling_for(thinking)
+        return replace(
+            self,
+            thinking=thinking,
+            tools=self.tools if self.tools is not None else profile.tools,
+            temperature=self.temperature if self.temperature is not None
+            else defaults.temperature,
+            top_p=self.top_p if self.top_p is not None else defaults.top_p,
+            top_k=defaults.top_k,
+            min_p=defaults.min_p,
+            default_system=profile.system,
+            tool_decision=capabilities.chat_template and not capabilities.tools,
+        )
+
     def sampling(self) -> Sampling:
-        return Sampling(temperature=self.temperature, top_p=self.top_p)
+        return Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                        min_p=self.min_p)
 
     def describe(self) -> dict[str, Any]:
         """What goes into an answer's metadata."""
@@ -164,6 +199,21 @@ TurnEvent = (TurnStarted | TurnContext | TextDelta | ReasoningDelta | ToolCallEv
 # -- one answer being generated ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TurnServices:
+    """What a turn uses. ``on_end`` is called once, when the turn has ended and its last save
+    is done (``turn.ended`` is set)."""
+
+    service: ChatService
+    store: AnswerStore
+    default_model: str
+    tools: ToolSource | None = None
+    knowledge: KnowledgeBase | None = None
+    save_interval: float = 0.5
+    confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT
+    on_end: Callable[[Turn], None] = lambda turn: None
+
+
 class Turn:
     """One answer being generated into the store. Generation runs in its own task from the
     moment the turn is made; :meth:`events` streams what it produces.
@@ -173,7 +223,7 @@ class Turn:
 
     def __init__(
         self,
-        chat: ConversationChat,
+        services: TurnServices,
         *,
         user_id: int,
         conversation: ConversationRecord,
@@ -182,7 +232,7 @@ class Turn:
         history: list[Message],
         settings: ChatSettings,
     ):
-        self.chat = chat
+        self.services = services
         self.user_id = user_id
         self.conversation = conversation
         self.user_message = user_message
@@ -190,7 +240,7 @@ class Turn:
         self.message_ids = {message.id}
         self.history = history
         self.settings = settings
-        self.model = settings.model or chat.default_model
+        self.model = settings.model or services.default_model
         self.open = True  # ``message`` is streaming
         self.last_id = message.id  # the newest stored message: the parent of the next one
         self.content = ""
@@ -204,7 +254,7 @@ class Turn:
         self._unsaved = ["", ""]  # content, reasoning not yet written
         self._queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
         self._queue.put_nowait(TurnStarted(conversation, user_message, message))
-        self.confirmations = Confirmations(self._queue.put_nowait, chat.confirm_timeout)
+        self.confirmations = Confirmations(self._queue.put_nowait, services.confirm_timeout)
         self._task = asyncio.create_task(self._run(), name=f"openwen-turn-{message.id}")
         self.ended: TurnEnded | None = None
 
@@ -258,16 +308,14 @@ class Turn:
         except asyncio.CancelledError:
             pass  # cancelled again while saving: the save itself still runs
         finally:
-            self.chat._forget(self)
             if self.ended is None:
                 self.ended = TurnEnded(None, "incomplete", "cancelled")
             self._queue.put_nowait(self.ended)
-        if self.ended.status == "complete":
-            self.chat._after_answer(self)
+            self.services.on_end(self)
 
     async def _prepare(self) -> None:
         """Documents, memory and tools for this answer."""
-        chat = self.chat
+        chat = self.services
         last = self.history[-1] if self.history else None
         question = (last.content or "") if last is not None and last.role == "user" else ""
         if chat.knowledge is not None and question.strip():
@@ -308,16 +356,11 @@ class Turn:
                     raise
 
     def _stream(self, request: ChatRequest) -> AsyncIterator[AgentEvent]:
-        if self.registry is None:
-            return self.chat.service.stream(request)
-        from openwen.chat.agent import Agent
-
-        agent = Agent.from_settings(self.chat.service, self.registry, self.chat.service.settings,
-                                    confirm=self.confirmations.ask)
-        return agent.run(request)
+        return answer(self.services.service, request, tools=self.registry,
+                      confirm=self.confirmations.ask, decide=self.settings.tool_decision)
 
     def _request(self, history: list[Message]) -> ChatRequest:
-        system = self.conversation.system_prompt
+        system = self.conversation.system_prompt or self.settings.default_system
         messages = [Message(role="system", content=system)] if system else []
         messages += with_context(history, self.knowledge.text)
         return ChatRequest(
@@ -326,6 +369,7 @@ class Turn:
             sampling=self.settings.sampling(),
             max_tokens=self.settings.max_tokens,
             thinking=self.settings.thinking,
+            cache_salt=cache_salt_for(self.user_id),
         )
 
     async def _take(self, event: AgentEvent) -> None:
@@ -363,10 +407,9 @@ class Turn:
 
     async def _open_step(self) -> None:
         """The next assistant message, after a step's tool results."""
-        record = await self.chat.write(
-            self.chat.storage.messages.add, self.user_id, self.conversation.id,
-            parent_id=self.last_id, role="assistant", status="streaming",
-            metadata={"model": self.model})
+        record = await self.services.store.add(
+            self.user_id, self.conversation.id, parent_id=self.last_id, role="assistant",
+            status="streaming", metadata={"model": self.model})
         self.message, self.open = record, True
         self.content, self.reasoning, self.tool_calls = "", "", []
         self._stored(record)
@@ -378,9 +421,9 @@ class Turn:
         metadata = {"model": self.model, **self.settings.describe(), "finish_reason": "tool_calls",
                     "step": event.step, **usage_metadata(event.usage, event.timings)}
         content, reasoning = self._take_unsaved()
-        record = await self.chat.write(
-            self.chat.finish_message, self.user_id, self.message.id, content, reasoning,
-            event.tool_calls, "complete", metadata)
+        record = await self.services.store.finish(
+            self.user_id, self.message.id, content, reasoning, event.tool_calls, "complete",
+            metadata)
         if record is None:
             raise NotFoundError("the conversation was deleted", param="conversation_id")
         self.message, self.open = record, False
@@ -388,20 +431,24 @@ class Turn:
 
     async def _save_result(self, result: ToolResultEvent) -> None:
         decision = self.confirmations.decisions.get(result.call.id)
-        record = await self.chat.write(
-            self.chat.storage.messages.add, self.user_id, self.conversation.id,
+        record = await self.services.store.add(
+            self.user_id, self.conversation.id,
             parent_id=self.last_id, role="tool", content=result.content,
             tool_call_id=result.call.id, metadata=tool_message_metadata(result, decision))
         self._stored(record)
 
     async def _autosave(self) -> None:
         while True:
-            await asyncio.sleep(self.chat.save_interval)
+            await asyncio.sleep(self.services.save_interval)
             try:
                 await self._save()
             except (NotFoundError, InvalidRequestError):
                 # deleted, or no longer streaming (another process recovered it): stop
                 log.info("message %s went away while streaming; stopping", self.message.id)
+                self.stop()
+                return
+            if await self.services.store.cancel_requested(self.message_ids):
+                log.info("stop requested for message %s elsewhere; stopping", self.message.id)
                 self.stop()
                 return
 
@@ -410,8 +457,7 @@ class Turn:
             return
         content, reasoning = self._take_unsaved()
         if content or reasoning:
-            append = self.chat.storage.messages.append
-            await self.chat.write(append, self.user_id, self.message.id, content, reasoning)
+            await self.services.store.append(self.user_id, self.message.id, content, reasoning)
 
     async def _finish(self, done: Done | None, error: OpenwenError | None) -> TurnEnded:
         status: EndStatus
@@ -438,13 +484,13 @@ class Turn:
             metadata["error"] = {"message": error.message, "type": error.type, "code": error.code}
         if self.open:
             content, reasoning = self._take_unsaved()
-            record = await self.chat.write(
-                self.chat.finish_message, self.user_id, self.message.id, content, reasoning,
-                tuple(self.tool_calls), status, metadata)
+            record = await self.services.store.finish(
+                self.user_id, self.message.id, content, reasoning, tuple(self.tool_calls),
+                status, metadata)
         else:  # ended between steps (stopped, failed, or the step limit): a closing message
-            record = await self.chat.write(
-                self.chat.add_closing, self.user_id, self.conversation.id, self.last_id,
-                self.limit_message or "", status, metadata)
+            record = await self.services.store.add_closing(
+                self.user_id, self.conversation.id, self.last_id, self.limit_message or "",
+                status, metadata)
         if record is not None:
             self.message = record
             self.message_ids.add(record.id)

@@ -15,8 +15,8 @@ from openwen.cli.agent_run import stream_answer
 from openwen.cli.common import fail_on_errors, settings_or_exit, stdin_text
 from openwen.cli.render import AnswerView
 from openwen.cli.session import ChatSession
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.messages import Message
+from openwen.requests import ChatRequest, Sampling
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="model name or .gguf path")]
 ToolsOpt = Annotated[bool, typer.Option(

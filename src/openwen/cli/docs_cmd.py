@@ -70,7 +70,7 @@ def open_knowledge(settings: Settings, username: str | None = None
     storage = Storage.open(settings.database)
     embedder: LocalEmbedder | None = None
     try:
-        embedder = LocalEmbedder.minilm()
+        embedder = LocalEmbedder.for_settings(settings)
         kb = KnowledgeBase(storage.db, embedder, KnowledgeSettings.from_settings(settings))
         yield kb, local_user_id(storage, username)
     finally:
@@ -155,12 +155,41 @@ def docs_add(
         raise typer.Exit(1)
 
 
+def _reindex_notice(kb: KnowledgeBase, user_id: int, collection: str | None) -> None:
+    """Tell the user (on stderr) when documents need ``openwen docs reindex``."""
+    stale = kb.stale_documents(user_id, _scope(collection))
+    if stale:
+        where = f" {collection}" if collection else ""
+        typer.echo(f"note: {len(stale)} document{'s' if len(stale) > 1 else ''} were indexed "
+                   "by an older openwen or another embedding model; search them fully with: "
+                   f"openwen docs reindex{where}", err=True)
+
+
+@docs_app.command("reindex")
+def docs_reindex(
+    collection: Annotated[str | None, typer.Argument(help="only this collection")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="rebuild every document, not only "
+                                             "those that need it")] = False,
+    user: UserOpt = None,
+) -> None:
+    """Rebuild the index of documents indexed by an older openwen or another embedding model
+    (each document's old index serves searches until its new one is stored)."""
+    with _session(user) as (kb, user_id):
+        def view(doc: Any, n: int, total: int) -> None:
+            typer.echo(f"[{n}/{total}] {doc.filename}: reindexed", err=True)
+
+        done = kb.reindex(user_id, _scope(collection), everything=everything, progress=view)
+    typer.echo(f"reindexed {len(done)} document{'s' if len(done) != 1 else ''}"
+               if done else "nothing to reindex: every document is up to date")
+
+
 @docs_app.command("list")
 def docs_list(collection: CollectionOpt = None, user: UserOpt = None,
               as_json: JsonOpt = False) -> None:
     """List documents (of one collection with --collection)."""
     with _session(user) as (kb, user_id):
         docs = kb.list_documents(user_id, _scope(collection))
+        _reindex_notice(kb, user_id, collection)
     if as_json:
         typer.echo(json.dumps([d.to_json() for d in docs], indent=2))
         return
@@ -217,6 +246,7 @@ def docs_search(
     with _session(user) as (kb, user_id):
         passages = kb.search(user_id, query, _scope(collection), limit=limit,
                              mode=mode)  # type: ignore[arg-type]
+        _reindex_notice(kb, user_id, collection)
     if as_json:
         typer.echo(json.dumps([p.to_json() for p in passages], indent=2, ensure_ascii=False))
         return
@@ -302,8 +332,8 @@ def ask_collection(question: str, collection: str, *, settings: Settings,
     streamed, then the numbered sources (or one JSON object with ``--json``)."""
     from openwen.chat.service import ChatService
     from openwen.cli.render import AnswerView
-    from openwen.engines.base import Sampling
     from openwen.knowledge.answer import prepare_answer, stream_answer
+    from openwen.requests import Sampling
 
     async def run(kb: KnowledgeBase, user_id: int) -> tuple[Any, Any]:
         service = ChatService(settings)

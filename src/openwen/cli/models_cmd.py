@@ -1,4 +1,5 @@
-"""``openwen models``, ``openwen pull`` and ``openwen rm``: the local model store in a terminal."""
+"""``openwen models``, ``openwen pull``, ``openwen rm`` and ``openwen create``: the local model
+store in a terminal."""
 
 from __future__ import annotations
 
@@ -20,7 +21,15 @@ from rich.table import Table
 
 from openwen.cli.common import fail_on_errors
 from openwen.config import Settings, load_settings
+from openwen.errors import InvalidRequestError
 from openwen.models import catalog
+from openwen.models.profiles import (
+    Profile,
+    SamplingDefaults,
+    capabilities_of,
+    check_name,
+    save_derivative,
+)
 from openwen.models.pull import PullProgress, pull
 from openwen.models.store import LocalModel, ModelStore
 
@@ -41,11 +50,22 @@ def human_size(size: int | None) -> str:
     return f"{value:.1f} GB"
 
 
+def _lineage(model: LocalModel) -> str:
+    if model.base is not None:
+        return f"made from {model.base} (openwen create)"
+    return model.metadata.lineage if model.metadata else ""
+
+
+def _capabilities(model: LocalModel) -> str:
+    caps = capabilities_of(model.metadata)
+    return ", ".join(n for n, on in (("tools", caps.tools), ("thinking", caps.thinking)) if on)
+
+
 def _row(model: LocalModel) -> tuple[str, ...]:
     name = model.name + (" (bundled)" if model.bundled else "")
     meta = model.metadata
     if meta is None:
-        return name, human_size(model.size), "?", "?", "", f"[red]{model.problem}[/red]"
+        return name, human_size(model.size), "?", "?", "", "", f"[red]{model.problem}[/red]"
     context = str(meta.context_length) if meta.context_length else ""
     return (
         name,
@@ -53,7 +73,8 @@ def _row(model: LocalModel) -> tuple[str, ...]:
         meta.quantization or "",
         meta.architecture or "",
         context,
-        meta.lineage,
+        _capabilities(model),
+        _lineage(model),
     )
 
 
@@ -72,7 +93,7 @@ def models(
         typer.echo(json.dumps([m.to_dict() for m in local], indent=2))
         return
     table = Table(title=f"local models ({settings.models_path})")
-    for column in ("name", "size", "quant", "arch", "context", "lineage"):
+    for column in ("name", "size", "quant", "arch", "context", "capabilities", "lineage"):
         table.add_column(column, justify="right" if column in ("size", "context") else "left")
     for model in local:
         table.add_row(*_row(model))
@@ -164,11 +185,42 @@ def rm(
     settings = _settings()
     with fail_on_errors():
         model = ModelStore(settings).remove(name)
-    typer.echo(f"removed {model.name} ({model.path})")
+    if model.base is not None:
+        typer.echo(f"removed {model.name} (made from {model.base}; its weights stay)")
+    else:
+        typer.echo(f"removed {model.name} ({model.path})")
+
+
+def create(
+    name: Annotated[str, typer.Argument(help="name of the new model")],
+    base: Annotated[str, typer.Option("--from", help="the model it is made from")],
+    system: Annotated[str | None, typer.Option("--system", "-s", help="default system prompt")]
+    = None,
+    temperature: Annotated[float | None, typer.Option(min=0, max=2, help="default temperature")]
+    = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", min=0, max=1, help="default top_p")]
+    = None,
+    think: Annotated[bool | None, typer.Option("--think/--no-think", help="thinking by default")]
+    = None,
+) -> None:
+    """Make a named derivative of a model: its own defaults over the base's, the same weights
+    (like an Ollama Modelfile). `openwen models` lists its base; `openwen rm NAME` deletes it."""
+    settings = _settings()
+    with fail_on_errors():
+        store = ModelStore(settings)
+        check_name(name)
+        if name in store.names():
+            raise InvalidRequestError(f"a model called '{name}' exists already", param="name")
+        parent = store.resolve(base)
+        profile = Profile(system=system, base=parent.name, thinking=think,
+                          sampling=SamplingDefaults(temperature=temperature, top_p=top_p))
+        save_derivative(store.root, name, profile)
+    typer.echo(f"created {name} from {parent.name}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `models`, `pull` and `rm` commands to ``app``."""
+    """Add the `models`, `pull`, `rm` and `create` commands to ``app``."""
     app.command("models")(models)
     app.command("pull")(pull_command)
     app.command("rm")(rm)
+    app.command("create")(create)

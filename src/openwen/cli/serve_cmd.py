@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,6 +15,7 @@ from openwen.errors import NotFoundError
 if TYPE_CHECKING:
     import uvicorn
 
+    from openwen.config import Settings
     from openwen.server.lifecycle import ShutdownGate
     from openwen.storage.db import Database
     from openwen.storage.records import UserRecord
@@ -40,6 +41,9 @@ def serve(
         "--single-user", help="no login; you act as the local admin (loopback only)")] = False,
     graceful_timeout: Annotated[float, typer.Option(
         help="seconds streams in flight may run on after a stop signal")] = 10.0,
+    workers: Annotated[int, typer.Option(
+        min=1, max=64, help="processes serving the same port (each an instance of its own)")
+                       ] = 1,
 ) -> None:
     """Serve the web chat app at / and the OpenAI-compatible API at /v1 (docs at /docs)."""
     import uvicorn
@@ -47,13 +51,17 @@ def serve(
     from openwen.server.application import create_app
     from openwen.server.auth import check_bind, keys_required
 
-    settings = settings_or_exit(host=host, port=port, model=model,
-                                single_user=True if single_user else None)
+    overrides = {"host": host, "port": port, "model": model,
+                 "single_user": True if single_user else None}
+    settings = settings_or_exit(**overrides)
     from openwen.server.webapp import check_single_user
 
     with fail_on_errors():
         check_bind(settings)
         check_single_user(settings)
+        if workers > 1:
+            _serve_workers(settings, overrides, workers, graceful_timeout)
+            return
         app = create_app(settings, preload=True)
     # X-Forwarded-For/-Proto are trusted only from the proxies named in forwarded_allow_ips
     # (uvicorn's own default trusts 127.0.0.1, so any local client could pick its address)
@@ -67,9 +75,36 @@ def serve(
     base = f"http://{shown}:{settings.port}"
     typer.echo(f"openwen: open {base}/ in your browser "
                f"({'single-user, no login' if settings.single_user else 'sign in or sign up'})")
-    typer.echo(f"OpenAI-compatible API at {base}/v1 with model {settings.model} "
-               f"({auth}; docs at {base}/docs)")
+    docs = f"; docs at {base}/docs" if settings.api_docs else ""
+    typer.echo(f"OpenAI-compatible API at {base}/v1 with model {settings.model} ({auth}{docs})")
+    from openwen.models.fit import first_run_notice
+
+    notice = first_run_notice(settings)
+    if notice:
+        typer.echo(notice)
     server.run()
+
+
+def _serve_workers(settings: Settings, overrides: dict[str, Any], workers: int,
+                   graceful_timeout: float) -> None:
+    """``workers`` processes on one port (uvicorn's supervisor restarts a worker that dies).
+    Each builds its app from the same settings: the command line's overrides travel to them as
+    ``OPENWEN_*`` environment variables."""
+    import os
+
+    import uvicorn
+
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[f"OPENWEN_{name.upper()}"] = str(value).lower() if isinstance(
+                value, bool) else str(value)
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    typer.echo(f"openwen: {workers} workers at http://{shown}:{settings.port}/")
+    uvicorn.run("openwen.server.application:app_from_environment", factory=True,
+                host=settings.host, port=settings.port, workers=workers, log_level="info",
+                timeout_graceful_shutdown=int(graceful_timeout + BACKSTOP_SECONDS),
+                proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+                forwarded_allow_ips=settings.forwarded_allow_ips.strip() or [])
 
 
 def graceful_server(config: uvicorn.Config, *, gate: ShutdownGate, grace: float

@@ -10,9 +10,9 @@ from rich.console import Console
 from openwen.chat.service import ChatService
 from openwen.cli.agent_run import stream_answer
 from openwen.cli.render import AnswerView
-from openwen.engines.base import ChatRequest
 from openwen.errors import OpenwenError
 from openwen.messages import Message, MessageEvent
+from openwen.requests import ChatRequest
 
 HELP = """\
 Commands:

@@ -9,53 +9,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from openwen.messages import Message, StreamEvent
-
-ToolChoice = Literal["auto", "none", "required"] | dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Sampling parameters. ``None`` means the engine's (or model family's) default."""
-
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    repeat_penalty: float | None = None
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    """What an engine is asked to do.
-
-    ``tools`` are OpenAI tool definitions (``{"type": "function", "function": {...}}``).
-    ``response_format`` is the OpenAI object (``{"type": "json_schema", "json_schema": {...}}``).
-    ``thinking`` switches reasoning on or off for thinking models; ``None`` keeps the model default.
-    ``logprobs``/``top_logprobs`` ask for per-token log probabilities of the answer text.
-    ``prompt`` (legacy ``/v1/completions``) is raw text sent without a chat template; ``messages``
-    is then empty.
-    """
-
-    messages: tuple[Message, ...] = ()
-    prompt: str | None = None
-    model: str | None = None
-    tools: tuple[dict[str, Any], ...] = ()
-    tool_choice: ToolChoice | None = None
-    parallel_tool_calls: bool = True
-    sampling: Sampling = field(default_factory=Sampling)
-    stop: tuple[str, ...] = ()
-    max_tokens: int | None = None
-    response_format: dict[str, Any] | None = None
-    thinking: bool | None = None
-    logprobs: bool = False
-    top_logprobs: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+from openwen.messages import StreamEvent
+from openwen.requests import ChatRequest
 
 
 @dataclass(frozen=True)

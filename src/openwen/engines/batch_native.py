@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from openwen.engines.base import Sampling
+from openwen.engines.batch_sampling import JobSampler, step_logits
 from openwen.engines.decoding import TokenPieces, check_gguf
 from openwen.errors import EngineError, ModelFileError
+from openwen.requests import Sampling
 
 PENALTY_LAST_N = 64  # llama-cpp-python's default window for repetition penalties
 
@@ -83,16 +84,17 @@ class NativeModel:
                 raise EngineError(f"llama.cpp could not tokenize a {len(data)}-byte prompt")
         return buf[:n]
 
-    def sampler(self, sampling: Sampling, grammar: Any | None, seed: int) -> Any:
-        """A sampler chain in llama-cpp-python's order (the simple engine's, token for token)."""
+    def sampler(self, sampling: Sampling, grammar: Any | None, seed: int) -> JobSampler:
+        """A request's sampler: llama-cpp-python's chain order (the simple engine's, token for
+        token), the grammar kept apart so it can check the sampled token first
+        (:mod:`openwen.engines.batch_sampling`)."""
         from llama_cpp._internals import LlamaSampler
 
         s = sampling
         chain = LlamaSampler()
-        chain.add_penalties(self.n_vocab, PENALTY_LAST_N, s.repeat_penalty or 1.0,
-                            s.frequency_penalty or 0.0, s.presence_penalty or 0.0)
-        if grammar is not None:
-            chain.add_grammar(self._model, grammar)
+        repeat, freq, present = (s.repeat_penalty or 1.0, s.frequency_penalty or 0.0,
+                                 s.presence_penalty or 0.0)
+        chain.add_penalties(self.n_vocab, PENALTY_LAST_N, repeat, freq, present)
         temp = s.temperature if s.temperature is not None else 0.8
         if temp < 0.0:
             chain.add_dist(seed)
@@ -105,7 +107,16 @@ class NativeModel:
             chain.add_min_p(s.min_p if s.min_p is not None else 0.05, 1)
             chain.add_temp(temp)
             chain.add_dist(seed)
-        return chain
+        rules = None
+        if grammar is not None:
+            llama = _llama()
+            rules = llama.llama_sampler_init_grammar(
+                self.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8"))
+            if not rules:
+                chain.close()
+                raise EngineError("llama.cpp could not build the grammar for this request")
+        neutral = repeat == 1.0 and freq == 0.0 and present == 0.0
+        return JobSampler(chain, grammar=rules, greedy=temp == 0.0 and neutral)
 
     def close(self) -> None:
         self._model.close()
@@ -202,6 +213,10 @@ class NativeContext:
 
     def sample(self, chain: Any, i: int) -> int:
         return int(self._sample(chain.sampler, self.ctx, i))
+
+    def output_logits(self, n_outputs: int) -> Any:
+        """This step's output logits as an ``(n_outputs, n_vocab)`` numpy view."""
+        return step_logits(self.ctx, n_outputs, self.n_vocab)
 
     def logits_at(self, i: int) -> Any:
         return self._logits_ith(self.ctx, i)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openwen.engines.batch_native import NativeContext, NativeModel
+from openwen.engines.batch_sampling import Candidates, JobSampler, greedy_tokens
 from openwen.engines.decoding import OutputDecoder
 from openwen.engines.kv_prefix import PrefixCache
 from openwen.engines.kv_slots import Slot
@@ -40,10 +41,11 @@ class Job:
     tokens: list[int]
     budget: int  # completion tokens allowed
     reserve: int  # cells to have free beyond the prompt when admitting
-    chain: Any  # llama_cpp._internals.LlamaSampler
+    chain: JobSampler  # the request's sampler (batch_sampling)
     decoder: OutputDecoder
     loop: asyncio.AbstractEventLoop
     out: asyncio.Queue[Any]
+    tag: str = ""  # salt tag of the request's cache_salt
     accepted: float = field(default_factory=time.perf_counter)
     slot: Slot | None = None
     fed: int = 0  # prompt tokens in the cache
@@ -54,6 +56,12 @@ class Job:
     cancelled: bool = False
     admitted: float = 0.0
     first: float = 0.0
+
+
+def _eog_lookup(model: NativeModel) -> Callable[[int], bool]:
+    """``is_eog`` as a set lookup (end-of-generation tokens are few and fixed)."""
+    eog = frozenset(t for t in range(model.n_vocab) if model.is_eog(t))
+    return eog.__contains__
 
 
 def _deliver(items: list[tuple[asyncio.Queue[Any], Any]]) -> None:
@@ -75,6 +83,10 @@ class BatchScheduler:
         self.progress_tokens = 0  # completion tokens of the job that produced the last token
         self.last_cancelled_tokens = 0  # completion tokens of the last cancelled job
         self.steps = 0
+        self.busy_seconds = 0.0  # owner thread's time in the step loop (not waiting for work)
+        self.decode_seconds = 0.0  # of which inside llama_decode
+        self._candidates = Candidates(ctx.n_vocab)
+        self._is_eog = _eog_lookup(model)
         self._cond = threading.Condition()
         self._pending: deque[Job] = deque()
         self._calls: deque[tuple[Callable[[], Any], dict[str, Any], threading.Event]] = deque()
@@ -136,7 +148,9 @@ class BatchScheduler:
 
     def _run(self) -> None:
         try:
+            clock = time.perf_counter
             while self._wait_for_work():
+                start = clock()
                 self._drop_cancelled()
                 self._run_calls()
                 self._admit()
@@ -144,6 +158,7 @@ class BatchScheduler:
                     self.cache.offload_idle()  # idle cells would slow every step down
                     self._step()
                 self._flush()
+                self.busy_seconds += clock() - start
         except BaseException:
             log.exception("batch scheduler %s crashed", self.name)
         finally:
@@ -187,7 +202,7 @@ class BatchScheduler:
             # cells the running requests will still take for their prompts are spoken for
             reserve += sum(len(j.tokens) - j.fed for j in self._running)
             try:
-                lease = None if job.cancelled else self.cache.acquire(job.tokens, reserve)
+                lease = None if job.cancelled else self.cache.acquire(job.tokens, reserve, job.tag)
             except Exception as exc:
                 log.exception("could not place a request in the KV cache")
                 with self._cond:
@@ -248,7 +263,9 @@ class BatchScheduler:
         if i == 0:  # no cell free for any prompt token: give up on the youngest request
             self._fail(prefilling[-1], EngineError("the KV cache is full; retry shortly"))
             return
+        started = time.perf_counter()
         rc = ctx.decode(i)
+        self.decode_seconds += time.perf_counter() - started
         self.steps += 1
         if rc != 0:
             self._decode_failed(rc, decoding + [j for j, _ in fed])
@@ -259,12 +276,7 @@ class BatchScheduler:
         for job, k in fed:
             table.append(job.slot, job.tokens[job.fed : job.fed + k])  # type: ignore[arg-type]
             job.fed += k
-        for job, index in outputs:
-            try:
-                self._sampled(job, index)
-            except Exception as exc:  # one request's failure is not the batch's
-                log.exception("request failed while sampling")
-                self._fail_running(job, exc)
+        self._sample_all(outputs)
 
     def _squeeze(self, decoding: list[Job], want: int) -> tuple[list[Job], int]:
         """Too few free cells for this step: shrink the prompt chunk, then end the youngest
@@ -276,13 +288,30 @@ class BatchScheduler:
             self._finish(job, "length")
         return decoding, max(0, min(want, free - len(decoding)))
 
-    def _sampled(self, job: Job, index: int) -> None:
-        if job.cancelled:
-            return
-        token = self.ctx.sample(job.chain, index)
+    def _sample_all(self, outputs: list[tuple[Job, int]]) -> None:
+        """Sample every output of the step: greedy rows in one numpy call, the others with their
+        own samplers (:mod:`openwen.engines.batch_sampling`)."""
+        logits = self.ctx.output_logits(len(outputs))
+        greedy = [row for row, (job, _) in enumerate(outputs)
+                  if job.chain.greedy and not job.cancelled]
+        tokens = dict(zip(greedy, greedy_tokens(logits, greedy), strict=True)) if greedy else {}
+        ctx = self.ctx.ctx
+        for row, (job, index) in enumerate(outputs):
+            if job.cancelled:
+                continue
+            try:
+                token = tokens.get(row)
+                if token is None:
+                    token = job.chain.sample(ctx, index, logits[row], self._candidates)
+                self._sampled(job, token, index)
+            except Exception as exc:  # one request's failure is not the batch's
+                log.exception("request failed while sampling")
+                self._fail_running(job, exc)
+
+    def _sampled(self, job: Job, token: int, index: int) -> None:
         if not job.first:
             job.first = time.perf_counter()
-        if self.model.is_eog(token):
+        if self._is_eog(token):
             self._finish(job, "stop")
             return
         job.n_out += 1

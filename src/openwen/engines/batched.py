@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from openwen.engines.base import Capabilities, ChatRequest, ModelInfo
+from openwen.engines.base import Capabilities, ModelInfo
 from openwen.engines.batch_native import NativeAdapter, NativeContext, NativeModel
 from openwen.engines.batch_scheduler import END, BatchScheduler, Job
 from openwen.engines.decoding import (
@@ -45,15 +45,18 @@ from openwen.engines.decoding import (
     merge_sampling,
     needs_bos,
     render_request,
+    special_texts,
 )
 from openwen.engines.grammar import grammar_for
+from openwen.engines.inert import tokenize_segments
 from openwen.engines.kv_prefix import PrefixCache
-from openwen.engines.kv_slots import SlotTable
+from openwen.engines.kv_slots import SlotTable, salt_tag
 from openwen.engines.kv_store import KVStore, model_folder
 from openwen.engines.logprobs import LogprobReader
 from openwen.errors import ContextLengthError, InvalidRequestError
 from openwen.formats import ChatFormat, RenderedPrompt
 from openwen.messages import StreamEvent
+from openwen.requests import ChatRequest
 
 ADMIT_RESERVE = 32  # cells kept free beyond a prompt when admitting it, for its first tokens
 
@@ -92,6 +95,7 @@ class BatchedEngine:
         self.kv_cells = self._ctx.n_cells
         self.kv_slots = kv_slots
         self._bos_text = self._model.token_text(self._model.bos)
+        self._special = special_texts(self._model.vocab)
         self.format: ChatFormat = chat_format(
             self._model.metadata, bos_text=self._bos_text,
             eos_text=self._model.token_text(self._model.eos))
@@ -126,11 +130,15 @@ class BatchedEngine:
         return [ModelInfo(id=self.name, context_length=self.n_ctx, details=details)]
 
     def render(self, request: ChatRequest) -> RenderedPrompt:
-        return render_request(self.format, request)
+        return render_request(self.format, request, self._special)
 
     def tokenize(self, text: str) -> list[int]:
+        """Token ids of a rendered prompt: special tokens of the template parsed, those written
+        in content kept as plain text (:mod:`openwen.engines.inert`)."""
         add_bos = needs_bos(text, adds_bos=self._model.adds_bos, bos_text=self._bos_text)
-        return self._model.tokenize(text, add_bos=add_bos)
+        model = self._model
+        return tokenize_segments(
+            text, lambda piece, first: model.tokenize(piece, add_bos=add_bos and first))
 
     def count_tokens(self, request: ChatRequest) -> int:
         return len(self.tokenize(self.render(request).text))
@@ -214,4 +222,4 @@ class BatchedEngine:
                                 logprobs=reader)
         chain = self._model.sampler(sampling, grammar, seed)
         return Job(tokens=tokens, budget=budget, reserve=min(budget, ADMIT_RESERVE), chain=chain,
-                   decoder=decoder, loop=loop, out=out)
+                   decoder=decoder, loop=loop, out=out, tag=salt_tag(request.cache_salt))

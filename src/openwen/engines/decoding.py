@@ -11,13 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from openwen.engines.base import ChatRequest, Sampling
+from openwen.engines.inert import MARK, SpecialTexts
 from openwen.engines.logprobs import LogprobReader
 from openwen.engines.stops import StopMatcher
 from openwen.errors import ModelFileError
 from openwen.formats import ChatFormat, IncrementalDetokenizer, RenderedPrompt, format_for
 from openwen.formats.base import OutputParser, PlainParser
 from openwen.messages import StreamEvent, TextDelta
+from openwen.requests import ChatRequest, Sampling
 
 # llama.cpp's own defaults, used where neither the request nor the model family says otherwise.
 BASE_SAMPLING = Sampling(temperature=0.8, top_p=0.95, top_k=40, min_p=0.05, presence_penalty=0.0,
@@ -43,11 +44,40 @@ def chat_format(metadata: dict[str, str], *, bos_text: str, eos_text: str) -> Ch
     )
 
 
-def render_request(fmt: ChatFormat, request: ChatRequest) -> RenderedPrompt:
-    """The prompt text: a raw completion prompt as given, else the chat template's rendering."""
+def render_request(fmt: ChatFormat, request: ChatRequest,
+                   special: SpecialTexts | None = None) -> RenderedPrompt:
+    """The prompt text: a raw completion prompt as given, else the chat template's rendering.
+
+    With ``special``, the special tokens' texts inside the messages and tool definitions are
+    escaped first (:mod:`openwen.engines.inert`): tokenise the result with
+    :func:`~openwen.engines.inert.tokenize_segments`.
+    """
     if request.prompt is not None:
-        return RenderedPrompt(request.prompt)
-    return fmt.render(request.messages, tools=request.tools, enable_thinking=request.thinking)
+        return RenderedPrompt(request.prompt.replace(MARK, MARK + MARK))
+    messages, tools = request.messages, request.tools
+    if special is not None:
+        messages, tools = special.escape_request_parts(messages, tools)
+    return fmt.render(messages, tools=tools, enable_thinking=request.thinking)
+
+
+LLAMA_TOKEN_ATTR_UNKNOWN = 1 << 0
+LLAMA_TOKEN_ATTR_CONTROL = 1 << 3
+LLAMA_TOKEN_ATTR_USER_DEFINED = 1 << 4
+_MATCHED_ATTRS = LLAMA_TOKEN_ATTR_UNKNOWN | LLAMA_TOKEN_ATTR_CONTROL | LLAMA_TOKEN_ATTR_USER_DEFINED
+
+
+def special_texts(vocab: Any) -> SpecialTexts:
+    """The texts llama.cpp's tokenizer would turn into a control or user-defined token."""
+    import llama_cpp
+
+    get_attr, get_text = llama_cpp.llama_vocab_get_attr, llama_cpp.llama_vocab_get_text
+    texts = []
+    for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+        if get_attr(vocab, token) & _MATCHED_ATTRS:
+            raw = get_text(vocab, token)
+            if raw:
+                texts.append(raw.decode("utf-8", errors="replace"))
+    return SpecialTexts(texts)
 
 
 def needs_bos(text: str, *, adds_bos: bool, bos_text: str) -> bool:

@@ -14,9 +14,9 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from openwen.engines.base import ChatRequest
 from openwen.engines.schema_limits import check_grammar, check_schema, check_size
 from openwen.errors import InvalidRequestError
+from openwen.requests import ChatRequest
 
 
 def grammar_for(request: ChatRequest) -> Any | None:
@@ -144,7 +144,11 @@ def _to_gbnf(schema_json: str) -> str:
 
     if getattr(llama_grammar, "_build_repetition", None) is not _flat_repetition:
         llama_grammar._build_repetition = _flat_repetition  # type: ignore[attr-defined]
-    return str(llama_grammar.json_schema_to_gbnf(schema_json))
+    text = str(llama_grammar.json_schema_to_gbnf(schema_json))
+    # JSON strings hold no raw control characters (RFC 8259): llama-cpp-python's rule lets a
+    # model write a raw newline (and then anything, "</tool_call>" included) inside a string,
+    # which no JSON parser reads back; llama.cpp's own converter excludes them.
+    return text.replace('char ::= [^"\\\\] |', 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |')
 
 
 def _flat_repetition(item_rule: str, min_items: int, max_items: int | None,

@@ -14,6 +14,10 @@ scans every cell of it (masked out, but scanned), so 6,000 idle cells made a sho
 about 1.8x slower here. When a request is admitted, idle sequences are copied out to the
 :class:`~openwen.engines.kv_store.KVStore` (RAM, then disk) and their cells freed; a later request
 whose prompt they cover clearly better than the live cache is loaded back from there.
+
+Salts. A request carries the salt tag of its ``cache_salt``; only slots and saved states of the
+same tag are matched, so a prefix cached for one user never serves (or shows up as
+``cached_tokens`` for) another. A slot taken over for another tag starts empty.
 """
 
 from __future__ import annotations
@@ -58,19 +62,20 @@ class PrefixCache:
         self.loads = 0  # saved states loaded back
         self.offloads = 0  # idle sequences copied out
 
-    def acquire(self, tokens: list[int], reserve: int) -> Lease | None:
-        """A slot for ``tokens`` with room for the rest of the prompt plus ``reserve`` cells, or
-        ``None`` while no slot or too few cells are free (running requests hold them)."""
+    def acquire(self, tokens: list[int], reserve: int, tag: str = "") -> Lease | None:
+        """A slot for ``tokens`` (salt tag ``tag``) with room for the rest of the prompt plus
+        ``reserve`` cells, or ``None`` while no slot or too few cells are free (running requests
+        hold them)."""
         if not self.table.idle():
             return None
-        src, n_mem = self.table.best_prefix(tokens)
-        hit = self._store_hit(tokens, n_mem)
+        src, n_mem = self.table.best_prefix(tokens, tag)
+        hit = self._store_hit(tokens, n_mem, tag)
         if hit is not None:
             lease = self._from_store(tokens, hit, reserve, avoid=src)
             if lease is not None:
                 return lease
-            src, n_mem = self.table.best_prefix(tokens)  # the attempt may have evicted slots
-        return self._from_memory(tokens, src, n_mem, reserve)
+            src, n_mem = self.table.best_prefix(tokens, tag)  # the attempt may have evicted
+        return self._from_memory(tokens, src, n_mem, reserve, tag)
 
     def release(self, slot: Slot, keep: int | None = None) -> None:
         """A request is done with ``slot``; keep its first ``keep`` tokens (all by default)."""
@@ -93,7 +98,7 @@ class PrefixCache:
         if slot.tokens and not slot.saved and self.store.accepts:
             data = self.memory.state_get(slot.seq_id)
             if data is not None:
-                self.store.put(slot.tokens, data)
+                self.store.put(slot.tokens, data, slot.tag)
                 self.offloads += 1
         self.table.clear(slot)
 
@@ -112,8 +117,8 @@ class PrefixCache:
 
     # -- choosing ------------------------------------------------------------------------------
 
-    def _store_hit(self, tokens: list[int], n_mem: int) -> Hit | None:
-        hit = self.store.find(tokens, longer_than=n_mem)
+    def _store_hit(self, tokens: list[int], n_mem: int, tag: str) -> Hit | None:
+        hit = self.store.find(tokens, longer_than=n_mem, tag=tag)
         # loading costs in proportion to the saved tokens, reading the prompt to the gained ones
         if hit is None or hit.match - n_mem < max(STORE_MIN_GAIN, len(hit.state.tokens) // 64):
             return None
@@ -142,14 +147,14 @@ class PrefixCache:
             self.store.discard(hit.state)
             return None
         self.loads += 1
-        self.table.restored(dest, saved)
+        self.table.restored(dest, saved, hit.state.tag)
         n_keep = min(hit.match, len(tokens) - 1)
         self.table.truncate(dest, n_keep)
         dest.busy = True
         return Lease(dest, n_keep, "saved")
 
     def _from_memory(self, tokens: list[int], src: Slot | None, n_mem: int,
-                     reserve: int) -> Lease | None:
+                     reserve: int, tag: str) -> Lease | None:
         n_keep = min(n_mem, len(tokens) - 1)
         if src is not None and not src.busy and (
             len(src.tokens) - n_keep <= max(IN_PLACE_SLACK, n_keep // 4)
@@ -164,6 +169,7 @@ class PrefixCache:
                 self.table.copy_prefix(src, dest, n_keep)
             else:
                 n_keep = 0
+        dest.tag = tag  # evicted above unless it holds this tag's prefix
         if not self.make_room(len(tokens) - n_keep + reserve, protect=(dest,)):
             return None
         dest.busy = True

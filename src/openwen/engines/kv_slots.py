@@ -5,10 +5,14 @@ Each slot is one llama.cpp sequence id. It remembers the tokens whose keys and v
 counted the way llama.cpp's unified cache stores them: one cell per token per sequence, except that
 a prefix copied from another sequence (``llama_memory_seq_cp``) shares the same cells, so the
 :class:`CellLedger` tracks cell ids with reference counts.
+
+Each slot also carries the salt tag of the request that filled it (:func:`salt_tag` of
+``ChatRequest.cache_salt``): prefixes are only ever matched, copied or continued under the same tag.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -20,6 +24,11 @@ class KVMemory(Protocol):
     def seq_rm(self, seq: int, p0: int, p1: int) -> None: ...
 
     def seq_cp(self, src: int, dst: int, p0: int, p1: int) -> None: ...
+
+
+def salt_tag(salt: str | None) -> str:
+    """A short, file-name-safe tag for a cache salt ("" for no salt)."""
+    return "" if salt is None else hashlib.sha256(salt.encode("utf-8")).hexdigest()[:16]
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -84,6 +93,7 @@ class Slot:
     busy: bool = False
     last_used: float = 0.0
     saved: bool = False  # its current tokens are on disk already
+    tag: str = ""  # salt tag of the requests whose tokens it holds
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -109,11 +119,14 @@ class SlotTable:
         return sorted((s for s in self.slots if not s.busy and s.tokens and s not in exclude),
                       key=lambda s: s.last_used)
 
-    def best_prefix(self, tokens: list[int]) -> tuple[Slot | None, int]:
-        """The slot (busy or idle) sharing the longest prefix with ``tokens``, and its length."""
+    def best_prefix(self, tokens: list[int], tag: str = "") -> tuple[Slot | None, int]:
+        """The slot (busy or idle) of salt tag ``tag`` sharing the longest prefix with
+        ``tokens``, and its length."""
         best: Slot | None = None
         n_best = 0
         for slot in self.slots:
+            if slot.tag != tag:
+                continue
             n = common_prefix(slot.tokens, tokens)
             if n > n_best:
                 best, n_best = slot, n
@@ -147,10 +160,12 @@ class SlotTable:
         self.memory.seq_cp(src.seq_id, dst.seq_id, 0, n)
         dst.tokens = src.tokens[:n]
         dst.cells = src.cells[:n]
+        dst.tag = src.tag
         self.ledger.share(dst.cells)
 
-    def restored(self, slot: Slot, tokens: list[int]) -> None:
-        """``tokens`` were loaded into the (empty) ``slot`` from disk."""
+    def restored(self, slot: Slot, tokens: list[int], tag: str = "") -> None:
+        """``tokens`` (saved under salt tag ``tag``) were loaded into the (empty) ``slot``."""
         slot.tokens = list(tokens)
+        slot.tag = tag
         slot.cells = self.ledger.alloc(len(tokens))
         slot.saved = True

@@ -4,7 +4,9 @@ A saved state is a sequence's keys and values as ``llama_state_seq_get_data`` re
 its token ids. States live in RAM up to ``ram_bytes`` (least recently used leave first); a state
 leaving RAM is written to disk when it holds at least ``disk_min_tokens`` tokens and a folder is
 configured, else dropped. On disk a state is ``<key>.kv`` (the bytes) and ``<key>.tokens`` (4 bytes
-per token) in a folder per model file, capped at ``disk_bytes``; the key hashes the tokens. At
+per token) in a folder per model file, capped at ``disk_bytes``; the key hashes the tokens and ends
+with the state's salt tag (``ChatRequest.cache_salt``), and a state only matches prompts of the
+same tag. At
 shutdown the RAM states worth keeping go to disk too, so an old long conversation resumes without
 re-reading its history after a restart.
 
@@ -33,9 +35,15 @@ TOKENS = ".tokens"
 Buffer = ctypes.Array[ctypes.c_uint8]
 
 
-def state_key(tokens: list[int]) -> str:
+def state_key(tokens: list[int], tag: str = "") -> str:
     digest = hashlib.sha256(array("i", tokens).tobytes()).hexdigest()[:32]
-    return f"{digest}-{len(tokens)}"
+    return f"{digest}-{len(tokens)}-{tag}" if tag else f"{digest}-{len(tokens)}"
+
+
+def key_tag(key: str) -> str:
+    """The salt tag a state key (file stem) ends with; "" for an unsalted state."""
+    parts = key.split("-")
+    return parts[2] if len(parts) > 2 else ""
 
 
 def model_folder(root: Path, model_path: Path, adapter: Path | None = None) -> Path:
@@ -58,6 +66,7 @@ def _file_ident(path: Path) -> str:
 class SavedState:
     key: str
     tokens: list[int]
+    tag: str = ""  # salt tag
     data: Buffer | None = None  # in RAM
     path: Path | None = None  # on disk
     size: int = 0
@@ -99,27 +108,30 @@ class KVStore:
         """Whether anything put here can be kept."""
         return self.ram_bytes > 0 or self.folder is not None
 
-    def has(self, tokens: list[int]) -> bool:
-        return state_key(tokens) in self._states
+    def has(self, tokens: list[int], tag: str = "") -> bool:
+        return state_key(tokens, tag) in self._states
 
-    def find(self, tokens: list[int], longer_than: int = 0) -> Hit | None:
-        """The saved state sharing the longest prefix with ``tokens``, if longer than
-        ``longer_than`` tokens."""
+    def find(self, tokens: list[int], longer_than: int = 0, tag: str = "") -> Hit | None:
+        """The saved state of salt tag ``tag`` sharing the longest prefix with ``tokens``, if
+        longer than ``longer_than`` tokens."""
         best: Hit | None = None
         for state in self._states.values():
+            if state.tag != tag:
+                continue
             n = common_prefix(state.tokens, tokens)
             if n > longer_than and (best is None or n > best.match):
                 best = Hit(state, n)
         return best
 
-    def put(self, tokens: list[int], data: Buffer) -> None:
+    def put(self, tokens: list[int], data: Buffer, tag: str = "") -> None:
         """Keep a sequence's state (RAM first; it may go straight to disk or be dropped). States
-        whose tokens are a prefix of ``tokens`` are superseded and dropped."""
-        key = state_key(tokens)
+        of the same tag whose tokens are a prefix of ``tokens`` are superseded and dropped."""
+        key = state_key(tokens, tag)
         for old in list(self._states.values()):  # earlier turns of this conversation are covered
-            if len(old.tokens) <= len(tokens) and tokens[: len(old.tokens)] == old.tokens:
+            if (old.tag == tag and len(old.tokens) <= len(tokens)
+                    and tokens[: len(old.tokens)] == old.tokens):
                 self.discard(old)
-        state = SavedState(key, list(tokens), data=data, size=len(data))
+        state = SavedState(key, list(tokens), tag=tag, data=data, size=len(data))
         self._states[key] = state
         self.ram_used += state.size
         self._trim_ram()
@@ -199,7 +211,8 @@ class KVStore:
             return
         tokens = array("i")
         tokens.frombytes(raw[: len(raw) - len(raw) % tokens.itemsize])
-        self._states[path.stem] = SavedState(path.stem, tokens.tolist(), path=path, size=size,
+        self._states[path.stem] = SavedState(path.stem, tokens.tolist(), tag=key_tag(path.stem),
+                                             path=path, size=size,
                                              last_used=path.stat().st_mtime - time.time()
                                              + time.monotonic())
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from openwen.engines.base import Capabilities, ChatRequest, ModelInfo, Sampling
+from openwen.engines.base import Capabilities, ModelInfo
 from openwen.engines.decoding import (
     BASE_SAMPLING,
     OutputDecoder,
@@ -27,13 +27,16 @@ from openwen.engines.decoding import (
     merge_sampling,
     needs_bos,
     render_request,
+    special_texts,
 )
 from openwen.engines.grammar import grammar_for
+from openwen.engines.inert import tokenize_segments
 from openwen.engines.logprobs import LogprobReader
 from openwen.engines.scheduler import Emit, ModelWorker
 from openwen.errors import ContextLengthError, InvalidRequestError, ModelFileError
 from openwen.formats import ChatFormat, RenderedPrompt
 from openwen.messages import Done, FinishReason, StreamEvent, Timings, Usage
+from openwen.requests import ChatRequest, Sampling
 
 log = logging.getLogger(__name__)
 
@@ -59,21 +62,27 @@ class LlamaCppEngine:
             self._llm.metadata, bos_text=self._bos_text,
             eos_text=_token_text(model, self._llm.token_eos()))
         self._pieces = TokenPieces(self._llm._model.vocab)
+        self._special = special_texts(self._llm._model.vocab)
         # decoded tokens of the running request, and of the last cancelled one when it stopped
         self.progress_tokens = 0
         self.last_cancelled_tokens = 0
+        self._cache_salt: str | None = None  # salt of the prompt now in the KV cache
 
     def models(self) -> list[ModelInfo]:
         return [ModelInfo(id=self.name, context_length=self.n_ctx,
                           details={"engine": "embedded", "path": str(self.model_path)})]
 
     def render(self, request: ChatRequest) -> RenderedPrompt:
-        return render_request(self.format, request)
+        return render_request(self.format, request, self._special)
 
     def tokenize(self, text: str) -> list[int]:
+        """Token ids of a rendered prompt: special tokens of the template parsed, those written
+        in content kept as plain text (:mod:`openwen.engines.inert`)."""
         add_bos = needs_bos(text, adds_bos=self._llm._model.add_bos_token(),
                             bos_text=self._bos_text)
-        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
+        llm = self._llm
+        return tokenize_segments(text, lambda piece, first: list(
+            llm.tokenize(piece.encode("utf-8"), add_bos=add_bos and first, special=True)))
 
     def count_tokens(self, request: ChatRequest) -> int:
         return len(self.tokenize(self.render(request).text))
@@ -109,6 +118,9 @@ class LlamaCppEngine:
                                   request.sampling)
         self._llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(31))
         decoder = self._decoder(request, rendered)
+        if request.cache_salt != self._cache_salt:  # another salt's prefix is never reused
+            self._llm.reset()
+            self._cache_salt = request.cache_salt
         cached = _common_prefix(self._llm, tokens)
         start = time.perf_counter()
         first: float | None = None

@@ -55,8 +55,9 @@ class EngineRegistry:
 
     Embedded models are any model the local store resolves (``smollm2``, pulled models; a .gguf
     path only with ``allow_paths``, as the local CLI does); at most ``max_loaded`` stay loaded,
-    least recently used unloaded first. A configured remote
-    upstream serves its own model ids.
+    least recently used unloaded first. Configured upstreams (``[[engines]]``, or the legacy
+    ``remote_*`` settings) serve their own model ids, checked for health
+    (:mod:`openwen.engines.upstreams`); with ``local_models`` off only upstreams serve.
     """
 
     def __init__(self, settings: Settings, *, max_loaded: int = 2, allow_paths: bool = False):
@@ -71,51 +72,61 @@ class EngineRegistry:
         self.weights = SharedWeights()
         self._weights_of: dict[str, Path] = {}  # engine name -> the weights it holds
         self._locks: dict[str, asyncio.Lock] = {}
-        self._remote: Engine | None = None
-        if settings.remote_base_url:
-            from openwen.engines.remote import RemoteEngine
+        from openwen.engines.upstreams import Upstreams
 
-            self._remote = RemoteEngine.from_settings(settings)
+        self.upstreams = Upstreams(settings)
 
     @property
     def default_model(self) -> str:
         if self.settings.engine == "remote" and self.settings.remote_model:
             return self.settings.remote_model
+        if not self.settings.local_models and self.settings.model == "smollm2":
+            ids = [i for u in self.upstreams.all for i in u.model_ids()]
+            return ids[0] if ids else self.settings.model
         return self.settings.model
 
     def loaded(self) -> list[Engine]:
         return list(self._loaded.values())
 
     async def list_models(self) -> list[ModelInfo]:
-        infos = [
-            ModelInfo(
-                id=m.name,
-                context_length=m.metadata.context_length if m.metadata else None,
-                details={"engine": "embedded", "path": str(m.path),
-                         **({"base": m.base, "adapter": str(m.adapter)} if m.adapter else {})},
-            )
-            for m in await asyncio.to_thread(self.store.list)
-        ]
-        if self._remote is not None:
-            infos.extend(await self._remote_models())
+        infos = []
+        if self.settings.local_models:
+            local = self.store.cached()  # a few stat calls; the full listing reads every file
+            if local is None:
+                local = await asyncio.to_thread(self.store.list)
+            infos = [
+                ModelInfo(
+                    id=m.name,
+                    context_length=m.metadata.context_length if m.metadata else None,
+                    details={"engine": "embedded", "path": str(m.path),
+                             **({"base": m.base, "adapter": str(m.adapter)} if m.adapter else {})},
+                )
+                for m in local
+            ]
+        if self.upstreams:
+            infos.extend(await self.upstreams.list_models())
         return infos
 
     async def _remote_models(self) -> list[ModelInfo]:
-        if self._remote is None:
-            return []
-        return list(await self._remote.list_models())  # type: ignore[attr-defined]
+        return await self.upstreams.list_models() if self.upstreams else []
 
     async def get(self, model: str | None) -> Engine:
         name = model or self.default_model
-        if self._remote is not None and name in {m.id for m in await self._remote_models()}:
-            return self._remote
+        if self.upstreams:
+            upstream = await self.upstreams.find(name)
+            if upstream is not None:
+                if not upstream.available:
+                    raise upstream.unavailable(name)
+                return upstream.engine
         if name in self._loaded:
             self._loaded.move_to_end(name)
             return self._loaded[name]
+        remote = [m.id for m in await self._remote_models()]
+        if not self.settings.local_models:
+            raise ModelNotFoundError(name, remote)
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             if name not in self._loaded:
-                remote = [m.id for m in await self._remote_models()]
                 self._loaded[name] = await asyncio.to_thread(self._load, name, remote)
                 await self._evict()
         return self._loaded[name]
@@ -179,6 +190,5 @@ class EngineRegistry:
         for name, engine in list(self._loaded.items()):
             await self._close(name, engine)
         self._loaded.clear()
-        if self._remote is not None:
-            await self._remote.aclose()
+        await self.upstreams.aclose()
 

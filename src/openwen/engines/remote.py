@@ -24,13 +24,13 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from openwen.engines.base import Capabilities, ChatRequest, ModelInfo
+from openwen.engines.base import Capabilities, ModelInfo
 from openwen.engines.remote_body import build_body, convert_messages
 from openwen.engines.remote_errors import (
     error_for_status,
@@ -40,9 +40,10 @@ from openwen.engines.remote_errors import (
     redact_url,
     scrub,
 )
-from openwen.engines.remote_stream import ChunkReader, iter_sse
+from openwen.engines.remote_stream import ChunkReader, iter_sse_bytes
 from openwen.errors import ConfigError, OpenwenError, UpstreamError
 from openwen.messages import StreamEvent
+from openwen.requests import ChatRequest
 
 if TYPE_CHECKING:
     from openwen.config import Settings
@@ -96,6 +97,8 @@ class RemoteEngine:
         self._list_retry_at = 0.0
         self._timeouts = httpx.Timeout(timeout, connect=connect_timeout)
         self._client = httpx.AsyncClient(headers=self._headers(), timeout=self._timeouts)
+        # called with a description when the upstream cannot be reached (after the retries)
+        self.on_unreachable: Callable[[str], None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RemoteEngine:
@@ -153,6 +156,20 @@ class RemoteEngine:
             finally:
                 await response.aclose()
             self._upstream_models = self._parse_models(response)
+        return list(self._upstream_models)
+
+    async def probe(self, timeout: float) -> list[ModelInfo]:
+        """A health check: ``GET /models`` once (no retries) within ``timeout`` seconds; the
+        listing, or an :class:`UpstreamError`."""
+        try:
+            response = await self._client.get(self._url("/models"), timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"cannot reach {self._where}: {_describe(exc)}") from exc
+        if response.status_code >= 400:
+            message, error = parse_error_body(response.content)
+            raise self._plain_status_error(response, scrub(message, self._api_key), error,
+                                           "/models")
+        self._upstream_models = self._parse_models(response)
         return list(self._upstream_models)
 
     def _configured_info(self) -> ModelInfo:
@@ -231,7 +248,7 @@ class RemoteEngine:
     ) -> AsyncGenerator[StreamEvent, None]:
         finished = False
         try:
-            async with aclosing(iter_sse(response.aiter_lines())) as events:
+            async with aclosing(iter_sse_bytes(response.aiter_bytes())) as events:
                 async for sse in events:
                     if sse.data.strip() == "[DONE]":
                         finished = True
@@ -317,6 +334,8 @@ class RemoteEngine:
             except RETRYABLE as exc:
                 if attempt >= self.retries:
                     tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
+                    if self.on_unreachable is not None:
+                        self.on_unreachable(_describe(exc))
                     raise UpstreamError(
                         f"cannot reach the upstream at {where} ({tries}): {_describe(exc)}"
                     ) from exc

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.messages import Message
+from openwen.requests import ChatRequest, Sampling
 
 
 def build_body(request: ChatRequest, model: str | None) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Read an OpenAI chat-completions SSE stream into openwen stream events.
 
-:func:`iter_sse` splits the byte stream into server-sent events (``data:`` lines joined until a
-blank line; ``:`` comments such as keep-alive pings skipped). :class:`ChunkReader` turns each
-``chat.completion.chunk`` into events: text and reasoning deltas as they come, tool calls once
+:func:`iter_sse_bytes` splits the byte stream into server-sent events (``data:`` lines joined
+until a blank line; ``:`` comments such as keep-alive pings skipped). :class:`ChunkReader` turns
+each ``chat.completion.chunk`` into events: text and reasoning deltas as they come, tool calls once
 complete (accumulated by ``index`` and emitted when ``finish_reason`` arrives or the stream ends),
 and a final :class:`Done` with usage, timings and the finish reason.
 """
@@ -47,24 +47,30 @@ class SseEvent:
     event: str | None = None
 
 
-async def iter_sse(lines: AsyncIterator[str]) -> AsyncGenerator[SseEvent, None]:
-    """Server-sent events from text lines (line endings already stripped)."""
+async def iter_sse_bytes(chunks: AsyncIterator[bytes]) -> AsyncGenerator[SseEvent, None]:
+    """Server-sent events straight from the response's byte chunks (LF or CRLF line ends):
+    the relay's hot path, without a text decoder and a line iterator in between."""
+    pending = b""
     data: list[str] = []
     event: str | None = None
-    async for line in lines:
-        if not line:
-            if data:
-                yield SseEvent("\n".join(data), event)
-            data, event = [], None
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "data":
-            data.append(value)
-        elif name == "event":
-            event = value
+    async for raw in chunks:
+        lines = (pending + raw).split(b"\n") if pending else raw.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line.startswith(b"data:"):
+                value = line[6:] if line.startswith(b"data: ") else line[5:]
+                data.append(value.decode("utf-8", "replace"))
+            elif not line:
+                if data:
+                    yield SseEvent("\n".join(data), event)
+                data, event = [], None
+            elif line.startswith(b"event:"):
+                event = line[6:].strip().decode("utf-8", "replace")
+            # ":" comments (keep-alive pings) and other fields are skipped
+    if pending.startswith(b"data:"):
+        data.append(pending[5:].lstrip(b" ").decode("utf-8", "replace"))
     if data:
         yield SseEvent("\n".join(data), event)
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from openwen.engines.base import Sampling
 from openwen.messages import Message, ReasoningDelta, TextDelta, ToolCallEvent
+from openwen.requests import Sampling
 
 ParsedEvent = TextDelta | ReasoningDelta | ToolCallEvent
 

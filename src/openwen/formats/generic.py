@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from openwen.engines.base import Sampling
 from openwen.formats.base import OutputParser, RenderedPrompt
 from openwen.formats.parser import THINK_OPEN, TaggedOutputParser
 from openwen.formats.template import ChatTemplate
 from openwen.formats.tool_prompt import inline_tools, template_handles_tools
 from openwen.formats.toolcalls import tool_schemas
 from openwen.messages import Message
+from openwen.requests import Sampling
 
 CHATML_END = "<|im_end|>"
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from openwen.engines.base import Sampling
 from openwen.formats.generic import TemplateChatFormat
 from openwen.messages import Message
+from openwen.requests import Sampling
 
 QWEN_STOP_STRINGS = ("<|im_end|>", "<|endoftext|>")
 

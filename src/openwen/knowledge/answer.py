@@ -17,9 +17,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from openwen.engines.base import ChatRequest, Sampling
+from openwen.cache_salt import cache_salt_for
 from openwen.knowledge.context import ContextMode, KnowledgeContext
 from openwen.messages import Message, StreamEvent
+from openwen.requests import ChatRequest, Sampling
 
 if TYPE_CHECKING:
     from openwen.chat.service import ChatService
@@ -60,7 +61,7 @@ async def prepare_answer(kb: KnowledgeBase, user_id: int, question: str, *,
                                 memories=False)
     request = ChatRequest(messages=grounded_messages(question, context, system), model=model,
                           max_tokens=max_tokens, sampling=sampling or Sampling(),
-                          thinking=thinking)
+                          thinking=thinking, cache_salt=cache_salt_for(user_id))
     return GroundedAnswer(request, context, question)
 
 

@@ -64,6 +64,18 @@ class KnowledgeBase:
         return self.ingester.add_file(user_id, path, scope, filename=filename, source=source,
                                       progress=progress)
 
+    def stale_documents(self, user_id: int, scope: Scope = ALL) -> list[DocumentRecord]:
+        """Documents that ``reindex`` would rebuild (older index, other embedding model)."""
+        return self.ingester.indexer.stale(user_id, scope)
+
+    def reindex(self, user_id: int, scope: Scope = ALL, *, everything: bool = False,
+                progress: Callable[[DocumentRecord, int, int], None] | None = None,
+                ) -> list[DocumentRecord]:
+        """Rebuild the scope's stale documents (all with ``everything``), one transaction per
+        document: until a document's new chunks are stored, its old ones serve searches."""
+        return self.ingester.indexer.reindex(user_id, scope, everything=everything,
+                                             progress=progress)
+
     def list_documents(self, user_id: int, scope: Scope = ALL) -> list[DocumentRecord]:
         return self.documents.all(user_id, scope)
 

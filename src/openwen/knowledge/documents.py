@@ -19,8 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from openwen.errors import InvalidRequestError, NotFoundError
-from openwen.knowledge.chunking import Chunk
+from openwen.knowledge.boilerplate import context_line, document_title
+from openwen.knowledge.chunking import INDEX_VERSION, Chunk
 from openwen.knowledge.embedder import to_blob
+from openwen.knowledge.fulltext import search_text
 from openwen.knowledge.records import ALL, CollectionRecord, DocumentRecord, Passage, Scope
 from openwen.knowledge.vectors import pgvector_enabled, pgvector_insert
 from openwen.storage.base import clean_text, owned_conversation, plain_json
@@ -83,6 +85,7 @@ class NewDocument:
     embedding_model: str
     source: str | None = None
     meta: dict[str, Any] | None = None
+    title: str | None = None  # context of every chunk (search text); default: from meta/name
 
 
 class DocumentStore:
@@ -163,7 +166,8 @@ class DocumentStore:
                 s.delete(old)
                 s.flush()
             doc = self._add_document(s, user_id, new)
-            rows = self._add_chunks(s, user_id, doc.id, chunks, vectors)
+            title = new.title or document_title(new.filename, new.meta)
+            rows = self.add_chunks(s, user_id, doc.id, chunks, vectors, title)
             if pgvector_enabled(s):
                 pgvector_insert(s, user_id, [(r.id, v) for r, v in zip(rows, vectors,
                                                                         strict=True)])
@@ -187,7 +191,7 @@ class DocumentStore:
             source=clean_text(new.source) if new.source else None, kind=new.kind,
             sha256=new.sha256, size_bytes=new.size_bytes, pages=new.pages,
             content=clean_text(new.content), embedding_model=new.embedding_model,
-            meta=plain_json(new.meta or {}), created_at=utcnow())
+            meta=plain_json(new.meta or {}), created_at=utcnow(), index_version=INDEX_VERSION)
         s.add(doc)
         try:
             s.flush()
@@ -197,12 +201,13 @@ class DocumentStore:
         return doc
 
     @staticmethod
-    def _add_chunks(s: Session, user_id: int, document_id: str, chunks: Sequence[Chunk],
-                    vectors: np.ndarray) -> list[KnowledgeChunk]:
+    def add_chunks(s: Session, user_id: int, document_id: str, chunks: Sequence[Chunk],
+                    vectors: np.ndarray, title: str | None) -> list[KnowledgeChunk]:
         rows = [KnowledgeChunk(document_id=document_id, user_id=user_id, ordinal=i,
                                page=c.page, section=clean_text(c.section) if c.section else None,
                                char_start=c.start, char_end=c.end, text=clean_text(c.text),
-                               embedding=to_blob(v))
+                               embedding=to_blob(v), search_text=clean_text(search_text(
+                                   context_line(title, c.section), c.text)))
                 for i, (c, v) in enumerate(zip(chunks, vectors, strict=True))]
         s.add_all(rows)
         s.flush()
@@ -290,7 +295,8 @@ class DocumentStore:
             id=r.id, filename=r.filename, kind=r.kind, sha256=r.sha256, size_bytes=r.size_bytes,
             pages=r.pages, chunks=int(counts.get(r.id, 0)), chars=len(r.content),
             collections=tuple(sorted(names[r.id])), conversations=tuple(conversations[r.id]),
-            created_at=r.created_at, source=r.source) for r in rows]
+            created_at=r.created_at, source=r.source, embedding_model=r.embedding_model,
+            needs_reindex=(r.index_version or 1) < INDEX_VERSION) for r in rows]
 
     def contents(self, user_id: int, scope: Scope) -> list[tuple[DocumentRecord, str]]:
         """Every document of the scope with its full text (for whole-document mode)."""

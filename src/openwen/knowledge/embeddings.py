@@ -28,6 +28,7 @@ import numpy as np
 from openwen.config import Settings
 from openwen.engines.base import ModelInfo
 from openwen.errors import InvalidRequestError, ModelFileError, ModelNotFoundError, OverloadedError
+from openwen.knowledge.embeddings_remote import RemoteEmbedder, upstream_for_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -216,11 +217,18 @@ class EmbeddingService:
         return self.settings.embedding_model
 
     def models(self) -> list[ModelInfo]:
-        """The dedicated embedding models available (GGUF models are listed as chat models)."""
-        if minilm_path() is None or not sentence_transformers_available():
-            return []
-        return [ModelInfo(id=MINILM, owned_by="sentence-transformers", context_length=256,
-                          details={"type": "embedding", "dimensions": 384})]
+        """The dedicated embedding models available (GGUF models are listed as chat models):
+        upstreams' ``embedding_models``, then the local one."""
+        infos = [ModelInfo(id=name, owned_by=config.name, details={"type": "embedding"})
+                 for config in self.settings.engines for name in config.embedding_models]
+        if (not self.settings.local_models or minilm_path() is None
+                or not sentence_transformers_available()):
+            return infos
+        if any(i.id == MINILM for i in infos):
+            return infos
+        return [*infos, ModelInfo(id=MINILM, owned_by="sentence-transformers",
+                                  context_length=256,
+                                  details={"type": "embedding", "dimensions": 384})]
 
     async def embed(self, model: str | None, texts: list[str]) -> tuple[str, Embeddings]:
         name = model or self.default_model
@@ -228,7 +236,8 @@ class EmbeddingService:
         return slot.embedder.name, await slot.embed(texts)
 
     async def _slot(self, name: str) -> _Slot:
-        key = MINILM if name.lower() in MINILM_ALIASES else name
+        remote = upstream_for_embeddings(self.settings, name) is not None
+        key = MINILM if name.lower() in MINILM_ALIASES and not remote else name
         async with self._lock:
             if key in self._slots:
                 self._slots.move_to_end(key)
@@ -239,6 +248,11 @@ class EmbeddingService:
             return self._slots[key]
 
     def _make(self, name: str) -> Embedder:
+        upstream = upstream_for_embeddings(self.settings, name)
+        if upstream is not None:
+            return RemoteEmbedder(upstream, name)
+        if not self.settings.local_models:
+            raise ModelNotFoundError(name, [m.id for m in self.models()])
         if name == MINILM:
             path = minilm_path()
             if path is None or not sentence_transformers_available():
@@ -257,7 +271,8 @@ class EmbeddingService:
                                 n_threads=self.settings.n_threads)
 
     async def _evict(self) -> None:
-        gguf = [k for k in self._slots if k != MINILM]
+        gguf = [k for k, slot in self._slots.items()
+                if k != MINILM and not isinstance(slot.embedder, RemoteEmbedder)]
         while len(gguf) > self.max_loaded:
             slot = self._slots.pop(gguf.pop(0))
             await asyncio.to_thread(slot.close)

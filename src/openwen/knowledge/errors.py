@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from openwen.errors import InvalidRequestError, PayloadTooLargeError
 
 
@@ -18,3 +20,29 @@ class UnsupportedDocumentError(InvalidRequestError):
 
 class DocumentTooLargeError(PayloadTooLargeError):
     code = "document_too_large"
+
+
+class DocumentTimeoutError(DocumentError):
+    """Parsing and chunking took longer than ``parse_seconds`` (the file is refused, nothing
+    is stored)."""
+
+    code = "document_too_complex"
+
+
+class Deadline:
+    """A time budget checked between steps of parsing and chunking (every step is linear in
+    its input, so a check between steps bounds the whole)."""
+
+    def __init__(self, seconds: float, label: str):
+        self.seconds = seconds
+        self.label = label
+        self.end = time.monotonic() + seconds
+
+    def check(self) -> None:
+        if time.monotonic() > self.end:
+            raise DocumentTimeoutError(
+                f"{self.label}: reading this file took more than {self.seconds:g} s "
+                "(setting parse_seconds); it is refused", param="file")
+
+
+NO_DEADLINE = Deadline(float("inf"), "document")

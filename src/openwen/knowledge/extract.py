@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from openwen.engines.base import ChatRequest, Sampling
 from openwen.messages import Message, TextDelta
+from openwen.requests import ChatRequest, Sampling
 
 if TYPE_CHECKING:
     from openwen.chat.service import ChatService

@@ -1,9 +1,16 @@
 """Full-text ranking: SQLite FTS5 BM25, PostgreSQL ``ts_rank``.
 
+What is indexed is a chunk's ``search_text``: its document title, heading path and text, with
+every run of Chinese, Japanese or Korean characters written as its overlapping character
+bigrams ("中文文本" -> "中文 文文 文本"), so that both backends' word tokenizers, which would
+take a whole unspaced CJK run as one word, find CJK words of any length. A query is segmented
+the same way.
+
 A query is cut into words (runs of letters and digits: FTS syntax can never leak in), common
-English words are dropped (unless nothing else is left), and the rest are ORed, so a passage
-matching some of the words still ranks, by BM25 / ``ts_rank``. Both backends stem English words
-(FTS5 ``porter``, PostgreSQL ``english``). Scores are returned "higher is better".
+English words and Chinese question words are dropped (unless nothing else is left), and the
+rest are ORed, so a passage matching some of the words still ranks, by BM25 / ``ts_rank``.
+Both backends stem English words (FTS5 ``porter``, PostgreSQL ``english``). Scores are
+returned "higher is better".
 
 BM25 costs time per matching row, and an OR of common words matches a large share of a big
 index. On SQLite the words are therefore counted first (cheap: no ranking), and the most common
@@ -33,16 +40,39 @@ own same she should so some such than that the their theirs them themselves then
 they this those through to too under until up very was we were what when where which while who
 whom why will with would you your yours yourself yourselves s t don
 """
-STOPWORDS = frozenset(STOPWORD_LIST.split())
+# Chinese question words and particles, as bigrams
+CJK_STOPWORD_LIST = """
+什么 怎么 哪里 哪个 哪些 哪位 多少 多久 为什 么时 时候 如何 是否 可以 我们 你们 他们 一个
+这个 那个 的是 是什 要多 需要 应该 吗 呢 的 了 是 在 有 和 要 我 你 谁
+"""
+STOPWORDS = frozenset(STOPWORD_LIST.split()) | frozenset(CJK_STOPWORD_LIST.split())
+CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
 
-# Keep in step with the expression indexes of migration 0100_knowledge.
-PG_CHUNK_VECTOR = "to_tsvector('english'::regconfig, coalesce(c.section, '') || ' ' || c.text)"
+
+def _bigrams(match: re.Match[str]) -> str:
+    run = match.group(0)
+    if len(run) == 1:
+        return f" {run} "
+    return " " + " ".join(run[i:i + 2] for i in range(len(run) - 1)) + " "
+
+
+def segment(text: str) -> str:
+    """``text`` with each CJK run written as its overlapping bigrams, space separated."""
+    return CJK_RUN.sub(_bigrams, text)
+
+
+def search_text(context: str | None, text: str) -> str:
+    """What the full-text index holds for a chunk (keep in step with migration 0130)."""
+    return segment(f"{context}\n{text}" if context else text)
+
+# Keep in step with the expression indexes of migration 0130_chinese_fulltext.
+PG_CHUNK_VECTOR = "to_tsvector('english'::regconfig, coalesce(c.search_text, ''))"
 PG_MEMORY_VECTOR = "to_tsvector('english'::regconfig, m.text)"
 
 
 def query_terms(query: str) -> list[str]:
     words: dict[str, None] = {}
-    for word in WORD.findall(query if isinstance(query, str) else ""):
+    for word in WORD.findall(segment(query) if isinstance(query, str) else ""):
         words.setdefault(word.lower()[:MAX_TERM_LEN], None)
     terms = [w for w in words if w not in STOPWORDS] or list(words)
     return terms[:MAX_TERMS]

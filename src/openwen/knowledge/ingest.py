@@ -1,5 +1,10 @@
 """Adding a file: check, hash, parse, chunk, embed (in batches), then store in one transaction.
 
+Chunks are embedded in their context (title, heading path) without the user's boilerplate; a
+block this document makes boilerplate has the older documents holding it embedded again
+(:mod:`openwen.knowledge.indexing`). Parsing and chunking share one time budget
+(``parse_seconds``).
+
 Checks come before any reading: a missing or empty file, one over ``document_max_bytes``
 (judged by its size on disk, never by reading it) and an unsupported type are refused at once.
 An unchanged file (same sha256 for this user) is not parsed again: it is only linked to the
@@ -12,13 +17,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from openwen.knowledge.chunking import Chunk, chunk_sections
+from openwen.knowledge.boilerplate import common, document_title, fingerprints
+from openwen.knowledge.chunking import chunk_sections
 from openwen.knowledge.documents import DocumentStore, NewDocument
 from openwen.knowledge.embedder import TextEmbedder
-from openwen.knowledge.errors import DocumentError, DocumentTooLargeError
+from openwen.knowledge.errors import Deadline, DocumentError, DocumentTooLargeError
+from openwen.knowledge.indexing import Indexer
 from openwen.knowledge.parse import kind_of, parse_file
 from openwen.knowledge.records import ALL, AddResult, Scope
 from openwen.knowledge.settings import KnowledgeSettings
@@ -55,23 +61,13 @@ def _mb(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
-def embed_chunks(embedder: TextEmbedder, chunks: list[Chunk], batch: int,
-                 progress: Progress | None = None) -> np.ndarray:
-    parts = []
-    for start in range(0, len(chunks), batch):
-        texts = [c.embedding_text for c in chunks[start:start + batch]]
-        parts.append(embedder.embed(texts))
-        if progress:
-            progress("embed", min(start + batch, len(chunks)), len(chunks))
-    return np.vstack(parts)
-
-
 class Ingester:
     def __init__(self, store: DocumentStore, embedder: TextEmbedder,
                  settings: KnowledgeSettings):
         self.store = store
         self.embedder = embedder
         self.settings = settings
+        self.indexer = Indexer(store, embedder, settings)
 
     def add_file(self, user_id: int, path: Path, scope: Scope = ALL, *,
                  filename: str | None = None, source: str | None = None,
@@ -93,18 +89,27 @@ class Ingester:
             return AddResult(existing, created=False)
         if progress:
             progress("parse", 0, 1)
-        parsed = parse_file(path, kind, self.settings, name=name)
+        deadline = Deadline(self.settings.parse_seconds, name)
+        parsed = parse_file(path, kind, self.settings, name=name, deadline=deadline)
         content, chunks = chunk_sections(parsed.sections, max_chars=self.settings.chunk_chars,
-                                         overlap=self.settings.chunk_overlap)
+                                         overlap=self.settings.chunk_overlap, deadline=deadline)
         if not chunks:
             raise DocumentError(f"{name}: no text found", param="file")
         if progress:
             progress("parse", 1, 1)
-        vectors = embed_chunks(self.embedder, chunks, self.settings.embed_batch, progress)
+        prints = fingerprints(s.text for s in parsed.sections)
+        others = self.indexer.others(user_id)
+        meta: dict[str, Any] = {"title": parsed.title} if parsed.title else {}
+        title = document_title(name, meta)
+        vectors = self.indexer.embed(chunks, title, common([*others.values(), prints]),
+                                     progress)
         new = NewDocument(filename=name, kind=kind, sha256=sha256, size_bytes=size,
                           pages=parsed.pages, content=content,
                           embedding_model=self.embedder.name,
                           source=source or str(path.resolve()),
-                          meta={"title": parsed.title} if parsed.title else {})
+                          meta={**meta, "fingerprints": prints}, title=title)
         record, replaced = self.store.insert(user_id, new, chunks, vectors, scope)
+        if replaced:
+            others.pop(replaced, None)
+        self.indexer.refresh(user_id, prints, others)
         return AddResult(record, created=True, replaced=replaced)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-from openwen.knowledge.errors import DocumentError, UnsupportedDocumentError
+from openwen.knowledge.errors import NO_DEADLINE, Deadline, DocumentError, UnsupportedDocumentError
 from openwen.knowledge.settings import KnowledgeSettings
 
 KINDS = {
@@ -52,17 +52,18 @@ def kind_of(filename: str) -> str:
 
 
 def parse_file(path: Path, kind: str, limits: KnowledgeSettings, *,
-               name: str | None = None) -> ParsedDocument:
-    """Parse ``path`` as ``kind``. Blocking: call it from a worker thread."""
+               name: str | None = None, deadline: Deadline = NO_DEADLINE) -> ParsedDocument:
+    """Parse ``path`` as ``kind``. Blocking: call it from a worker thread. ``deadline`` is
+    checked as it goes (DocumentTimeoutError once it has passed)."""
     label = name or path.name
     if kind in ("pdf", "docx"):
         from openwen.knowledge import parse_office
 
-        parsed = parse_office.parse_pdf(path, label) if kind == "pdf" else \
-            parse_office.parse_docx(path, label, limits)
+        parsed = parse_office.parse_pdf(path, label, deadline) if kind == "pdf" else \
+            parse_office.parse_docx(path, label, limits, deadline)
     else:
         text = decode_text(path.read_bytes(), label)
-        parsed = TEXT_PARSERS[kind](text)
+        parsed = TEXT_PARSERS[kind](text, deadline)
     sections = [s for s in parsed.sections if s.text.strip()]
     if not sections:
         raise DocumentError(f"{label}: no text found in this {kind} file", param="file")
@@ -100,13 +101,18 @@ def _is_text_heading(line: str, before: str, after: str) -> bool:
     return len(letters) >= 3 and all(c.isupper() for c in letters)
 
 
-def parse_text(text: str) -> ParsedDocument:
+CHECK_EVERY = 2048  # lines (or rows) between two deadline checks
+
+
+def parse_text(text: str, deadline: Deadline = NO_DEADLINE) -> ParsedDocument:
     """Plain text; stand-alone lines like ``CHAPTER IV`` or ``ALL CAPS TITLES`` start sections."""
     lines = text.split("\n")
     sections: list[Section] = []
     heading: str | None = None
     current: list[str] = []
     for i, line in enumerate(lines):
+        if i % CHECK_EVERY == 0:
+            deadline.check()
         before = lines[i - 1] if i else ""
         after = lines[i + 1] if i + 1 < len(lines) else ""
         if _is_text_heading(line, before, after):
@@ -125,12 +131,12 @@ def _flush(sections: list[Section], lines: list[str], heading: str | None) -> No
 
 # -- Markdown ---------------------------------------------------------------------------------
 
-ATX = re.compile(r"(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*")
+ATX = re.compile(r"(#{1,6})[ \t]+(\S.*)")  # the closing #s are stripped in code (linear)
 SETEXT = re.compile(r"(=+|-+)[ \t]*")
 FENCE = re.compile(r"[ \t]{0,3}(```|~~~)")
 
 
-def parse_markdown(text: str) -> ParsedDocument:
+def parse_markdown(text: str, deadline: Deadline = NO_DEADLINE) -> ParsedDocument:
     """Markdown split at headings (ATX ``#`` and setext underlines), outside code fences; each
     section's heading is the path of headings above it."""
     lines = text.split("\n")
@@ -141,6 +147,8 @@ def parse_markdown(text: str) -> ParsedDocument:
     title = None
     i = 0
     while i < len(lines):
+        if i % CHECK_EVERY == 0:
+            deadline.check()
         line = lines[i]
         if FENCE.match(line):
             fenced = not fenced
@@ -161,13 +169,22 @@ def parse_markdown(text: str) -> ParsedDocument:
 
 def _markdown_heading(lines: list[str], i: int) -> tuple[int, str, int] | None:
     if match := ATX.fullmatch(lines[i].strip()):
-        return len(match.group(1)), match.group(2).strip(), 1
+        return len(match.group(1)), _atx_name(match.group(2)), 1
     line = lines[i].strip()
     under = lines[i + 1].strip() if i + 1 < len(lines) else ""
     if line and under and not line.startswith(("-", "*", "+", ">", "|")) \
             and SETEXT.fullmatch(under):
         return (1 if under.startswith("=") else 2), line, 2
     return None
+
+
+def _atx_name(rest: str) -> str:
+    """An ATX heading's text without its optional closing run of ``#``."""
+    name = rest.rstrip()
+    bare = name.rstrip("#")
+    if bare != name and (not bare or bare[-1] in " \t"):
+        name = bare.rstrip()
+    return name or rest.strip()
 
 
 def _heading_path(path: list[tuple[int, str]]) -> str | None:
@@ -186,8 +203,10 @@ HEADINGS = {f"h{n}": n for n in range(1, 7)}
 
 
 class _HTMLText(HTMLParser):
-    def __init__(self) -> None:
+    def __init__(self, deadline: Deadline) -> None:
         super().__init__(convert_charrefs=True)
+        self.deadline = deadline
+        self.events = 0
         self.sections: list[Section] = []
         self.path: list[tuple[int, str]] = []
         self.parts: list[str] = []
@@ -198,6 +217,9 @@ class _HTMLText(HTMLParser):
         self.in_title = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.events += 1
+        if self.events % CHECK_EVERY == 0:
+            self.deadline.check()
         if tag in SKIP_TAGS:
             self.skip += 1
         elif tag == "title":
@@ -252,17 +274,31 @@ class _HTMLText(HTMLParser):
         return ParsedDocument("html", self.sections, title=self.title or None)
 
 
-def parse_html(text: str) -> ParsedDocument:
-    parser = _HTMLText()
-    parser.feed(text)
-    parser.close()
+# A "<" whose next angle bracket is another "<" (or none) cannot open a tag. Python's HTMLParser
+# rescans such a would-be tag up to the end of the input for every one of them (30 KB of
+# "<a <a ..." took 30 s), so they become text (&lt;) first. Each "<" looks only as far as the
+# next bracket: linear.
+UNCLOSED_TAG = re.compile(r"<(?=[^<>]*(?:<|\Z))")
+
+
+def parse_html(text: str, deadline: Deadline = NO_DEADLINE) -> ParsedDocument:
+    parser = _HTMLText(deadline)
+    parser.feed(UNCLOSED_TAG.sub("&lt;", text))  # in one piece: a tag split across two feeds
+    parser.close()                               # would be scanned again on each
     return parser.result()
 
 
 # -- CSV --------------------------------------------------------------------------------------
 
 
-def parse_csv(text: str) -> ParsedDocument:
+def parse_csv(text: str, deadline: Deadline = NO_DEADLINE) -> ParsedDocument:
+    try:
+        return _parse_csv(text, deadline)
+    except csv.Error as exc:  # a field past csv's size limit, a NUL, ...
+        raise DocumentError(f"not a readable CSV file ({exc})", param="file") from exc
+
+
+def _parse_csv(text: str, deadline: Deadline) -> ParsedDocument:
     """One line per row (``column: value; ...`` using the header row), sections of
     ``CSV_ROWS_PER_SECTION`` rows titled by their row numbers."""
     try:
@@ -270,7 +306,12 @@ def parse_csv(text: str) -> ParsedDocument:
             text[:8192], delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel_tab if text[:8192].count("\t") > text[:8192].count(",") else csv.excel
-    rows = [row for row in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in row)]
+    rows = []
+    for n, row in enumerate(csv.reader(io.StringIO(text), dialect)):
+        if n % CHECK_EVERY == 0:
+            deadline.check()
+        if any(c.strip() for c in row):
+            rows.append(row)
     if not rows:
         return ParsedDocument("csv", [])
     header, body = rows[0], rows[1:] or rows[:1]
@@ -295,6 +336,6 @@ def _csv_line(header: list[str], row: list[str]) -> str:
     return "; ".join(cells)
 
 
-TEXT_PARSERS: dict[str, Callable[[str], ParsedDocument]] = {
+TEXT_PARSERS: dict[str, Callable[[str, Deadline], ParsedDocument]] = {
     "text": parse_text, "markdown": parse_markdown, "html": parse_html, "csv": parse_csv,
 }

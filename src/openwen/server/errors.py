@@ -1,13 +1,17 @@
-"""Every error leaves the server as an OpenAI error object with the right HTTP status.
+"""Every error leaves the server as an error object with the right HTTP status.
 
-``{"error": {"message", "type", "param", "code"}}``: openwen's own errors carry their status and
-type; validation errors are 400 naming the ``param``; unknown routes 404; anything unexpected is a
-logged 500 with a generic message (bad input never gets here: it is a 400 before).
+By default that is OpenAI's ``{"error": {"message", "type", "param", "code"}}``: openwen's own
+errors carry their status and type; validation errors are 400 naming the ``param``; unknown routes
+404; anything unexpected is a logged 500 with a generic message (bad input never gets here: it is
+a 400 before). A dialect whose clients expect another shape (Anthropic, Ollama) registers it for
+its paths with :func:`register_error_shape`; every handler here (and the body-size limit) then
+renders errors under those paths with it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -51,24 +55,48 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"the request body is larger than the limit of {limit} bytes")
 
 
+ErrorShape = Callable[[int, str, str, "str | None", "str | None"], dict[str, Any]]
+"""``(status, message, type, param, code) -> body`` of an error response."""
+
+_SHAPES: list[tuple[str, ErrorShape]] = []
+
+
+def openai_shape(status: int, message: str, type_: str, param: str | None,
+                 code: str | None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def register_error_shape(path_prefix: str, shape: ErrorShape) -> None:
+    """Render errors of requests under ``path_prefix`` (e.g. ``/v1/messages``) with ``shape``.
+    The longest matching prefix wins; everything else gets OpenAI's shape."""
+    _SHAPES[:] = sorted([*(s for s in _SHAPES if s[0] != path_prefix), (path_prefix, shape)],
+                        key=lambda s: -len(s[0]))
+
+
+def shape_for(path: str) -> ErrorShape:
+    return next((shape for prefix, shape in _SHAPES if path.startswith(prefix)), openai_shape)
+
+
 def error_body(status: int, message: str, *, type_: str | None = None,
-               param: str | None = None, code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_ or HTTP_ERROR_TYPES.get(status,
-            "server_error"), "param": param, "code": code}}
+               param: str | None = None, code: str | None = None, path: str = ""
+               ) -> dict[str, Any]:
+    kind = type_ or HTTP_ERROR_TYPES.get(status, "server_error")
+    return shape_for(path)(status, message, kind, param, code)
 
 
-def error_response(exc: OpenwenError) -> JSONResponse:
+def error_response(exc: OpenwenError, path: str = "") -> JSONResponse:
     headers = {}
     if isinstance(exc, OverloadedError | ShuttingDownError):
         headers["Retry-After"] = str(getattr(exc, "retry_after", 1))
-    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+    body = shape_for(path)(exc.status, exc.message, exc.type, exc.param, exc.code)
+    return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
 async def _openwen_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OpenwenError)
     if exc.status >= 500:
         log.warning("%s %s failed: %s", request.method, request.url.path, exc.message)
-    return error_response(exc)
+    return error_response(exc, request.url.path)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -79,7 +107,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     param = ".".join(str(p) for p in loc) or None
     message = first.get("msg", "invalid request")
     return error_response(InvalidRequestError(f"{param}: {message}" if param else message,
-                                              param=param))
+                                              param=param), request.url.path)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -92,8 +120,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         message = str(exc.detail)
     code = "payload_too_large" if status == 413 else None
-    return JSONResponse(error_body(status, message, code=code), status_code=status,
-                        headers=exc.headers)
+    return JSONResponse(error_body(status, message, code=code, path=request.url.path),
+                        status_code=status, headers=exc.headers)
 
 
 async def _disconnected(request: Request, exc: Exception) -> Response:
@@ -102,8 +130,8 @@ async def _disconnected(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("%s %s: unexpected error", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(error_body(500, "internal server error", code="internal_error"),
-                        status_code=500)
+    return JSONResponse(error_body(500, "internal server error", code="internal_error",
+                                   path=request.url.path), status_code=500)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -14,7 +14,9 @@ or a whole API dialect added later is covered without doing anything:
 3. **Content type**: a request with a body must say it is JSON (``application/json`` or
    ``application/*+json``), so a browser cannot send it cross-site without a CORS preflight (a
    ``text/plain`` or form POST needs none). A body without any ``Content-Type`` is accepted only
-   from a non-browser client: one that sends neither ``Origin`` nor ``Sec-Fetch-Site``.
+   from a non-browser client: one that sends neither ``Origin`` nor ``Sec-Fetch-Site``. The
+   official openai, anthropic and ollama Python clients all send ``application/json`` (httpx's
+   ``json=``); plain ``curl -d`` sends a form type and is told to add the header.
 
 Refusals are 403 (Host, Origin) and 415 (content type), rendered by the app's own handler for
 :class:`~openwen.errors.OpenwenError`, so each dialect's error shape applies.

@@ -39,7 +39,7 @@ class BodyLimitMiddleware:
         if declared is not None and declared > self.max_bytes:
             if declared <= self.drain_limit:
                 await _drain(receive, self.drain_limit)
-            await self._reject(send)
+            await self._reject(send, scope.get("path", ""))
             return
         state = {"received": 0, "started": False}
 
@@ -63,12 +63,12 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if state["started"]:
                 raise
-            await self._reject(send)
+            await self._reject(send, scope.get("path", ""))
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, path: str) -> None:
         body = json.dumps(error_body(
             413, f"the request body is larger than the limit of {self.max_bytes} bytes",
-            code="payload_too_large")).encode()
+            code="payload_too_large", path=path)).encode()
         await send({"type": "http.response.start", "status": 413, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         ]})

@@ -1,264 +1,153 @@
-"""Server-sent events the OpenAI way: engine events in, ``data: {json}\\n\\n`` frames out.
+"""Streaming framing, in one place: payloads in, bytes on the wire out.
 
-A chat stream is, in order:
+Every streaming face of the server (each API dialect, the web app) turns the answer's events into
+JSON payloads with a *renderer* and hands them to :func:`event_stream`, which frames them, polls
+for shutdown, maps a failure to the dialect's in-stream error, and closes the answer when the
+client goes away. Three framings cover every dialect:
 
-1. a first chunk whose delta is ``{"role": "assistant", "content": ""}`` (role on no other chunk);
-2. one chunk per event: ``{"content": ...}`` with ``logprobs`` when asked, reasoning as
-   ``{"reasoning_content": t, "reasoning": t}`` (the same text under both names: vLLM, DeepSeek and
-   most clients read ``reasoning_content``, newer vLLM and OpenRouter ``reasoning``; read one),
-   and per tool call two chunks, ``{index, id, type, function: {name, arguments: ""}}`` then
-   ``{index, function: {arguments}}``;
-3. a chunk with an empty delta and the ``finish_reason``;
-4. with ``stream_options.include_usage``, a chunk with ``choices: []`` and the usage totals (every
-   earlier chunk then carries ``"usage": null``);
-5. ``data: [DONE]``.
+- :data:`OPENAI_SSE`: ``data: {json}\\n\\n`` per payload and ``data: [DONE]\\n\\n`` after a
+  successful end (Chat Completions, legacy Completions);
+- :data:`TYPED_SSE`: ``event: <payload["type"]>\\ndata: {json}\\n\\n`` with no terminator
+  (OpenAI Responses, Anthropic Messages);
+- :data:`NDJSON`: one JSON object per line, ``application/x-ndjson`` (Ollama).
 
-Every chunk has the same ``id`` and ``created``. A failure after the first chunk becomes one data
-event ``{"error": {...}}`` and the stream ends (no ``[DONE]``). ``/v1/completions`` streams
-``text_completion`` chunks the same way, without the role chunk.
+A renderer (:class:`Renderer`) is a small stateful object for one answer: ``first()`` payloads
+before any event, ``for_event(event)`` per event, ``final(done)`` at the end, ``error(exc)`` when
+the answer fails after the first payload went out. It never does I/O.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from openwen import __version__
 from openwen.errors import EngineError, OpenwenError
-from openwen.messages import (
-    Done,
-    ReasoningDelta,
-    StreamEvent,
-    TextDelta,
-    TokenLogprob,
-    ToolCallEvent,
-    Usage,
-)
+from openwen.messages import Done, TextDelta
 
 log = logging.getLogger(__name__)
 
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 DONE = b"data: [DONE]\n\n"
-SYSTEM_FINGERPRINT = f"openwen-{__version__}"
-FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 
 
-def frame(payload: dict[str, Any]) -> bytes:
-    """One SSE data event."""
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return b"data: " + text.encode("utf-8") + b"\n\n"
+def dumps(payload: Any) -> bytes:
+    """Compact UTF-8 JSON (no ASCII escaping: the stream is UTF-8)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
+def frame(payload: dict[str, Any], *, event: str | None = None) -> bytes:
+    """One SSE event: ``data: {json}``, preceded by ``event: NAME`` when named."""
+    head = b"event: " + event.encode("utf-8") + b"\n" if event else b""
+    return head + b"data: " + dumps(payload) + b"\n\n"
 
 
-def finish_reason(done: Done) -> str:
-    """OpenAI's finish reason for an engine's (a cancelled answer reads as ``stop``)."""
-    return FINISH_REASONS.get(done.finish_reason, "stop")
+@dataclass(frozen=True)
+class Framing:
+    """How payloads go on the wire: SSE (named by ``type`` or not) or NDJSON."""
+
+    media_type: str
+    named: bool = False  # SSE ``event:`` line from the payload's ``type``
+    lines: bool = False  # NDJSON instead of SSE
+    end: bytes = b""  # written after a successful end
+
+    def encode(self, payload: dict[str, Any]) -> bytes:
+        if self.lines:
+            return dumps(payload) + b"\n"
+        name = payload.get("type") if self.named else None
+        return frame(payload, event=name if isinstance(name, str) else None)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return dict(SSE_HEADERS)
 
 
-def usage_dict(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-    }
+OPENAI_SSE = Framing("text/event-stream", end=DONE)
+TYPED_SSE = Framing("text/event-stream", named=True)
+NDJSON = Framing("application/x-ndjson", lines=True)
 
 
-def finite(logprob: float) -> float:
-    """JSON has no -Infinity: an impossible token reads as -9999.0, as in OpenAI's API."""
-    return logprob if math.isfinite(logprob) else -9999.0
+class Renderer(Protocol):
+    """Turns one answer's events into payloads (see the module docstring)."""
 
+    framing: Framing
 
-def token_logprob(lp: TokenLogprob) -> dict[str, Any]:
-    """A chat ``logprobs.content`` entry."""
-    return {
-        "token": lp.token,
-        "logprob": finite(lp.logprob),
-        "bytes": lp.bytes if lp.bytes is not None else list(lp.token.encode("utf-8")),
-        "top_logprobs": [
-            {"token": tok, "logprob": finite(value), "bytes": list(tok.encode("utf-8"))}
-            for tok, value in lp.top
-        ],
-    }
+    def first(self) -> list[dict[str, Any]]: ...
 
-
-class Chunks(Protocol):
-    """Turns one answer's events into chunk objects."""
-
-    def first(self) -> dict[str, Any] | None: ...
-
-    def for_event(self, event: StreamEvent) -> list[dict[str, Any]]: ...
+    def for_event(self, event: Any) -> list[dict[str, Any]]: ...
 
     def final(self, done: Done) -> list[dict[str, Any]]: ...
 
-
-class ChatChunks:
-    """``chat.completion.chunk`` objects of one streamed chat answer."""
-
-    def __init__(self, *, model: str, include_usage: bool, chunk_id: str | None = None,
-                 created: int | None = None):
-        self.id = chunk_id or new_id("chatcmpl")
-        self.model = model
-        self.created = created or int(time.time())
-        self.include_usage = include_usage
-
-    def _chunk(self, delta: dict[str, Any], *, finish: str | None = None,
-               logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
-        chunk: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": SYSTEM_FINGERPRINT,
-            "choices": [{"index": 0, "delta": delta, "logprobs": logprobs,
-                         "finish_reason": finish}],
-        }
-        if self.include_usage:
-            chunk["usage"] = None
-        return chunk
-
-    def first(self) -> dict[str, Any]:
-        return self._chunk({"role": "assistant", "content": ""})
-
-    def for_event(self, event: StreamEvent) -> list[dict[str, Any]]:
-        if isinstance(event, TextDelta):
-            logprobs = ({"content": [token_logprob(lp) for lp in event.logprobs],
-                         "refusal": None} if event.logprobs else None)
-            return [self._chunk({"content": event.text}, logprobs=logprobs)]
-        if isinstance(event, ReasoningDelta):
-            return [self._chunk({"reasoning_content": event.text, "reasoning": event.text})]
-        if isinstance(event, ToolCallEvent):
-            call = event.call
-            head = {"index": event.index, "id": call.id, "type": "function",
-                    "function": {"name": call.name, "arguments": ""}}
-            body = {"index": event.index, "function": {"arguments": call.arguments}}
-            return [self._chunk({"tool_calls": [head]}), self._chunk({"tool_calls": [body]})]
-        return []
-
-    def final(self, done: Done) -> list[dict[str, Any]]:
-        chunks = [self._chunk({}, finish=finish_reason(done))]
-        if self.include_usage:
-            chunks.append({
-                "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model, "system_fingerprint": SYSTEM_FINGERPRINT, "choices": [],
-                "usage": usage_dict(done.usage),
-            })
-        return chunks
-
-
-class CompletionChunks:
-    """``text_completion`` chunks of one streamed ``/v1/completions`` answer."""
-
-    def __init__(self, *, model: str, include_usage: bool, echo: str = "",
-                 logprobs: bool = False):
-        self.id = new_id("cmpl")
-        self.model = model
-        self.created = int(time.time())
-        self.include_usage = include_usage
-        self.echo = echo
-        self.logprobs = logprobs
-        self.offset = len(echo)
-
-    def _chunk(self, text: str, *, finish: str | None = None,
-               logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
-        chunk: dict[str, Any] = {
-            "id": self.id, "object": "text_completion", "created": self.created,
-            "model": self.model, "system_fingerprint": SYSTEM_FINGERPRINT,
-            "choices": [{"text": text, "index": 0, "logprobs": logprobs,
-                         "finish_reason": finish}],
-        }
-        if self.include_usage:
-            chunk["usage"] = None
-        return chunk
-
-    def first(self) -> dict[str, Any] | None:
-        return self._chunk(self.echo) if self.echo else None
-
-    def for_event(self, event: StreamEvent) -> list[dict[str, Any]]:
-        if not isinstance(event, TextDelta):
-            return []
-        logprobs = None
-        if self.logprobs:
-            logprobs = completion_logprobs(event.logprobs, self.offset)
-        self.offset += len(event.text)
-        return [self._chunk(event.text, logprobs=logprobs)]
-
-    def final(self, done: Done) -> list[dict[str, Any]]:
-        chunks = [self._chunk("", finish=finish_reason(done))]
-        if self.include_usage:
-            chunks.append({
-                "id": self.id, "object": "text_completion", "created": self.created,
-                "model": self.model, "system_fingerprint": SYSTEM_FINGERPRINT, "choices": [],
-                "usage": usage_dict(done.usage),
-            })
-        return chunks
-
-
-def completion_logprobs(logprobs: tuple[TokenLogprob, ...] | list[TokenLogprob],
-                        offset: int) -> dict[str, Any]:
-    """The legacy completions ``logprobs`` object for some tokens starting at ``offset``."""
-    offsets = []
-    for lp in logprobs:
-        offsets.append(offset)
-        offset += len(lp.token)
-    return {
-        "tokens": [lp.token for lp in logprobs],
-        "token_logprobs": [finite(lp.logprob) for lp in logprobs],
-        "top_logprobs": [{tok: finite(v) for tok, v in lp.top} for lp in logprobs],
-        "text_offset": offsets,
-    }
+    def error(self, exc: OpenwenError) -> list[dict[str, Any]]: ...
 
 
 async def event_stream(
-    first: StreamEvent,
-    events: AsyncIterator[StreamEvent],
-    chunks: Chunks,
+    first: Any,
+    events: AsyncIterator[Any],
+    renderer: Renderer,
     *,
     on_done: Callable[[Done], None] = lambda done: None,
     stopping: Callable[[], OpenwenError | None] = lambda: None,
 ) -> AsyncIterator[bytes]:
-    """SSE frames for an answer whose ``first`` event was already read from ``events``.
+    """The framed stream of an answer whose ``first`` event was already read from ``events``.
 
     ``stopping`` is polled after each event: when it returns an error (the server is shutting
-    down), that error ends the stream. Closing this iterator closes ``events``, which cancels
-    the generation.
+    down), that error ends the stream. A failure becomes the renderer's error payloads and ends
+    the stream without the framing's terminator. Closing this iterator closes ``events``, which
+    cancels the generation.
     """
+    framing = renderer.framing
     try:
-        head = chunks.first()
-        if head is not None:
-            yield frame(head)
+        for payload in renderer.first():
+            yield framing.encode(payload)
         event = first
+        text_frame = getattr(renderer, "text_frame", None)  # optional hot path: framed bytes
         while not isinstance(event, Done):
-            for chunk in chunks.for_event(event):
-                yield frame(chunk)
+            if text_frame is not None and type(event) is TextDelta and not event.logprobs:
+                yield text_frame(event.text)
+            else:
+                for payload in renderer.for_event(event):
+                    yield framing.encode(payload)
             if (stop := stopping()) is not None:
-                yield frame(stop.to_dict())
+                for payload in renderer.error(stop):
+                    yield framing.encode(payload)
                 return
             event = await anext(events)
         on_done(event)
-        for chunk in chunks.final(event):
-            yield frame(chunk)
-        yield DONE
+        for payload in renderer.final(event):
+            yield framing.encode(payload)
+        if framing.end:
+            yield framing.end
     except StopAsyncIteration:
-        yield frame(EngineError("the engine ended the answer without finishing it").to_dict())
+        failure = EngineError("the engine ended the answer without finishing it")
+        for payload in renderer.error(failure):
+            yield framing.encode(payload)
     except OpenwenError as exc:
         log.warning("stream failed: %s", exc.message)
-        yield frame(exc.to_dict())
+        for payload in renderer.error(exc):
+            yield framing.encode(payload)
     except Exception:
         log.exception("stream failed")
-        yield frame(EngineError("internal error while generating the answer").to_dict())
+        failure = EngineError("internal error while generating the answer")
+        for payload in renderer.error(failure):
+            yield framing.encode(payload)
     finally:
-        await _close(events)
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
-async def _close(events: AsyncIterator[StreamEvent]) -> None:
-    aclose = getattr(events, "aclose", None)
-    if aclose is not None:
-        await aclose()
+async def framed(payloads: AsyncIterator[dict[str, Any]], framing: Framing
+                 ) -> AsyncIterator[bytes]:
+    """Payloads that are already rendered (an answer that outlives its request, such as a
+    background response), framed; closing this closes ``payloads``."""
+    try:
+        async for payload in payloads:
+            yield framing.encode(payload)
+    finally:
+        aclose = getattr(payloads, "aclose", None)
+        if aclose is not None:
+            await aclose()
+

@@ -7,10 +7,11 @@ export/import, preferences, API keys, models, tools and their confirmations) and
 Every answer is generated through :class:`~openwen.chat.conversations.ConversationChat` over the
 given chat service, with the user's tools and the knowledge base.
 
-At startup the store is opened and migrated, answers a killed process left ``streaming`` are
-marked ``incomplete``, MCP servers are started (unless the app already shares its own, on
-``app.state.tools``) and the knowledge base is made over the app's embedding service
-(``app.state.embeddings``; or the ``embedder`` given). At shutdown answers in flight are stopped
+At startup the store is opened and migrated, the instance registers its heartbeat, answers
+that gone instances left ``streaming`` are marked ``incomplete`` (then periodically), MCP
+servers are started (unless the app already shares its own, on ``app.state.tools``) and the
+knowledge base is made over the app's embedding service (``app.state.embeddings``; or the
+``embedder`` given). At shutdown answers in flight are stopped
 and saved as ``incomplete``.
 """
 
@@ -31,6 +32,7 @@ from openwen.server.app import (
     accounts,
     conversations,
     messages,
+    models_api,
     preferences,
     tools,
     tune_api,
@@ -38,9 +40,9 @@ from openwen.server.app import (
 from openwen.server.app.security import CurrentViewer
 from openwen.server.app.state import State, WebState
 from openwen.server.app.static import page_router, static_app
-from openwen.server.app.tooling import SharedTools
 from openwen.server.auth import is_loopback
 from openwen.server.knowledge_api import create_knowledge_router, upload_path
+from openwen.tools.shared import SharedTools
 
 
 def check_single_user(settings: Settings) -> None:
@@ -84,7 +86,7 @@ def install(
         from openwen.server.errors import install_error_handlers
 
         install_error_handlers(app)
-    for module in (accounts, conversations, messages, preferences, tools, tune_api):
+    for module in (accounts, conversations, messages, models_api, preferences, tools, tune_api):
         app.include_router(module.router)
     app.include_router(create_knowledge_router(user_id=viewer_id, knowledge=knowledge_base))
     exempt = getattr(app.state, "body_limit_exempt", None)
@@ -92,8 +94,30 @@ def install(
         exempt.add(upload_path)
     app.include_router(page_router())
     app.mount("/static", static_app(), name="static")
+    app.add_middleware(InstanceHeaderMiddleware, instance_id=state.instance_id)
     _wrap_lifespan(app, state)
     return state
+
+
+class InstanceHeaderMiddleware:
+    """Names the instance that answered in an ``X-Openwen-Instance`` response header (which
+    one of the instances behind a load balancer served a request)."""
+
+    def __init__(self, app: Any, instance_id: str):
+        self.app = app
+        self.header = (b"x-openwen-instance", instance_id.encode())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def tagged(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), self.header]
+            await send(message)
+
+        await self.app(scope, receive, tagged)
 
 
 def _wrap_lifespan(app: FastAPI, state: WebState) -> None:
@@ -111,6 +135,7 @@ def _wrap_lifespan(app: FastAPI, state: WebState) -> None:
                     yield value
                 finally:
                     await state.stop_answers()
+                    await state.stop_liveness()
                     await state.stop_services()
         finally:
             state.close()

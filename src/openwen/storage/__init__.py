@@ -8,7 +8,12 @@
 Every user-facing method takes the acting ``user_id``; another user's ids behave as missing ones.
 """
 
-from openwen.storage import knowledge_models  # noqa: F401  (documents/memory tables)
+from openwen.storage import (  # noqa: F401  (tables: instances, rate limits, ...)
+    cluster,
+    knowledge_models,  # noqa: F401  (documents/memory tables)
+    ratelimits,
+    response_models,  # noqa: F401  (Responses API table)
+)
 from openwen.storage.db import Database
 from openwen.storage.records import (
     ApiKeyRecord,

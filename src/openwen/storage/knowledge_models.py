@@ -14,7 +14,7 @@
   several app instances).
 
 Full-text indexes (SQLite FTS5 tables + triggers, PostgreSQL GIN indexes) and the optional
-pgvector table live in the migration only.
+pgvector table live in the migrations only (``0100_knowledge``, ``0130_chinese_fulltext``).
 """
 
 from __future__ import annotations
@@ -82,6 +82,9 @@ class KnowledgeDocument(Base):
     embedding_model: Mapped[str] = mapped_column(String(100))
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How the document was chunked and embedded (openwen.knowledge.chunking.INDEX_VERSION);
+    # older documents are listed as needing `openwen docs reindex` (migration 0130).
+    index_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class KnowledgeMembership(Base):
@@ -116,6 +119,9 @@ class KnowledgeChunk(Base):
     char_end: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    # What full-text search indexes: title, heading path and text, CJK as bigrams
+    # (openwen.knowledge.fulltext.search_text; migration 0130)
+    search_text: Mapped[str | None] = mapped_column(Text)
 
 
 class Memory(Base):

@@ -29,6 +29,7 @@ from openwen.storage.base import (
     rowcount,
     utcnow,
 )
+from openwen.storage.cluster import AnswerOwner
 from openwen.storage.models import ROLES, STATUSES, Conversation, Message
 from openwen.storage.records import MessageRecord, ThreadEntry, tool_calls_to_json
 
@@ -55,6 +56,12 @@ def _merge_metadata(old: dict[str, Any], new: dict[str, Any] | None) -> dict[str
 
 
 class MessageRepo(Repository):
+    """Messages of users' conversations. ``instance_id`` (set by the app) is recorded as the
+    owner of every ``streaming`` message added, in the same transaction (see
+    :mod:`openwen.storage.cluster`)."""
+
+    instance_id: str | None = None
+
     def add(
         self,
         user_id: int,
@@ -95,6 +102,8 @@ class MessageRepo(Repository):
                 self._in_conversation(s, conversation.id, parent_id)
             s.add(row)
             s.flush()
+            if status == "streaming" and self.instance_id is not None:
+                s.add(AnswerOwner(message_id=row.id, instance_id=self.instance_id))
             if make_current:
                 conversation.current_leaf_id = row.id
             conversation.updated_at = now

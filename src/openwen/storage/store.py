@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy.engine import URL
 
+from openwen.storage.cluster import InstanceRepo
 from openwen.storage.conversations import ConversationRepo
 from openwen.storage.credentials import ApiKeyRepo, LoginSessionRepo
 from openwen.storage.db import Database
 from openwen.storage.messages import MessageRepo
+from openwen.storage.ratelimits import RateLimitRepo
+from openwen.storage.responses import ResponseRepo
 from openwen.storage.search import SearchRepo
 from openwen.storage.transfer import TransferRepo
 from openwen.storage.users import UserRepo, UserSettingsRepo
@@ -29,6 +32,18 @@ class Storage:
         self.messages = MessageRepo(db)
         self.search = SearchRepo(db)
         self.transfer = TransferRepo(db)
+        self.instances = InstanceRepo(db)
+        self.rate_limits = RateLimitRepo(db)
+        self.responses = ResponseRepo(db)
+
+    @property
+    def instance_id(self) -> str | None:
+        """The running instance that owns the answers this store starts (None: none)."""
+        return self.messages.instance_id
+
+    @instance_id.setter
+    def instance_id(self, value: str | None) -> None:
+        self.messages.instance_id = value
 
     @classmethod
     def open(cls, url: str | URL, *, upgrade: bool = True) -> Storage:

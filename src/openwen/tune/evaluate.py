@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from openwen.engines.base import Sampling
 from openwen.engines.batch_native import NativeAdapter, NativeContext, NativeModel
 from openwen.engines.decoding import chat_format, needs_bos
 from openwen.messages import Message
+from openwen.requests import Sampling
 
 MAX_NEW_TOKENS = 64
 

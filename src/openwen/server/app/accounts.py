@@ -80,7 +80,7 @@ async def signup(body: Credentials, request: Request, state: State) -> Response:
     check_password_rules(body.password)
     if not await run_in_threadpool(_signup_open, state):  # before any costly hashing
         raise _signup_closed()
-    wait = state.limiter.signup(_address(request))
+    wait = await run_in_threadpool(state.login_limiter().signup, _address(request))
     if wait:
         return _too_many(wait, "too many sign-ups from this address")
     password_hash = await hash_password(body.password, state.hashing)
@@ -104,7 +104,9 @@ async def login(body: Credentials, request: Request, state: State) -> Response:
     check_anonymous_csrf(request)
     _no_accounts_in_single_user(state)
     address = _address(request)
-    wait, attempt = state.limiter.attempt(body.username, address)  # counted before checking
+    limiter = state.login_limiter()
+    # counted before checking, atomically in the store shared by every instance
+    wait, attempt = await run_in_threadpool(limiter.attempt, body.username, address)
     if wait:
         return _too_many(wait, "too many login attempts")
     user = await run_in_threadpool(state.storage.users.get_by_name, body.username)
@@ -117,7 +119,7 @@ async def login(body: Credentials, request: Request, state: State) -> Response:
             _error("wrong username or password", "authentication_error", "invalid_credentials"),
             status_code=401,
         )
-    state.limiter.succeeded(body.username, address, attempt)
+    await run_in_threadpool(limiter.succeeded, body.username, address, attempt)
     return await _logged_in(request, state, user.id)
 
 

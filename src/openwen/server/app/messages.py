@@ -28,7 +28,6 @@ and the partial answer is kept, marked ``incomplete``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -55,15 +54,14 @@ from openwen.server.app.schemas import (
 )
 from openwen.server.app.security import CurrentViewer
 from openwen.server.app.state import State
+from openwen.server.sse import SSE_HEADERS, frame
 
 router = APIRouter(prefix="/api", tags=["web app: messages"])
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"event: {event}\ndata: {text}\n\n".encode()
+    return frame(data, event=event)
 
 
 def encode(event: Any) -> bytes | None:

@@ -1,4 +1,4 @@
-"""The signed-in user's preferences and API keys, and the models they can pick."""
+"""The signed-in user's preferences and API keys (models: :mod:`openwen.server.app.models_api`)."""
 
 from __future__ import annotations
 
@@ -19,19 +19,6 @@ router = APIRouter(prefix="/api", tags=["web app: preferences"])
 UI_KEY = re.compile(r"ui\.[a-z][a-z0-9_]{0,40}")
 MAX_VALUE_BYTES = 20_000
 MAX_KEYS = 50
-
-
-@router.get("/models", summary="Models to chat with, and the default")
-async def models(_: CurrentViewer, state: State) -> dict[str, Any]:
-    registry = state.service.registry
-    infos = await registry.list_models()
-    return {
-        "default": registry.default_model,
-        "models": [
-            {"id": m.id, "context_length": m.context_length, "engine": m.details.get("engine")}
-            for m in infos
-        ],
-    }
 
 
 def _ui_settings(values: dict[str, Any]) -> dict[str, Any]:

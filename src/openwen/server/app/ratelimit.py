@@ -121,7 +121,7 @@ class LoginLimiter:
 
     def _keys(self, username: str, address: str) -> list[tuple[str, int]]:
         name = username.strip().lower()
-        return [(f"login:pair:{name}\0{address}", self.max_failures),
+        return [(f"login:pair:{name}\x1f{address}", self.max_failures),
                 (f"login:user:{name}", self.max_per_username),
                 (f"login:addr:{address}", self.max_per_address)]
 

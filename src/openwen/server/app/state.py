@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,10 +17,13 @@ from openwen.chat.conversations import ConversationChat
 from openwen.chat.service import ChatService
 from openwen.config import Settings
 from openwen.errors import OverloadedError
+from openwen.models.downloads import Downloads
+from openwen.models.profiles import Capabilities, Profile, profile_for
+from openwen.server.app.liveness import Liveness
 from openwen.server.app.ratelimit import HashGate, LoginLimiter
-from openwen.server.app.tooling import SharedTools, workspace_name
 from openwen.storage import Storage, UserRecord
 from openwen.tools.registry import ToolRegistry
+from openwen.tools.shared import SharedTools, workspace_name
 from openwen.tools.workspaces import delete_workspace, migrate_named_workspaces
 
 if TYPE_CHECKING:
@@ -38,7 +43,9 @@ class WebState:
     settings: Settings
     service: ChatService
     save_interval: float = 0.5
-    limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    limiter: LoginLimiter | None = None  # None: counted in the store, shared by instances
+    instance_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    liveness: Liveness | None = None
     signup_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     hashing: HashGate = field(default_factory=HashGate)  # argon2 work at once
     tools: SharedTools | None = None  # None: answers never use tools
@@ -49,6 +56,7 @@ class WebState:
     _storage: Storage | None = None
     _chat: ConversationChat | None = None
     _local_user: UserRecord | None = None
+    _downloads: Downloads | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -56,6 +64,7 @@ class WebState:
         with self._lock:
             if self._storage is None:
                 self._storage = Storage.open(self.settings.database)
+                self._storage.instance_id = self.instance_id
             return self._storage
 
     @property
@@ -69,6 +78,7 @@ class WebState:
                     save_interval=self.save_interval,
                     tools=self.user_tools if self.tools is not None else None,
                     knowledge=self.knowledge,
+                    profiles=self.profile_for,
                 )
             return self._chat
 
@@ -77,6 +87,19 @@ class WebState:
         assert self.tools is not None
         user = self.storage.users.get(user_id)
         return self.tools.registry(workspace_name(user.username, user.id), user)
+
+    def profile_for(self, user_id: int, model: str) -> tuple[Profile, Capabilities]:
+        """A model's profile for one user: built-in, the admin's edits, the user's overrides
+        (blocking: reads the store)."""
+        server, user = profile_layers(self.storage, user_id)
+        return profile_for(model, self.settings, server=server, user=user)
+
+    @property
+    def downloads(self) -> Downloads:
+        with self._lock:
+            if self._downloads is None:
+                self._downloads = Downloads(self.settings)
+            return self._downloads
 
     def local_user(self) -> UserRecord:
         """Single-user mode's account: the oldest admin, or a new admin called ``local``."""
@@ -90,10 +113,20 @@ class WebState:
         self._local_user = user
         return user
 
+    def login_limiter(self) -> LoginLimiter:
+        """Login limits, counted in the store so every instance sees the same counts."""
+        if self.limiter is None:
+            self.limiter = LoginLimiter(store=self.storage.rate_limits, clock=time.time)
+        return self.limiter
+
     def startup(self) -> None:
-        """Open the store, mark answers a killed process left ``streaming`` incomplete, and
+        """Open the store, register this instance and mark ``incomplete`` the answers that
+        instances which are gone left ``streaming`` (see :mod:`openwen.server.app.liveness`), and
         move workspaces of the old name-keyed layout to id-keyed folders (once)."""
-        self.chat.recover_interrupted()
+        chat, lease = self.chat, self.settings.instance_lease
+        self.liveness = Liveness(self.storage, self.instance_id, lease,
+                                 lambda: chat.recover_interrupted(lease))
+        self.liveness.register()
         if self.settings.single_user:
             self.local_user()
         self.storage.sessions.purge_expired()
@@ -114,6 +147,8 @@ class WebState:
     async def start_services(self, app_state: Any) -> None:
         """Start the MCP servers (unless the app did) and make the knowledge base over the
         app's embedding service (or the embedder given)."""
+        if self.liveness is not None:
+            self.liveness.start()
         if self.tools is not None and self.own_tools:
             await self.tools.start()
         if self.knowledge is None:
@@ -147,13 +182,33 @@ class WebState:
         return self.knowledge
 
     async def stop_answers(self) -> None:
-        """Stop answers in flight (they are saved as incomplete)."""
+        """Stop answers in flight (they are saved as incomplete) and downloads."""
+        if self._downloads is not None:
+            self._downloads.cancel_all()
         if self._chat is not None:
             await self._chat.aclose()
+
+    async def stop_liveness(self) -> None:
+        """After the answers are saved: stop the heartbeat and remove this instance."""
+        if self.liveness is not None:
+            await self.liveness.aclose()
 
     def close(self) -> None:
         if self._storage is not None:
             self._storage.close()
+
+
+SERVER_PROFILES = "model_profiles"  # instance setting: the admin's edits, by model name
+USER_PROFILES = "models.profiles"  # user setting: the user's overrides, by model name
+
+
+def profile_layers(storage: Storage, user_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The admin's and the user's stored profile layers (blocking)."""
+    from openwen.storage.instance import InstanceSettingsRepo
+
+    server = InstanceSettingsRepo(storage.db).get(SERVER_PROFILES)
+    user = storage.settings.get(user_id, USER_PROFILES, None)
+    return (server if isinstance(server, dict) else {}), (user if isinstance(user, dict) else {})
 
 
 def web_state(request: Request) -> WebState:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from openwen.errors import PermissionDeniedError
+from openwen.server.app.schemas import Body
 from openwen.server.app.security import CurrentViewer, Viewer
 from openwen.server.app.state import State
 
@@ -35,7 +36,7 @@ async def trainer(current: CurrentViewer, state: State) -> Viewer:
 Trainer = Annotated[Viewer, Depends(trainer)]
 
 
-class NewJob(BaseModel):
+class NewJob(Body):
     name: str = Field(min_length=1, max_length=64)
     base: str = Field(min_length=1, max_length=300)
     data: str = Field(min_length=1, description="the JSONL dataset's text")

@@ -1,43 +1,22 @@
-"""``POST /v1/chat/completions``: a thin adapter over the chat service (or, for a request that
-opts in to server-side tools, the agent loop: :mod:`openwen.server.openai.server_tools`)."""
+"""``POST /v1/chat/completions``: a thin adapter over the answer path (with the server's own
+tools for a request that opts in: :mod:`openwen.server.openai.server_tools`)."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from openwen.messages import Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallEvent
-from openwen.server.openai.common import (
-    collect,
-    json_body_doc,
-    model_name,
-    read_request,
-    record_done,
-    start_answer,
-    stream_response,
-)
+from openwen.server.generating import generate
+from openwen.server.openai.common import json_body_doc, read_request
 from openwen.server.openai.protocol import (
-    AssistantMessageOut,
-    ChatChoice,
     ChatCompletionRequest,
     ChatCompletionResponse,
-    ChoiceLogprobs,
     ErrorResponse,
-    FunctionCallOut,
-    TokenLogprobOut,
-    ToolCallOut,
-    UsageInfo,
 )
-from openwen.server.sse import (
-    SYSTEM_FINGERPRINT,
-    ChatChunks,
-    finish_reason,
-    new_id,
-    token_logprob,
-    usage_dict,
-)
+from openwen.server.openai.render import ChatChunks, chat_response
 
 router = APIRouter(tags=["OpenAI"])
 
@@ -61,48 +40,14 @@ async def create_chat_completion(request: Request) -> Response:
     received = time.perf_counter()
     body = await read_request(request, ChatCompletionRequest)
     chat = body.to_chat_request()
-    model = model_name(request, chat)
     if body.server_tools is not False:  # extension: the request opted in to server tools
         from openwen.server.openai.server_tools import respond
 
-        return await respond(request, body, chat, model, received=received,
-                             chat_response=chat_response)
-    first, events = await start_answer(request, chat, received=received)
-    if body.stream:
-        chunks = ChatChunks(model=model, include_usage=body.include_usage)
-        return stream_response(request, model, first, events, chunks)
-    answer = await collect(request, first, events)
-    done = answer[-1]
-    assert isinstance(done, Done)
-    record_done(request, model, done)
-    response = chat_response(model, answer, with_logprobs=chat.logprobs)
-    return JSONResponse(response.model_dump(mode="json"))
+        return await respond(request, body, chat, received=received)
 
+    def respond_all(model: str, events: list[Any]) -> ChatCompletionResponse:
+        return chat_response(model, events, with_logprobs=chat.logprobs)
 
-def chat_response(model: str, events: list[StreamEvent], *, with_logprobs: bool
-                  ) -> ChatCompletionResponse:
-    """The non-streaming response for a finished answer."""
-    done = events[-1]
-    assert isinstance(done, Done)
-    text = "".join(e.text for e in events if isinstance(e, TextDelta))
-    reasoning = "".join(e.text for e in events if isinstance(e, ReasoningDelta)) or None
-    calls = [ToolCallOut(id=e.call.id, function=FunctionCallOut(name=e.call.name,
-                                                                arguments=e.call.arguments))
-             for e in events if isinstance(e, ToolCallEvent)]
-    message = AssistantMessageOut(content=text if text or not calls else None,
-                                  tool_calls=calls or None, reasoning_content=reasoning,
-                                  reasoning=reasoning)
-    logprobs = None
-    if with_logprobs:
-        entries = [TokenLogprobOut.model_validate(token_logprob(lp))
-                   for e in events if isinstance(e, TextDelta) for lp in e.logprobs]
-        logprobs = ChoiceLogprobs(content=entries)
-    return ChatCompletionResponse(
-        id=new_id("chatcmpl"),
-        created=int(time.time()),
-        model=model,
-        choices=[ChatChoice(message=message, logprobs=logprobs,
-                            finish_reason=finish_reason(done))],  # type: ignore[arg-type]
-        usage=UsageInfo.model_validate(usage_dict(done.usage)),
-        system_fingerprint=SYSTEM_FINGERPRINT,
-    )
+    return await generate(
+        request, chat, received=received, stream=bool(body.stream), respond=respond_all,
+        renderer=lambda model: ChatChunks(model=model, include_usage=body.include_usage))

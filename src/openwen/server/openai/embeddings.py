@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse, Response
 
 from openwen.errors import InvalidRequestError
 from openwen.knowledge.embeddings import EmbeddingService
+from openwen.server.generating import until_disconnect
 from openwen.server.openai.chat import ERRORS
-from openwen.server.openai.common import json_body_doc, read_request, until_disconnect
+from openwen.server.openai.common import json_body_doc, read_request
 from openwen.server.openai.protocol import EmbeddingRequest, EmbeddingResponse
 
 router = APIRouter(tags=["OpenAI"])

@@ -33,7 +33,8 @@ async def model_cards(request: Request) -> list[ModelCard]:
 def _card(info: ModelInfo, kind: str) -> ModelCard:
     return ModelCard(id=info.id, created=STARTED, owned_by=info.owned_by,
                      context_length=info.context_length,
-                     type=str(info.details.get("type", kind)))
+                     type=str(info.details.get("type", kind)),
+                     available=info.details.get("available", True) is not False)
 
 
 @router.get("/v1/models", summary="List models", response_model=ModelList)

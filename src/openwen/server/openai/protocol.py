@@ -3,7 +3,7 @@
 Field order follows the OpenAI API reference. Fields marked *extension* are not in OpenAI's API but
 are accepted by the open serving engines (vLLM, SGLang, llama.cpp) and by openwen. Requests are
 lenient: unknown fields are ignored and logged (:class:`~openwen.server.openai.base.Lenient`).
-Streaming chunks are built in :mod:`openwen.server.sse`.
+Responses and stream chunks are rendered in :mod:`openwen.server.openai.render`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pydantic import (
     model_validator,
 )
 
-from openwen.engines.base import ChatRequest, Sampling, ToolChoice
 from openwen.errors import InvalidRequestError
 from openwen.messages import Message, ToolCall
+from openwen.requests import ChatRequest, Sampling, ToolChoice
 from openwen.server.openai.base import Lenient
 
 TOOL_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -573,6 +573,8 @@ class ModelCard(Out):
     context_length: int | None = None
     #: extension: "chat" or "embedding"
     type: str = "chat"
+    #: extension: false while the upstream serving the model fails its health checks
+    available: bool = True
 
     omit_if_none: ClassVar[tuple[str, ...]] = ("context_length",)
 

@@ -33,60 +33,41 @@ API cannot ask, and the model is told so.
 from __future__ import annotations
 
 import base64
-import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from openwen.chat.agent import Agent
-from openwen.engines.base import ChatRequest
-from openwen.errors import EngineError, InvalidRequestError
-from openwen.messages import (
-    AgentLimitEvent,
-    AgentStepEvent,
-    Done,
-    ReasoningDelta,
-    StreamEvent,
-    TextDelta,
-    ToolCallEvent,
-    ToolResultEvent,
-)
-from openwen.server.app.tooling import SharedTools, workspace_name
+from openwen.chat.answer import ServerToolCall
+from openwen.errors import InvalidRequestError
+from openwen.messages import ToolResultEvent
+from openwen.requests import ChatRequest
 from openwen.server.auth import check_server_tools
-from openwen.server.openai.common import (
-    chat_service,
-    collect,
-    record_done,
-    stream_response,
-    until_disconnect,
-)
+from openwen.server.generating import chat_service, generate
 from openwen.server.openai.protocol import ChatCompletionRequest, ChatCompletionResponse
-from openwen.server.sse import ChatChunks
+from openwen.server.openai.render import ChatChunks, chat_response
 from openwen.tools.registry import ToolRegistry
-
-
-@dataclass(frozen=True)
-class ToolStep:
-    """A server tool call (``tool_call``) or its result (``tool_result``), as extension data."""
-
-    what: Literal["tool_call", "tool_result"]
-    data: dict[str, Any]
-    kind: Literal["server_tool"] = "server_tool"
+from openwen.tools.shared import SharedTools, workspace_name
 
 
 class ServerToolChunks(ChatChunks):
     """Chat chunks plus the extension chunks of server tool steps."""
 
     def for_event(self, event: Any) -> list[dict[str, Any]]:
-        if isinstance(event, ToolStep):
+        if isinstance(event, ServerToolCall | ToolResultEvent):
             chunk = self._chunk({})
-            chunk["openwen"] = {event.what: event.data}
+            chunk["openwen"] = step_extension(event)
             return [chunk]
         return super().for_event(event)
+
+
+def step_extension(event: ServerToolCall | ToolResultEvent) -> dict[str, Any]:
+    """The ``openwen`` extension object of a server tool call or result."""
+    if isinstance(event, ToolResultEvent):
+        return {"tool_result": step_data(event)}
+    call = event.call
+    return {"tool_call": {"id": call.id, "name": call.name, "arguments": call.arguments}}
 
 
 def registry_for(request: Request, body: ChatCompletionRequest, chat: ChatRequest
@@ -140,68 +121,24 @@ def step_data(result: ToolResultEvent) -> dict[str, Any]:
     return data
 
 
-async def agent_events(agent: Agent, chat: ChatRequest, client_tools: set[str]
-                       ) -> AsyncIterator[StreamEvent | ToolStep]:
-    """The agent's run as a chat answer: text of every round (joined by a blank line), the
-    client's tool calls (indexed from 0), server tool steps as :class:`ToolStep`, then Done."""
-    index, wrote, new_round = 0, False, False
-    async with contextlib.aclosing(agent.run(chat)) as events:  # type: ignore[type-var]
-        async for event in events:
-            if isinstance(event, TextDelta):
-                if new_round and wrote and event.text:
-                    yield TextDelta("\n\n")
-                    new_round = False
-                wrote = wrote or bool(event.text)
-                yield event
-            elif isinstance(event, ReasoningDelta | Done):
-                yield event
-            elif isinstance(event, ToolCallEvent):
-                call = event.call
-                if call.name in client_tools and call.name not in agent.tools:
-                    yield replace(event, index=index)
-                    index += 1
-                else:
-                    yield ToolStep("tool_call", {"id": call.id, "name": call.name,
-                                                 "arguments": call.arguments})
-            elif isinstance(event, ToolResultEvent):
-                yield ToolStep("tool_result", step_data(event))
-            elif isinstance(event, AgentStepEvent):
-                new_round = True
-            elif isinstance(event, AgentLimitEvent):
-                yield TextDelta(("\n\n" if wrote else "") + event.message)
-                wrote = True
-
-
-async def respond(request: Request, body: ChatCompletionRequest, chat: ChatRequest, model: str,
-                  *, received: float,
-                  chat_response: Callable[..., ChatCompletionResponse]) -> Response:
-    """The response of a request that opted in to server tools."""
-    state = request.app.state
-    if (stop := state.shutdown.refusal()) is not None:
+async def respond(request: Request, body: ChatCompletionRequest, chat: ChatRequest, *,
+                  received: float) -> Response:
+    """The response of a request that opted in to server tools (no one to ask: tools needing
+    confirmation are not run)."""
+    if (stop := request.app.state.shutdown.refusal()) is not None:
         raise stop
     check_server_tools(request)
     registry = registry_for(request, body, chat)
     asked = with_server_tools(chat, registry)
-    service = chat_service(request)
-    agent = Agent.from_settings(service, registry, service.settings)  # no one to ask: no confirm
     client_tools = {str((t.get("function") or t).get("name")) for t in chat.tools}
-    events = agent_events(agent, asked, client_tools)
-    try:
-        first = await until_disconnect(request, anext(events))
-    except StopAsyncIteration:
-        raise EngineError("the engine produced no answer") from None
-    except BaseException:
-        await events.aclose()  # type: ignore[attr-defined]
-        raise
-    state.metrics.ttft.labels(model).observe(time.perf_counter() - received)
-    if body.stream:
-        chunks = ServerToolChunks(model=model, include_usage=body.include_usage)
-        return stream_response(request, model, first, events, chunks)  # type: ignore[arg-type]
-    answer: list[Any] = await collect(request, first, events)  # type: ignore[arg-type]
-    done = answer[-1]
-    assert isinstance(done, Done)
-    record_done(request, model, done)
-    response = chat_response(model, answer, with_logprobs=chat.logprobs)
-    steps = [e.data for e in answer if isinstance(e, ToolStep) and e.what == "tool_result"]
-    response.openwen = {"tool_steps": steps}
-    return JSONResponse(response.model_dump(mode="json"))
+
+    def respond_all(model: str, events: list[Any]) -> ChatCompletionResponse:
+        response = chat_response(model, events, with_logprobs=chat.logprobs)
+        steps = [step_data(e) for e in events if isinstance(e, ToolResultEvent)]
+        response.openwen = {"tool_steps": steps}
+        return response
+
+    return await generate(
+        request, asked, received=received, stream=bool(body.stream), respond=respond_all,
+        tools=registry, client_tools=client_tools,
+        renderer=lambda model: ServerToolChunks(model=model, include_usage=body.include_usage))

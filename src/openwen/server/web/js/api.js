@@ -1,4 +1,5 @@
 // The web app's JSON API: every call sends the CSRF token; errors become ApiError.
+import { t } from "./i18n.js";
 
 let csrfToken = "";
 
@@ -7,7 +8,7 @@ export function setCsrf(token) { csrfToken = token || ""; }
 export class ApiError extends Error {
   constructor(status, body) {
     const error = (body && body.error) || {};
-    super(error.message || `request failed (${status})`);
+    super(error.message || t("api.request_failed", { status }));
     this.status = status;
     this.code = error.code || null;
     this.retryAfter = null;
@@ -93,7 +94,7 @@ export function upload(path, file, onProgress = () => {}) {
       else reject(new ApiError(xhr.status, xhr.response));
     });
     xhr.addEventListener("error", () => reject(new ApiError(0, {
-      error: { message: "the upload failed (connection closed); the file may be too large" } })));
+      error: { message: t("api.upload_failed") } })));
     xhr.send(file);
   });
 }

@@ -2,20 +2,21 @@
 
 import * as api from "./api.js";
 import { $ } from "./dom.js";
+import { t } from "./i18n.js";
 
 let mode = "login";
 
 function setMode(next, session) {
   mode = next;
   const signup = mode === "signup";
-  $("#auth-submit").textContent = signup ? "Create account" : "Sign in";
+  $("#auth-submit").textContent = signup ? t("auth.create_account") : t("auth.sign_in");
   $("#auth-password").autocomplete = signup ? "new-password" : "current-password";
   $("#auth-intro").textContent = session.first_user
-    ? "Welcome! Create the first account: it becomes the admin."
-    : signup ? "Create your account." : "Sign in to your conversations.";
+    ? t("auth.welcome_first")
+    : signup ? t("auth.create_yours") : t("auth.sign_in_intro");
   const canSwitch = session.signup_open && !session.first_user;
   $("#auth-switch").hidden = !canSwitch;
-  $("#auth-switch").textContent = signup ? "I have an account: sign in" : "New here? Create an account";
+  $("#auth-switch").textContent = signup ? t("auth.have_account") : t("auth.new_here");
   $("#auth-error").textContent = "";
 }
 
@@ -39,7 +40,7 @@ export function showAuth(session) {
         resolve(data.user);
       } catch (error) {
         $("#auth-error").textContent = error.status === 429 && error.retryAfter
-          ? `Too many attempts. Try again in ${error.retryAfter} seconds.` : error.message;
+          ? t("auth.too_many", { seconds: error.retryAfter }) : error.message;
       } finally {
         $("#auth-submit").disabled = false;
       }

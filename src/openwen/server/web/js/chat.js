@@ -1,15 +1,17 @@
 // The open conversation: its messages, the composer, streamed answers, edit, regenerate,
-// branch switching, stop, and the model / thinking / sampling / tools / collection settings.
+// branch switching and stop (its model / thinking / sampling / tools settings: chat-settings.js).
 // An answer that used tools is several stored messages: each step that called tools (shown
 // with its calls as collapsible boxes), the tool results (shown inside those boxes), and the
 // final answer.
 
 import * as api from "./api.js";
 import { $, h, icon, copyText, toast } from "./dom.js";
-import { collectionNames, linkCitations, sourcesList } from "./knowledge.js";
+import { linkCitations, sourcesList } from "./knowledge.js";
 import { renderMarkdown } from "./markdown.js";
-import { state, emit, currentSettings } from "./state.js";
+import { state, emit } from "./state.js";
+import { renderControls, setupSettings } from "./chat-settings.js";
 import { askConfirmation, confirmationEnded, resultsOf, toolSteps } from "./tools.js";
+import { formatNumber, t } from "./i18n.js";
 
 const thread = () => $("#thread");
 let pollTimer = null;
@@ -63,7 +65,7 @@ async function reload() {
 
 export function render() {
   const c = state.conversation;
-  $("#chat-title").textContent = c ? c.title : "New chat";
+  $("#chat-title").textContent = c ? c.title : t("chat.new_chat");
   document.title = c ? `${c.title} · openwen` : "openwen";
   $("#empty-chat").hidden = state.messages.length > 0;
   const results = resultsOf(state.messages);
@@ -91,7 +93,7 @@ function renderMessage(m, results = new Map()) {
   if (isStep(m)) el.append(toolSteps(m.tool_calls, results, { running: Boolean(currentStream()) }));
   if (m.status === "error") {
     const error = (m.metadata && m.metadata.error) || {};
-    el.append(h("div.error-box", { role: "alert", text: error.message || "The answer failed." }));
+    el.append(h("div.error-box", { role: "alert", text: error.message || t("chat.answer_failed") }));
   }
   if (m.role === "assistant" && citations.length && !isStep(m)) el.append(sourcesBox(m.content, citations));
   el.append(metaRow(m));
@@ -102,16 +104,16 @@ function renderMessage(m, results = new Map()) {
 function sourcesBox(content, citations) {
   const cited = citations.filter((c) => (content || "").includes(`[${c.number}]`));
   if (cited.length) return sourcesList(cited);
-  return h("details.sources-box", {}, h("summary", { text: `Sources (${citations.length})` }), sourcesList(citations));
+  return h("details.sources-box", {}, h("summary", { text: t("chat.sources", { count: citations.length }) }), sourcesList(citations));
 }
 
 function roleLabel(role) {
-  return { user: "You", assistant: "Assistant", system: "System", tool: "Tool result" }[role] || role;
+  return { user: t("chat.role_user"), assistant: t("chat.role_assistant"), system: t("chat.role_system"), tool: t("chat.role_tool") }[role] || role;
 }
 
 function thinkingBox(text, open) {
   const box = h("details.thinking", { open },
-    h("summary", { text: open ? "Thinking…" : "Thinking" }),
+    h("summary", { text: open ? t("chat.thinking_now") : t("chat.thinking") }),
     h("div.thinking-body", { text }));
   return box;
 }
@@ -124,36 +126,36 @@ function metaRow(m) {
   if (siblings.length > 1) {
     const index = siblings.indexOf(m.id);
     actions.append(h("span.branch", {},
-      h("button.icon-button", { type: "button", "aria-label": "Previous version", disabled: busy || index <= 0,
+      h("button.icon-button", { type: "button", "aria-label": t("chat.previous_version"), disabled: busy || index <= 0,
         onclick: () => switchTo(siblings[index - 1]) }, icon("left")),
-      h("span", { text: `${index + 1}/${siblings.length}`, "aria-label": `version ${index + 1} of ${siblings.length}` }),
-      h("button.icon-button", { type: "button", "aria-label": "Next version",
+      h("span", { text: `${index + 1}/${siblings.length}`, "aria-label": t("chat.version_of", { n: index + 1, total: siblings.length }) }),
+      h("button.icon-button", { type: "button", "aria-label": t("chat.next_version"),
         disabled: busy || index >= siblings.length - 1, onclick: () => switchTo(siblings[index + 1]) }, icon("right"))));
   }
   if (m.content) {
-    actions.append(h("button.icon-button", { type: "button", "aria-label": "Copy message", title: "Copy",
-      onclick: async () => { await copyText(m.content); toast("Copied"); } }, icon("copy")));
+    actions.append(h("button.icon-button", { type: "button", "aria-label": t("chat.copy_message"), title: t("chat.copy"),
+      onclick: async () => { await copyText(m.content); toast(t("chat.copied")); } }, icon("copy")));
   }
   if (m.role === "user") {
-    actions.append(h("button.icon-button", { type: "button", "aria-label": "Edit message", title: "Edit",
+    actions.append(h("button.icon-button", { type: "button", "aria-label": t("chat.edit_message"), title: t("chat.edit"),
       disabled: busy, onclick: () => startEdit(m) }, icon("edit")));
   }
   if (m.role === "assistant" && m.status !== "streaming" && !isStep(m)) {
-    actions.append(h("button.icon-button", { type: "button", "aria-label": "Regenerate answer",
-      title: "Regenerate", disabled: busy, onclick: () => regenerate(m.id) }, icon("regenerate")));
+    actions.append(h("button.icon-button", { type: "button", "aria-label": t("chat.regenerate_answer"),
+      title: t("chat.regenerate"), disabled: busy, onclick: () => regenerate(m.id) }, icon("regenerate")));
   }
   row.append(actions);
-  if (m.status === "incomplete") row.append(h("span.badge", { text: "stopped" }));
-  if (m.status === "error") row.append(h("span.badge.error", { text: "error" }));
+  if (m.status === "incomplete") row.append(h("span.badge", { text: t("chat.stopped") }));
+  if (m.status === "error") row.append(h("span.badge.error", { text: t("chat.error") }));
   if (m.role === "assistant" && !isStep(m)) {
     const stats = statsOf(m.metadata || {});
     if (stats) row.append(h("span", { text: stats }));
   }
   if (m.metadata && m.metadata.knowledge_error) {
-    row.append(h("span.badge.error", { text: "documents unavailable", title: m.metadata.knowledge_error }));
+    row.append(h("span.badge.error", { text: t("chat.documents_unavailable"), title: m.metadata.knowledge_error }));
   }
   if (m.metadata && m.metadata.tools_dropped) {
-    row.append(h("span.badge", { text: "no tools (context too small)" }));
+    row.append(h("span.badge", { text: t("chat.no_tools_context") }));
   }
   return row;
 }
@@ -162,25 +164,10 @@ function statsOf(meta) {
   const parts = [];
   if (meta.model) parts.push(meta.model);
   const tokens = meta.usage && meta.usage.completion_tokens;
-  if (tokens) parts.push(`${tokens} tokens`);
+  if (tokens) parts.push(t("chat.tokens", { count: tokens }));
   const decode = meta.timings && meta.timings.decode_ms;
-  if (tokens && decode > 0) parts.push(`${(tokens / (decode / 1000)).toFixed(1)} tok/s`);
+  if (tokens && decode > 0) parts.push(t("chat.tok_per_s", { rate: formatNumber(tokens / (decode / 1000), { maximumFractionDigits: 1 }) }));
   return parts.join(" · ");
-}
-
-function renderControls() {
-  const busy = Boolean(currentStream());
-  $("#send").hidden = busy;
-  $("#stop").hidden = !busy;
-  $("#messages").setAttribute("aria-busy", String(busy));
-  const settings = currentSettings();
-  const picker = $("#model-picker");
-  const names = state.models.map((m) => m.id);
-  const wanted = settings.model || state.defaultModel;
-  if (wanted && !names.includes(wanted)) names.push(wanted);
-  picker.replaceChildren(...names.map((name) => h("option", { value: name, text: name })));
-  picker.value = wanted || "";
-  $("#thinking-toggle").checked = settings.thinking !== false;
 }
 
 function nearBottom() {
@@ -314,7 +301,7 @@ function onEvent(stream, name, data) {
 
 function contextGiven(stream, data) {
   stream.citations = data.citations || [];
-  if (data.remembered) toast(`Remembered: ${data.remembered.text}`);
+  if (data.remembered) toast(t("chat.remembered", { text: data.remembered.text }));
   schedulePaint(stream);
 }
 
@@ -370,7 +357,7 @@ function attachStream() {
 
 function closeThinking(stream) {
   stream.thinking.open = false;
-  stream.thinking.querySelector("summary").textContent = "Thinking";
+  stream.thinking.querySelector("summary").textContent = t("chat.thinking");
 }
 
 function schedulePaint(stream) {
@@ -430,13 +417,13 @@ export async function stop() {
 function startEdit(message) {
   const el = thread().querySelector(`[data-id="${message.id}"]`);
   if (!el) return;
-  const area = h("textarea", { rows: 3, "aria-label": "Edit your message" });
+  const area = h("textarea", { rows: 3, "aria-label": t("chat.edit_yours") });
   area.value = message.content;
   const box = h("div.edit-box", {}, area, h("div.row", {},
-    h("button.ghost", { type: "button", text: "Cancel", onclick: () => render() }),
-    h("button.primary", { type: "button", text: "Send", onclick: () => submitEdit(message, area.value) })));
+    h("button.ghost", { type: "button", text: t("common.cancel"), onclick: () => render() }),
+    h("button.primary", { type: "button", text: t("chat.send"), onclick: () => submitEdit(message, area.value) })));
   area.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    if (event.key === "Enter" && !event.shiftKey && !composing(event)) {
       event.preventDefault();
       submitEdit(message, area.value);
     } else if (event.key === "Escape") {
@@ -483,70 +470,13 @@ function stopPolling() {
   pollTimer = null;
 }
 
-// -- settings ----------------------------------------------------------------------------------
-
-export async function updateSettings(change) {
-  const merged = { ...currentSettings(), ...change };
-  for (const key of Object.keys(merged)) if (merged[key] === null || merged[key] === "") delete merged[key];
-  if (!state.conversation) {
-    state.draftSettings = merged;
-    renderControls();
-    return;
-  }
-  try {
-    const data = await api.patch(`/api/conversations/${state.conversation.id}`, { settings: merged });
-    state.conversation = data.conversation;
-  } catch (error) {
-    toast(error.message, "error");
-  }
-  renderControls();
-}
-
-export async function openSettingsDialog() {
-  const dialog = $("#settings-dialog");
-  const settings = currentSettings();
-  $("#set-system").value = (state.conversation ? state.conversation.system_prompt : state.draftSystemPrompt) || "";
-  $("#set-temperature").value = settings.temperature ?? "";
-  $("#set-top-p").value = settings.top_p ?? "";
-  $("#set-max-tokens").value = settings.max_tokens ?? "";
-  $("#set-tools").checked = settings.tools !== false;
-  $("#settings-error").textContent = "";
-  const picker = $("#set-collection");
-  picker.replaceChildren(h("option", { value: "", text: "None (only files attached here)" }));
-  picker.value = "";
-  dialog.showModal();
-  const names = await collectionNames();
-  if (settings.collection && !names.includes(settings.collection)) names.push(settings.collection);
-  picker.append(...names.map((name) => h("option", { value: name, text: name })));
-  picker.value = settings.collection || "";
-}
-
-async function saveSettingsDialog(event) {
-  event.preventDefault();
-  const number = (id) => ($(id).value === "" ? null : Number($(id).value));
-  const settings = { ...currentSettings(), temperature: number("#set-temperature"),
-    top_p: number("#set-top-p"), max_tokens: number("#set-max-tokens"),
-    tools: $("#set-tools").checked ? null : false, collection: $("#set-collection").value || null };
-  for (const key of Object.keys(settings)) if (settings[key] === null) delete settings[key];
-  const systemPrompt = $("#set-system").value.trim() ? $("#set-system").value : null;
-  if (!state.conversation) {
-    state.draftSettings = settings;
-    state.draftSystemPrompt = systemPrompt;
-    $("#settings-dialog").close();
-    return;
-  }
-  try {
-    const data = await api.patch(`/api/conversations/${state.conversation.id}`,
-      { settings, system_prompt: systemPrompt });
-    state.conversation = data.conversation;
-    $("#settings-dialog").close();
-    renderControls();
-  } catch (error) {
-    $("#settings-error").textContent = error.message;
-  }
-}
-
 // -- composer ----------------------------------------------------------------------------------
+
+// An input method (Chinese, Japanese, ...) is composing: its Enter picks a candidate, it never
+// sends. Some browsers report the composing Enter only as keyCode 229.
+export function composing(event) {
+  return event.isComposing || event.keyCode === 229;
+}
 
 function autosize() {
   const prompt = $("#prompt");
@@ -559,16 +489,14 @@ export function setupChat() {
   $("#composer").addEventListener("submit", (event) => { event.preventDefault(); send(); });
   prompt.addEventListener("input", autosize);
   prompt.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    if (event.key === "Enter" && !event.shiftKey && !composing(event)) {
       event.preventDefault();
       send();
     }
   });
   $("#stop").addEventListener("click", stop);
-  $("#model-picker").addEventListener("change", (event) => updateSettings({ model: event.target.value }));
-  $("#thinking-toggle").addEventListener("change", (event) => updateSettings({ thinking: event.target.checked }));
-  $("#chat-settings").addEventListener("click", openSettingsDialog);
-  $("#settings-form").addEventListener("submit", saveSettingsDialog);
+  setupSettings();
+  document.addEventListener("localechange", () => render());
   window.addEventListener("popstate", () => route({ push: false }));
 }
 

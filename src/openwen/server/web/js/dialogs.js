@@ -3,6 +3,7 @@
 import * as api from "./api.js";
 import { $, h, toast, confirmDialog, closeOnCancel } from "./dom.js";
 import { state } from "./state.js";
+import { LOCALES, locale, setLocale, t } from "./i18n.js";
 
 // -- theme -------------------------------------------------------------------------------------
 
@@ -32,7 +33,24 @@ async function toggleTheme() {
 
 // -- account -----------------------------------------------------------------------------------
 
+function renderLanguages() {
+  const picker = $("#language-picker");
+  picker.replaceChildren(...LOCALES.map((l) => h("option", { value: l.id, text: l.name })));
+  picker.value = locale();
+}
+
+// The language: remembered per user (ui.locale); without a choice, the browser's.
+async function chooseLanguage(event) {
+  const id = event.target.value;
+  setLocale(id);
+  state.preferences["ui.locale"] = id;
+  try { await api.put("/api/settings", { values: { "ui.locale": id } }); } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
 async function openAccount() {
+  renderLanguages();
   $("#api-base").textContent = `${location.origin}/v1`;
   $("#key-secret").hidden = true;
   $("#password-form").hidden = state.session.single_user;
@@ -44,18 +62,18 @@ async function loadKeys() {
   try {
     const { keys } = await api.get("/api/keys");
     $("#key-list").replaceChildren(...keys.map(keyItem));
-    if (!keys.length) $("#key-list").append(h("li.muted", { text: "No keys yet." }));
+    if (!keys.length) $("#key-list").append(h("li.muted", { text: t("account.no_keys") }));
   } catch (error) {
     toast(error.message, "error");
   }
 }
 
 function keyItem(key) {
-  const label = `${key.name} (${key.prefix}…)${key.revoked_at ? " — revoked" : ""}`;
+  const label = t(key.revoked_at ? "account.key_revoked" : "account.key", { name: key.name, prefix: key.prefix });
   return h("li", {}, h("span", { text: label }), key.revoked_at ? null :
-    h("button.ghost", { type: "button", text: "Revoke", "aria-label": `Revoke key ${key.name}`,
+    h("button.ghost", { type: "button", text: t("account.revoke"), "aria-label": t("account.revoke_key", { name: key.name }),
       onclick: async () => {
-        if (!(await confirmDialog(`Revoke the key “${key.name}”? Clients using it stop working.`, "Revoke"))) return;
+        if (!(await confirmDialog(t("account.confirm_revoke", { name: key.name }), t("account.revoke")))) return;
         await api.del(`/api/keys/${key.id}`).catch((e) => toast(e.message, "error"));
         loadKeys();
       } }));
@@ -68,7 +86,7 @@ async function createKey(event) {
     $("#key-name").value = "";
     const secret = $("#key-secret");
     secret.hidden = false;
-    secret.textContent = `Copy this key now, it is shown only once: ${data.secret}`;
+    secret.textContent = t("account.secret", { secret: data.secret });
     loadKeys();
   } catch (error) {
     toast(error.message, "error");
@@ -84,7 +102,7 @@ async function changePassword(event) {
     if (data.csrf_token) api.setCsrf(data.csrf_token);
     $("#pw-current").value = "";
     $("#pw-new").value = "";
-    toast("Password changed; other browsers were signed out");
+    toast(t("account.password_changed"));
   } catch (error) {
     $("#password-error").textContent = error.message;
   }
@@ -117,18 +135,18 @@ function userRow(user) {
       loadUsers();
     } });
   return h("tr", {},
-    h("td", { text: user.username + (me ? " (you)" : "") }),
-    h("td", { text: user.is_admin ? "admin" : "user" }),
-    h("td", { text: user.disabled ? "disabled" : "active" }),
+    h("td", { text: me ? t("users.you", { name: user.username }) : user.username }),
+    h("td", { text: user.is_admin ? t("users.admin") : t("users.user") }),
+    h("td", { text: user.disabled ? t("users.disabled") : t("users.active") }),
     h("td", {}, me ? null : [
-      act(user.disabled ? "Enable" : "Disable",
+      act(user.disabled ? t("users.enable") : t("users.disable"),
         () => api.patch(`/api/admin/users/${user.id}`, { disabled: !user.disabled }),
-        `${user.disabled ? "Enable" : "Disable"} ${user.username}`),
-      act("Remove", async () => {
-        if (await confirmDialog(`Remove ${user.username} and all their conversations?`, "Remove")) {
+        t(user.disabled ? "users.enable_name" : "users.disable_name", { name: user.username })),
+      act(t("users.remove"), async () => {
+        if (await confirmDialog(t("users.confirm_remove", { name: user.username }), t("users.remove"))) {
           await api.del(`/api/admin/users/${user.id}`);
         }
-      }, `Remove ${user.username}`),
+      }, t("users.remove_name", { name: user.username })),
     ]));
 }
 
@@ -170,6 +188,7 @@ export function setupDialogs() {
   $("#password-form").addEventListener("submit", changePassword);
   $("#add-user-form").addEventListener("submit", addUser);
   $("#open-registration").addEventListener("change", setRegistration);
+  $("#language-picker").addEventListener("change", chooseLanguage);
   closeOnCancel($("#settings-dialog"));
   window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => applyTheme(
     document.documentElement.dataset.theme || null));

@@ -1,4 +1,5 @@
 // Small DOM helpers: element building (text only, never HTML strings), toasts, confirmation.
+import { t } from "./i18n.js";
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -50,7 +51,7 @@ export function toast(message, kind = "info") {
   setTimeout(() => el.remove(), kind === "error" ? 6000 : 3000);
 }
 
-export function confirmDialog(text, okLabel = "Delete") {
+export function confirmDialog(text, okLabel = t("common.delete")) {
   const dialog = $("#confirm-dialog");
   $("#confirm-text").textContent = text;
   $("#confirm-ok").textContent = okLabel;

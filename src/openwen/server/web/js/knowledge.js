@@ -4,6 +4,7 @@
 import * as api from "./api.js";
 import { $, h, icon, toast, confirmDialog, closeOnCancel } from "./dom.js";
 import { state, on } from "./state.js";
+import { formatNumber, t } from "./i18n.js";
 
 const SUPPORTED = [".pdf", ".docx", ".md", ".markdown", ".txt", ".text", ".html", ".htm", ".csv", ".tsv"];
 const KB = "/api/knowledge";
@@ -11,7 +12,6 @@ let ensureConversation = null;  // () => Promise<conversation>, given by the cha
 let chips = [];  // attachments shown above the composer: {name, status, progress, doc, error}
 
 const extension = (name) => (/\.[^.]+$/.exec(name.toLowerCase()) || [""])[0];
-const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 // -- attachments -------------------------------------------------------------------------------
 
@@ -45,15 +45,15 @@ function chipElement(chip) {
   el.append(h("span.chip-icon", {}, icon("file")), h("span.chip-name", { text: chip.name }));
   if (chip.status === "uploading") {
     const percent = Math.round((chip.progress || 0) * 100);
-    el.append(h("progress", { max: 100, value: percent, "aria-label": `Uploading ${chip.name}` }),
-      h("span.chip-state", { text: percent < 100 ? `${percent}%` : "reading…" }));
+    el.append(h("progress", { max: 100, value: percent, "aria-label": t("docs.uploading_name", { name: chip.name }) }),
+      h("span.chip-state", { text: percent < 100 ? formatNumber(percent / 100, { style: "percent" }) : t("docs.reading") }));
   } else if (chip.status === "error") {
     el.append(h("span.chip-state", { role: "alert", text: chip.error }));
-    el.append(h("button.icon-button.chip-remove", { type: "button", "aria-label": `Dismiss ${chip.name}`, text: "×",
+    el.append(h("button.icon-button.chip-remove", { type: "button", "aria-label": t("docs.dismiss", { name: chip.name }), text: "×",
       onclick: () => { chips = chips.filter((c) => c !== chip); renderChips(); } }));
   } else {
-    el.append(h("span.chip-state.muted", { text: plural(chip.doc.chunks, "passage") }));
-    el.append(h("button.icon-button.chip-remove", { type: "button", "aria-label": `Detach ${chip.name}`, text: "×",
+    el.append(h("span.chip-state.muted", { text: t("docs.passages", { count: chip.doc.chunks }) }));
+    el.append(h("button.icon-button.chip-remove", { type: "button", "aria-label": t("docs.detach", { name: chip.name }), text: "×",
       onclick: () => detach(chip) }));
   }
   return el;
@@ -89,9 +89,9 @@ async function uploadOne(file, conversation) {
   chips.push(chip);
   renderChips();
   if (!SUPPORTED.includes(extension(file.name))) {
-    return failed(chip, `unsupported file type; supported: ${SUPPORTED.join(", ")}`);
+    return failed(chip, t("docs.unsupported", { types: SUPPORTED.join(", ") }));
   }
-  if (file.size === 0) return failed(chip, "the file is empty");
+  if (file.size === 0) return failed(chip, t("docs.empty_file"));
   const url = `${KB}/documents?filename=${encodeURIComponent(file.name)}&conversation_id=${encodeURIComponent(conversation.id)}`;
   try {
     const data = await api.upload(url, file, (fraction) => { chip.progress = fraction; renderChips(); });
@@ -157,13 +157,13 @@ export function linkCitations(root, citations) {
 
 function citationLink(citation) {
   return h("a.citation", { href: "#", title: citation.label, "data-number": citation.number,
-    "aria-label": `Source ${citation.number}: ${citation.label}`, text: `[${citation.number}]`,
+    "aria-label": t("docs.source", { n: citation.number, label: citation.label }), text: `[${citation.number}]`,
     onclick: (event) => { event.preventDefault(); openPassage(citation); } });
 }
 
 // The numbered sources under an answer.
 export function sourcesList(citations) {
-  return h("ol.sources", { "aria-label": "Sources" }, ...citations.map((c) => h("li", {},
+  return h("ol.sources", { "aria-label": t("docs.sources") }, ...citations.map((c) => h("li", {},
     h("a.source", { href: "#", text: `[${c.number}] ${c.label}`,
       onclick: (event) => { event.preventDefault(); openPassage(c); } }))));
 }
@@ -174,14 +174,14 @@ export async function openPassage(citation) {
   const dialog = $("#passage-dialog");
   $("#passage-title").textContent = `[${citation.number}] ${citation.label}`;
   const body = $("#passage-text");
-  body.replaceChildren(h("p.muted", { text: "Loading…" }));
+  body.replaceChildren(h("p.muted", { text: t("common.loading") }));
   if (!dialog.open) dialog.showModal();
   let text;
   try {
     ({ text } = await api.get(`${KB}/documents/${encodeURIComponent(citation.document_id)}/text`));
   } catch (error) {
     body.replaceChildren(h("p.form-error", { text: error.status === 404
-      ? "This document is no longer in your documents." : error.message }));
+      ? t("docs.gone") : error.message }));
     return;
   }
   const whole = citation.chunk_id === null || citation.chunk_id === undefined;
@@ -219,10 +219,10 @@ async function loadDocuments() {
       api.get(`${KB}/collections`), api.get(`${KB}/documents`)]);
     const names = collections.map((c) => c.name);
     $("#collection-list").replaceChildren(...collections.map(collectionItem));
-    if (!collections.length) $("#collection-list").append(h("li.muted", { text: "No collections yet." }));
+    if (!collections.length) $("#collection-list").append(h("li.muted", { text: t("docs.no_collections") }));
     const target = $("#upload-collection");
     const chosen = target.value;
-    target.replaceChildren(h("option", { value: "", text: "No collection" }),
+    target.replaceChildren(h("option", { value: "", text: t("docs.no_collection") }),
       ...names.map((n) => h("option", { value: n, text: n })));
     target.value = names.includes(chosen) ? chosen : "";
     $("#document-rows").replaceChildren(...documents.map((d) => documentRow(d, names)));
@@ -234,29 +234,29 @@ async function loadDocuments() {
 
 function collectionItem(c) {
   return h("li", { "data-collection": c.name },
-    h("span", { text: `${c.name} (${plural(c.documents, "document")})` }),
-    h("button.ghost", { type: "button", text: "Delete", "aria-label": `Delete collection ${c.name}`,
+    h("span", { text: t("docs.collection_count", { name: c.name, count: c.documents }) }),
+    h("button.ghost", { type: "button", text: t("common.delete"), "aria-label": t("docs.delete_collection", { name: c.name }),
       onclick: async () => {
-        if (!(await confirmDialog(`Delete the collection “${c.name}”? Its documents stay.`, "Delete"))) return;
+        if (!(await confirmDialog(t("docs.confirm_delete_collection", { name: c.name }), t("common.delete")))) return;
         await act(() => api.del(`${KB}/collections/${encodeURIComponent(c.name)}`));
       } }));
 }
 
 function documentRow(doc, names) {
   const inside = doc.collections.map((name) => h("span.tag", {}, name,
-    h("button.icon-button", { type: "button", text: "×", "aria-label": `Take ${doc.filename} out of ${name}`,
+    h("button.icon-button", { type: "button", text: "×", "aria-label": t("docs.take_out", { file: doc.filename, name }),
       onclick: () => act(() => api.del(`${KB}/collections/${encodeURIComponent(name)}/documents/${doc.id}`)) })));
   const others = names.filter((n) => !doc.collections.includes(n));
-  const add = others.length ? h("select", { "aria-label": `Add ${doc.filename} to a collection`,
+  const add = others.length ? h("select", { "aria-label": t("docs.add_to_collection", { file: doc.filename }),
     onchange: (event) => act(() => api.put(`${KB}/collections/${encodeURIComponent(event.target.value)}/documents/${doc.id}`)) },
-    h("option", { value: "", text: "Add to…" }), ...others.map((n) => h("option", { value: n, text: n }))) : null;
-  const size = doc.pages ? plural(doc.pages, "page") : plural(doc.chunks, "passage");
+    h("option", { value: "", text: t("docs.add_to") }), ...others.map((n) => h("option", { value: n, text: n }))) : null;
+  const size = doc.pages ? t("docs.pages", { count: doc.pages }) : t("docs.passages", { count: doc.chunks });
   return h("tr", { "data-document": doc.filename },
     h("td", { text: doc.filename }), h("td.muted", { text: size }),
     h("td", {}, ...inside, add),
-    h("td", {}, h("button.ghost", { type: "button", text: "Delete", "aria-label": `Delete ${doc.filename}`,
+    h("td", {}, h("button.ghost", { type: "button", text: t("common.delete"), "aria-label": t("docs.delete_file", { file: doc.filename }),
       onclick: async () => {
-        if (!(await confirmDialog(`Delete “${doc.filename}” and its passages?`, "Delete"))) return;
+        if (!(await confirmDialog(t("docs.confirm_delete_file", { file: doc.filename }), t("common.delete")))) return;
         await act(() => api.del(`${KB}/documents/${doc.id}`));
       } })));
 }
@@ -289,10 +289,10 @@ async function uploadToCollection(event) {
   for (const file of files) {
     const url = `${KB}/documents?filename=${encodeURIComponent(file.name)}${collection ? `&collection=${encodeURIComponent(collection)}` : ""}`;
     status.hidden = false;
-    status.textContent = `Uploading ${file.name}…`;
+    status.textContent = t("docs.uploading_file", { file: file.name });
     try {
       await api.upload(url, file, (f) => {
-        status.textContent = f < 1 ? `Uploading ${file.name}… ${Math.round(f * 100)}%` : `Reading ${file.name}…`;
+        status.textContent = f < 1 ? t("docs.uploading_percent", { file: file.name, percent: formatNumber(f, { style: "percent" }) }) : t("docs.reading_file", { file: file.name });
       });
     } catch (error) {
       $("#documents-error").textContent = error.message;

@@ -2,7 +2,9 @@
 
 import * as api from "./api.js";
 import { showAuth } from "./auth.js";
-import { currentStream, ensureConversation, route, setupChat, newChat, stop } from "./chat.js";
+import {
+  currentStream, ensureConversation, route, setupChat, newChat, stop,
+} from "./chat.js";
 import { applyTheme, openHelp, setupDialogs } from "./dialogs.js";
 import { $, toast } from "./dom.js";
 import { setupKnowledge } from "./knowledge.js";
@@ -10,6 +12,8 @@ import { setupMemory } from "./memory.js";
 import { closeMenu, focusSearch, refreshList, setupSidebar } from "./sidebar.js";
 import { state } from "./state.js";
 import { setupTools } from "./tools.js";
+import { browserLocale, locale, setLocale, t } from "./i18n.js";
+import { loadLibrary, setupModels } from "./models.js";
 import { setupTrain } from "./train.js";
 
 function anyDialogOpen() {
@@ -46,14 +50,13 @@ async function logout() {
   location.assign("/");
 }
 
-async function loadModels() {
-  try {
-    const data = await api.get("/api/models");
-    state.models = data.models;
-    state.defaultModel = data.default;
-  } catch (error) {
-    toast(`Could not list models: ${error.message}`, "error");
-  }
+// An upstream that goes down (or comes back) shows in the model picker within this time.
+const MODELS_REFRESH_MS = 15000;
+
+function refreshModels() {
+  setInterval(async () => {
+    try { await loadLibrary(); } catch { /* offline: keep the last list */ }
+  }, MODELS_REFRESH_MS);
 }
 
 async function loadPreferences() {
@@ -62,15 +65,18 @@ async function loadPreferences() {
   } catch { state.preferences = {}; }
   const theme = state.preferences["ui.theme"];
   if (theme) applyTheme(theme);
+  const chosen = state.preferences["ui.locale"];
+  if (chosen && chosen !== locale()) setLocale(chosen);
 }
 
 async function start() {
+  setLocale(browserLocale());
   applyTheme(document.documentElement.dataset.theme || null);
   let session;
   try {
     session = await api.get("/api/session");
   } catch (error) {
-    $("#loading").textContent = `openwen is not reachable: ${error.message}`;
+    $("#loading").textContent = t("main.unreachable", { message: error.message });
     return;
   }
   state.session = session;
@@ -90,9 +96,11 @@ async function start() {
   setupTrain();
   document.addEventListener("keydown", onShortcut);
   $("#logout-button").addEventListener("click", logout);
-  await Promise.all([loadModels(), loadPreferences()]);
+  await loadPreferences();
+  await setupModels();
   route({ push: false });
   refreshList();
+  refreshModels();
   document.body.dataset.ready = "true";
 }
 

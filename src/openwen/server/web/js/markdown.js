@@ -22,6 +22,7 @@ import typescript from "../vendor/highlight/languages/typescript.min.js";
 import xml from "../vendor/highlight/languages/xml.min.js";
 import yaml from "../vendor/highlight/languages/yaml.min.js";
 import { copyText, h, icon } from "./dom.js";
+import { t } from "./i18n.js";
 
 const LANGUAGES = { bash, c, cpp, css, diff, go, java, javascript, json, markdown, plaintext,
   python, rust, shell, sql, typescript, xml, yaml };
@@ -82,12 +83,12 @@ function decorateCode(root, highlight) {
     if (highlight && hljs.getLanguage(language)) {
       code.innerHTML = hljs.highlight(code.textContent, { language, ignoreIllegals: true }).value;
     }
-    const copy = h("button.copy", { type: "button", "aria-label": `Copy ${language} code` },
-      icon("copy"), " Copy");
+    const copy = h("button.copy", { type: "button", "aria-label": t("markdown.copy_code", { language }) },
+      icon("copy"), ` ${t("chat.copy")}`);
     copy.addEventListener("click", async () => {
       await copyText(code.textContent);
-      copy.replaceChildren(icon("check"), " Copied");
-      setTimeout(() => copy.replaceChildren(icon("copy"), " Copy"), 1500);
+      copy.replaceChildren(icon("check"), ` ${t("chat.copied")}`);
+      setTimeout(() => copy.replaceChildren(icon("copy"), ` ${t("chat.copy")}`), 1500);
     });
     const head = h("div.code-head", {}, h("span", { text: language }), copy);
     const block = h("div.code-block", {}, head);

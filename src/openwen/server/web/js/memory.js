@@ -3,12 +3,11 @@
 
 import * as api from "./api.js";
 import { $, h, confirmDialog } from "./dom.js";
+import { t } from "./i18n.js";
 
 const KB = "/api/knowledge";
-// user-facing strings of this dialog, together for the string catalog
-const SOURCES = { user: "added by you", chat: "from a chat", tool: "saved by the assistant",
-  extracted: "extracted automatically", api: "added through the API" };
-const NOT_TYPED = "You did not type this one: check that it is true and that you want it kept.";
+// where a memory came from: catalog keys memory.source_<source> (locales/*.js)
+const SOURCES = new Set(["user", "chat", "tool", "extracted", "api"]);
 const NOT_TYPED_SOURCES = new Set(["tool", "extracted"]);  // written by the model
 
 async function openMemory() {
@@ -35,15 +34,16 @@ function item(memory) {
   const text = h("span.memory-text", { text: memory.text });
   const byModel = NOT_TYPED_SOURCES.has(memory.source);
   const source = h(`span.muted.memory-source${byModel ? ".by-model" : ""}`, {
-    text: SOURCES[memory.source] || memory.source, title: byModel ? NOT_TYPED : undefined,
+    text: SOURCES.has(memory.source) ? t(`memory.source_${memory.source}`) : memory.source,
+    title: byModel ? t("memory.not_typed") : undefined,
     "data-source": memory.source });
   const li = h("li.memory", { "data-id": memory.id }, h("div.memory-body", {}, text, source));
   const actions = h("div.memory-actions", {},
-    h("button.ghost", { type: "button", text: "Edit", "aria-label": `Edit memory: ${memory.text}`,
+    h("button.ghost", { type: "button", text: t("memory.edit"), "aria-label": t("memory.edit_name", { text: memory.text }),
       onclick: () => edit(li, memory) }),
-    h("button.ghost", { type: "button", text: "Delete", "aria-label": `Delete memory: ${memory.text}`,
+    h("button.ghost", { type: "button", text: t("common.delete"), "aria-label": t("memory.delete_name", { text: memory.text }),
       onclick: async () => {
-        if (!(await confirmDialog(`Forget “${memory.text}”?`, "Forget"))) return;
+        if (!(await confirmDialog(t("memory.confirm_forget", { text: memory.text }), t("memory.forget")))) return;
         await act(() => api.del(`${KB}/memories/${memory.id}`));
       } }));
   li.append(actions);
@@ -51,7 +51,7 @@ function item(memory) {
 }
 
 function edit(li, memory) {
-  const input = h("input", { "aria-label": "Memory text", maxlength: 1000 });
+  const input = h("input", { "aria-label": t("memory.text"), maxlength: 1000 });
   input.value = memory.text;
   const save = () => act(() => api.patch(`${KB}/memories/${memory.id}`, { text: input.value }));
   input.addEventListener("keydown", (event) => {
@@ -59,8 +59,8 @@ function edit(li, memory) {
     if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); load(); }
   });
   li.replaceChildren(h("form.inline-form", { onsubmit: (event) => { event.preventDefault(); save(); } },
-    input, h("button.secondary", { type: "submit", text: "Save" }),
-    h("button.ghost", { type: "button", text: "Cancel", onclick: () => load() })));
+    input, h("button.secondary", { type: "submit", text: t("common.save") }),
+    h("button.ghost", { type: "button", text: t("common.cancel"), onclick: () => load() })));
   input.focus();
 }
 

@@ -4,6 +4,7 @@ import * as api from "./api.js";
 import { $, h, icon, toast, confirmDialog } from "./dom.js";
 import { newChat, openConversation } from "./chat.js";
 import { state, on } from "./state.js";
+import { t } from "./i18n.js";
 
 let conversations = [];
 let searchResults = null;  // null: not searching
@@ -29,9 +30,9 @@ function renderList() {
   const searching = searchResults !== null;
   const items = searching ? searchResults : conversations;
   $("#list-heading").hidden = !searching;
-  $("#list-heading").textContent = searching ? `${items.length} result${items.length === 1 ? "" : "s"}` : "";
+  $("#list-heading").textContent = searching ? t("sidebar.results", { count: items.length }) : "";
   $("#list-empty").hidden = items.length > 0;
-  $("#list-empty").textContent = searching ? "Nothing found." : "No conversations yet.";
+  $("#list-empty").textContent = searching ? t("sidebar.nothing_found") : t("sidebar.no_conversations");
   list.replaceChildren(...items.map((item) => (searching ? resultItem(item) : conversationItem(item))));
 }
 
@@ -40,8 +41,8 @@ function conversationItem(c) {
   if (c.id === activeId()) li.classList.add("active");
   const open = h("button.open", { type: "button", onclick: () => choose(c.id),
     "aria-current": c.id === activeId() ? "page" : null },
-    h("span.title", {}, c.pinned ? h("span.pin", { "aria-label": "pinned", text: "●" }) : null, c.title));
-  const more = h("button.icon-button.more", { type: "button", "aria-label": `More actions for ${c.title}`,
+    h("span.title", {}, c.pinned ? h("span.pin", { "aria-label": t("sidebar.pinned"), text: "●" }) : null, c.title));
+  const more = h("button.icon-button.more", { type: "button", "aria-label": t("sidebar.more_actions", { title: c.title }),
     "aria-haspopup": "menu", "aria-expanded": "false", onclick: (event) => openMenu(event.currentTarget, c) },
     icon("more"));
   li.append(open, more);
@@ -105,12 +106,12 @@ function openMenu(button, c) {
   const exportLink = (format, label) => h("button", { type: "button", role: "menuitem", text: label,
     onclick: () => { closeMenu(); download(c.id, format); } });
   menu.replaceChildren(
-    h("button", { type: "button", role: "menuitem", text: c.pinned ? "Unpin" : "Pin",
+    h("button", { type: "button", role: "menuitem", text: c.pinned ? t("sidebar.unpin") : t("sidebar.pin"),
       onclick: () => { closeMenu(); change(c.id, { pinned: !c.pinned }); } }),
-    h("button", { type: "button", role: "menuitem", text: "Rename", onclick: () => { closeMenu(); rename(c); } }),
-    exportLink("markdown", "Export Markdown"),
-    exportLink("json", "Export JSON"),
-    h("button.danger-text", { type: "button", role: "menuitem", text: "Delete",
+    h("button", { type: "button", role: "menuitem", text: t("sidebar.rename"), onclick: () => { closeMenu(); rename(c); } }),
+    exportLink("markdown", t("sidebar.export_markdown")),
+    exportLink("json", t("sidebar.export_json")),
+    h("button.danger-text", { type: "button", role: "menuitem", text: t("common.delete"),
       onclick: () => { closeMenu(); remove(c); } }));
   const box = button.getBoundingClientRect();
   menu.hidden = false;
@@ -156,7 +157,7 @@ async function change(id, body) {
 function rename(c) {
   const li = $(`.conversation-item[data-id="${c.id}"]`);
   if (!li) return;
-  const input = h("input", { value: c.title, "aria-label": "New title", maxlength: "500" });
+  const input = h("input", { value: c.title, "aria-label": t("sidebar.new_title"), maxlength: "500" });
   let done = false;
   const finish = (save) => {
     if (done) return;
@@ -175,12 +176,12 @@ function rename(c) {
 }
 
 async function remove(c) {
-  if (!(await confirmDialog(`Delete “${c.title}”? This cannot be undone.`))) return;
+  if (!(await confirmDialog(t("sidebar.confirm_delete", { title: c.title })))) return;
   try {
     await api.del(`/api/conversations/${c.id}`);
     if (activeId() === c.id) newChat();
     await refreshList();
-    toast("Conversation deleted");
+    toast(t("sidebar.deleted"));
   } catch (error) {
     toast(error.message, "error");
   }
@@ -191,7 +192,7 @@ async function importFile(file) {
     const data = await api.request("POST", "/api/conversations/import", await file.text());
     await refreshList();
     openConversation(data.conversation.id);
-    toast("Conversation imported");
+    toast(t("sidebar.imported"));
   } catch (error) {
     toast(error.message, "error");
   }

@@ -3,6 +3,7 @@
 
 import * as api from "./api.js";
 import { $, h, toast } from "./dom.js";
+import { formatNumber, t } from "./i18n.js";
 
 // tool_call_id -> the stored tool message holding its result
 export function resultsOf(messages) {
@@ -27,14 +28,14 @@ function shortArgs(json) {
 }
 
 function statusOf(result, running) {
-  if (!result) return h("span.tool-status.running", { text: running ? "running…" : "not run" });
+  if (!result) return h("span.tool-status.running", { text: running ? t("tools.running") : t("tools.not_run") });
   const meta = result.metadata || {};
   if (meta.confirmation === "declined" || meta.confirmation === "timeout") {
-    return h("span.badge.error", { text: meta.confirmation === "timeout" ? "not allowed (timed out)" : "declined" });
+    return h("span.badge.error", { text: meta.confirmation === "timeout" ? t("tools.timed_out") : t("tools.declined") });
   }
   if (meta.error) return h("span.badge.error", { text: meta.error.replace(/_/g, " ") });
   const ms = meta.duration_ms;
-  return h("span.tool-status", { text: ms === undefined ? "done" : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s` });
+  return h("span.tool-status", { text: ms === undefined ? t("tools.done") : ms < 1000 ? t("tools.ms", { ms: Math.round(ms) }) : t("tools.seconds", { s: formatNumber(ms / 1000, { maximumFractionDigits: 1 }) }) });
 }
 
 // One call: <details> collapsed by default; open shows arguments, result and images.
@@ -48,14 +49,14 @@ export function toolStep(call, result, { running = false } = {}) {
     h("span.tool-args-short.muted", { text: shortArgs(call.arguments) }),
     statusOf(result, running)));
   const detail = h("div.tool-detail");
-  detail.append(h("div.tool-label", { text: "Arguments" }), h("pre.tool-args", { text: pretty(call.arguments) }));
+  detail.append(h("div.tool-label", { text: t("tools.arguments") }), h("pre.tool-args", { text: pretty(call.arguments) }));
   if (result) {
-    detail.append(h("div.tool-label", { text: meta.source && meta.source !== "builtin" ? `Result (${meta.source})` : "Result" }),
-      h("pre.tool-result", { text: result.content || "(no output)" }));
+    detail.append(h("div.tool-label", { text: meta.source && meta.source !== "builtin" ? t("tools.result_from", { source: meta.source }) : t("tools.result") }),
+      h("pre.tool-result", { text: result.content || t("tools.no_output") }));
     (meta.images || []).forEach((image, i) => {
       if (!/^image\/(png|jpeg|gif|webp)$/.test(image.mime_type)) return;
       detail.append(h("img.tool-image", { src: `data:${image.mime_type};base64,${image.data}`,
-        alt: `Image ${i + 1} from ${call.name}` }));
+        alt: t("tools.image", { n: i + 1, name: call.name }) }));
     });
   }
   box.append(detail);
@@ -76,13 +77,13 @@ export function askConfirmation(data) {
   const dialog = $("#tool-confirm-dialog");
   asking = data.id;
   $("#tool-confirm-name").textContent = data.tool.name;
-  $("#tool-confirm-source").textContent = data.tool.source === "builtin" ? "built-in tool" : data.tool.source;
+  $("#tool-confirm-source").textContent = data.tool.source === "builtin" ? t("tools.builtin") : data.tool.source;
   $("#tool-confirm-description").textContent = data.tool.description || "";
   $("#tool-confirm-args").textContent = pretty(data.call.arguments);
   const minutes = Math.round((data.timeout || 0) / 60);
   $("#tool-confirm-timeout").textContent = minutes >= 1
-    ? `Without an answer within ${minutes} minute${minutes === 1 ? "" : "s"}, the call is refused.`
-    : "Without an answer soon, the call is refused.";
+    ? t("tools.refused_in", { count: minutes })
+    : t("tools.refused_soon");
   dialog.returnValue = "";
   if (!dialog.open) dialog.showModal();
 }
@@ -92,7 +93,7 @@ export function confirmationEnded(data) {
   asking = null;
   const dialog = $("#tool-confirm-dialog");
   if (dialog.open) dialog.close();
-  if (data.by === "timeout") toast("The tool call was refused: no answer in time", "error");
+  if (data.by === "timeout") toast(t("tools.refused_timeout"), "error");
 }
 
 async function answer(approve) {

@@ -1,0 +1,185 @@
+"""Everyday questions, answered through the web app's own chat flow: how often is the answer right?
+
+Each question is asked in a fresh conversation of a fresh user through
+:class:`~openwen.chat.conversations.ConversationChat` exactly as the web app builds it
+(:class:`~openwen.server.app.state.WebState`: real SQLite store, the chat service on the real
+bundled SmolLM2-135M-Instruct, the web app's tools), then the stored answer is checked.
+
+Configurations (``--configs``):
+
+- ``before``: today's defaults before model profiles: no system prompt, engine default sampling,
+  tools on (the full tools prompt);
+- ``after``: the model's profile (for SmolLM2: "You are a helpful assistant.", temperature 0.2,
+  top_p 0.9, tools off);
+- ``after-tools``: the profile with tools switched on by the chat (what a user who turns tools
+  on gets).
+
+A check is strict about what counts: for a number, the first number in the answer that is not
+in the question must be the expected one; for words, one of the accepted answers must appear (as
+a word) in the first 200 characters. Every answer is capped at ``--max-tokens`` (same for all
+configurations, to bound the run); documents and memory are off (no embedding model).
+
+    .venv/bin/python bench/everyday.py [--configs before,after] [--repeats 1] [--max-tokens 96]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# (kind, question, accepted answers): a number, or words any of which is right
+QUESTIONS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("arithmetic", "What is 2 + 2?", ("4",)),
+    ("arithmetic", "What is 3 + 5?", ("8",)),
+    ("arithmetic", "What is 7 times 8?", ("56",)),
+    ("arithmetic", "What is 15 + 27?", ("42",)),
+    ("arithmetic", "What is 100 minus 37?", ("63",)),
+    ("arithmetic", "What is 12 times 12?", ("144",)),
+    ("arithmetic", "What is 81 divided by 9?", ("9",)),
+    ("arithmetic", "What is 9 times 6?", ("54",)),
+    ("fact", "What is the capital of France?", ("paris",)),
+    ("fact", "What is the capital of Japan?", ("tokyo",)),
+    ("fact", "What is the capital of Italy?", ("rome",)),
+    ("fact", "What is the capital of Germany?", ("berlin",)),
+    ("fact", "What is the largest planet in the solar system?", ("jupiter",)),
+    ("fact", "What color is the sky on a clear day?", ("blue",)),
+    ("fact", "What is the opposite of hot?", ("cold",)),
+    ("fact", "How many legs does a spider have?", ("8", "eight")),
+    ("fact", "What do bees make?", ("honey",)),
+    ("fact", "What is frozen water called?", ("ice",)),
+    ("calendar", "How many days are in a week?", ("7", "seven")),
+    ("calendar", "How many months are in a year?", ("12", "twelve")),
+    ("calendar", "Which month comes after March?", ("april",)),
+    ("calendar", "How many days are in a leap year?", ("366",)),
+    ("calendar", "Which day comes after Monday?", ("tuesday",)),
+    ("calendar", "How many hours are in a day?", ("24", "twenty-four")),
+    ("units", "How many centimeters are in a meter?", ("100", "hundred")),
+    ("units", "How many minutes are in an hour?", ("60", "sixty")),
+    ("units", "How many grams are in a kilogram?", ("1000", "1,000", "thousand")),
+    ("units", "How many seconds are in a minute?", ("60", "sixty")),
+    ("translation", "Translate 'thank you' into French.", ("merci",)),
+    ("translation", "Translate 'hello' into Spanish.", ("hola",)),
+    ("translation", "Translate 'cat' into Spanish.", ("gato",)),
+    ("translation", "Translate 'dog' into German.", ("hund",)),
+    ("translation", "Translate 'good morning' into German.", ("guten morgen",)),
+    ("translation", "Translate 'water' into French.", ("eau", "l'eau")),
+]
+
+NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+def is_right(question: str, answer: str, accepted: tuple[str, ...]) -> bool:
+    text = answer.strip().lower()
+    if accepted[0][0].isdigit():
+        asked = {n.replace(",", "") for n in NUMBER.findall(question)}
+        numbers = [n.replace(",", "").rstrip(".") for n in NUMBER.findall(text)]
+        fresh = [n for n in numbers if n not in asked]
+        if fresh and fresh[0] in {a.replace(",", "") for a in accepted if a[0].isdigit()}:
+            return True
+        words = [a for a in accepted if not a[0].isdigit()]
+        return bool(words) and not fresh and any(
+            re.search(rf"\b{re.escape(w)}\b", text[:200]) for w in words)
+    head = text[:200]
+    return any(re.search(rf"(?<![\w']){re.escape(a)}(?![\w'])", head) for a in accepted)
+
+
+@dataclass
+class Result:
+    config: str
+    kind: str
+    question: str
+    answer: str
+    right: bool
+    seconds: float
+
+
+async def run_config(config: str, home: Path, max_tokens: int, repeats: int,
+                     verbose: bool) -> list[Result]:
+    from openwen.server.app.tooling import SharedTools
+
+    from openwen.chat.service import ChatService
+    from openwen.config import load_settings
+    from openwen.server.app.state import WebState
+
+    settings = load_settings(home=str(home / config), n_ctx=4096).settings
+    service = ChatService(settings)
+    state = WebState(settings=settings, service=service, save_interval=0.5)
+    state.tools = SharedTools(settings)
+    await state.tools.start()
+    state.startup()
+    chat = state.chat
+    if config == "before":
+        chat.profiles = None  # today's defaults: no profile
+    results: list[Result] = []
+    user = state.storage.users.create(f"bench-{config}", None)
+    try:
+        for _ in range(repeats):
+            for kind, question, accepted in QUESTIONS:
+                chat_settings: dict[str, object] = {"max_tokens": max_tokens}
+                if config == "after-tools":
+                    chat_settings["tools"] = True
+                conversation = state.storage.conversations.create(user.id, settings=chat_settings)
+                started = time.perf_counter()
+                turn = await chat.send(user.id, conversation.id, question)
+                ended = await turn.wait()
+                seconds = time.perf_counter() - started
+                answer = ended.message.content if ended.message else ""
+                right = is_right(question, answer, accepted)
+                results.append(Result(config, kind, question, answer, right, seconds))
+                if verbose:
+                    mark = "ok " if right else "BAD"
+                    print(f"  [{config}] {mark} {question!r} -> {answer[:90]!r}", flush=True)
+    finally:
+        await chat.aclose()
+        await state.tools.aclose()
+        await service.aclose()
+        state.close()
+    return results
+
+
+def report(results: list[Result], repeats: int) -> None:
+    configs = list(dict.fromkeys(r.config for r in results))
+    kinds = list(dict.fromkeys(k for k, _, _ in QUESTIONS))
+    header = f"{'config':<12} {'right':>10} " + " ".join(f"{k:>12}" for k in kinds) + "  s/answer"
+    print(header)
+    for config in configs:
+        mine = [r for r in results if r.config == config]
+        right = sum(r.right for r in mine)
+        per_kind = []
+        for kind in kinds:
+            of_kind = [r for r in mine if r.kind == kind]
+            per_kind.append(f"{sum(r.right for r in of_kind)}/{len(of_kind)}")
+        seconds = sum(r.seconds for r in mine) / max(1, len(mine))
+        print(f"{config:<12} {right:>4}/{len(mine):<5} " + " ".join(f"{p:>12}" for p in per_kind)
+              + f"  {seconds:.2f}")
+    print(f"({len(QUESTIONS)} questions x {repeats} repeat(s); load average "
+          f"{os.getloadavg()[0]:.1f})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", default="before,after,after-tools")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="openwen-everyday-") as tmp:
+        for config in args.configs.split(","):
+            if config not in ("before", "after", "after-tools"):
+                parser.error(f"unknown configuration {config!r}")
+            results += asyncio.run(run_config(config, Path(tmp), args.max_tokens, args.repeats,
+                                              not args.quiet))
+    report(results, args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
