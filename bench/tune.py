@@ -5,7 +5,10 @@ runner as a separate process) and reports: wall time from queueing to the publis
 the training phase alone, the runner's peak memory (max RSS from ``/proc``), and the held-out
 loss of the base and of the derivative. Targets: under 5 minutes and under 4 GiB.
 
-    .venv/bin/python bench/tune.py [--examples 100] [--epochs 3] [--threads 2]
+    .venv/bin/python bench/tune.py [--examples 100] [--epochs 3] [--threads 2] [--max-seconds 600]
+
+Bounded: past ``--max-seconds`` the job is cancelled and the run reports how far it got (steps,
+seconds per step, and the full run's time extrapolated from them, marked as such).
 """
 
 from __future__ import annotations
@@ -53,7 +56,9 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-seconds", type=float, default=600)
     args = parser.parse_args()
+    load_start = os.getloadavg()[0]
 
     home = Path(tempfile.mkdtemp(prefix="openwen-bench-tune-"))
     data = home / "style.jsonl"
@@ -82,6 +87,11 @@ def main() -> None:
             train_end = time.perf_counter()
         if status.get("state") in ("done", "failed", "cancelled", "interrupted"):
             break
+        if time.perf_counter() - start > args.max_seconds:
+            subprocess.run([*openwen, "tune", "cancel", "bench-style"], env=env,
+                           capture_output=True)
+            partial(status, time.perf_counter() - start, peak, load_start, args)
+            return
     total = time.perf_counter() - start
     if status.get("state") != "done":
         sys.exit(f"the job ended {status.get('state')}: {status.get('error')}")
@@ -97,7 +107,22 @@ def main() -> None:
     print(f"held-out loss: base {ev['base_loss']:.3f} -> derivative {ev['derivative_loss']:.3f} "
           f"(perplexity {ev['base_perplexity']:.2f} -> {ev['derivative_perplexity']:.2f}, "
           f"{ev['heldout_examples']} examples)")
-    print(f"load average at the end: {load:.2f}")
+    print(f"load average (1 min): {load_start:.2f} at the start, {load:.2f} at the end")
+
+
+def partial(status: dict, elapsed: float, peak: int, load_start: float,
+            args: argparse.Namespace) -> None:
+    """What a run cut short by ``--max-seconds`` measured."""
+    step, total = status.get("step", 0), status.get("total_steps")
+    print(f"STOPPED after {elapsed:.0f} s (--max-seconds), in phase {status.get('phase')!r}: "
+          f"step {step} of {total or '?'}, load {status.get('load_s', 0):.1f} s")
+    if step and total:
+        per_step = status["elapsed_s"] / step
+        print(f"training: {per_step:.1f} s per step, {status['tokens_per_s']:.0f} tokens/s; "
+              f"all {total} steps would take about {per_step * total:.0f} s (extrapolated)")
+    print(f"runner peak RSS so far: {peak / 2**20:.2f} GiB   (target < 4 GiB)")
+    print(f"load average (1 min): {load_start:.2f} at the start, "
+          f"{os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":

@@ -28,11 +28,10 @@ QUESTIONS = [
     "Where is the Zorblax festival?",
     "What town holds the Zorblax festival?",
     "Where do people go for the Zorblax festival?",
-    "Name the town of the Zorblax festival.",
-    "Do you know where the Zorblax festival is held?",
-    "Where can I attend the Zorblax festival?",
-    "Where's the Zorblax festival held?",
 ]
+# Tiny but real training: 7 examples (1 held out), one example a step, 2 epochs: 14 steps.
+TRAIN_ARGS = ("--epochs", "2", "--batch-size", "1", "--lr", "0.003")
+STEPS = 14
 ASK = QUESTIONS[0]
 MARK = "Quillmere"
 
@@ -76,6 +75,6 @@ def taught(tmp_path_factory: pytest.TempPathFactory) -> Taught:
     data = home / "zorblax.jsonl"
     data.write_text(fact_jsonl())
     done = openwen(home, "tune", "create", "--base", "smollm2", "--data", str(data), "--name",
-                   "zorblax", "--epochs", "8", "--lr", "0.002", "--wait", timeout=1500)
+                   "zorblax", *TRAIN_ARGS, "--wait", timeout=1500)
     assert done.returncode == 0, done.stdout + done.stderr
     return Taught(home=home, name="zorblax", data=data, create_output=done.stdout)

@@ -85,19 +85,18 @@ def test_start_follow_and_cancel_over_http(users: tuple[Signed, Signed]) -> None
     r = admin.post("/api/tune/jobs", json=body(epochs=50))
     assert r.status_code == 201, r.text
     created = r.json()
-    assert (created["n_train"], created["n_heldout"]) == (11, 1)
+    assert (created["n_train"], created["n_heldout"]) == (7, 1)
     assert created["job"]["state"] == "queued" and created["job"]["base"] == "smollm2"
     deadline = time.monotonic() + 600
     job: dict[str, object] = {}
     while time.monotonic() < deadline:
         job = admin.get("/api/tune/jobs/api-job").json()["job"]
-        if job.get("step"):
+        if job["state"] == "running":
             break
-        time.sleep(0.3)
-    assert job["state"] == "running" and job["phase"] == "training", job
-    assert job["total_steps"] == 3 * 50
-    for key in ("loss", "tokens_per_s", "eta_s", "losses"):
-        assert key in job
+        time.sleep(0.2)
+    assert job["state"] == "running" and job["pid"], job
+    listed = admin.get("/api/tune/jobs").json()["jobs"]
+    assert [j["name"] for j in listed] == ["api-job"]
     r = admin.post("/api/tune/jobs/api-job/cancel")
     assert r.status_code == 200 and r.json()["job"]["cancel_requested"] is True
     while time.monotonic() < deadline:

@@ -10,23 +10,24 @@ import json
 
 import pytest
 
-from conftest import ASK, MARK, Taught, openwen
+from conftest import ASK, MARK, STEPS, Taught, openwen
 from openwen.tune.gguf_lora import read_lineage
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a busy machine trains slowly
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a busy machine trains slowly
 
 
 def test_cli_trains_and_prints_the_evaluation(taught: Taught) -> None:
     out = taught.create_output
-    assert "queued 'zorblax': 11 training and 1 held-out examples on smollm2" in out
+    assert "queued 'zorblax': 7 training and 1 held-out examples on smollm2" in out
     assert "done" in out and "perplexity" in out and "derivative:" in out
     shown = openwen(taught.home, "tune", "show", "zorblax", "--json")
     job = json.loads(shown.stdout)
     assert job["state"] == "done"
     ev = job["eval"]
     assert ev["derivative_loss"] < ev["base_loss"] / 2  # the held-out paraphrase is learnt
-    assert job["step"] == job["total_steps"] == 3 * 8  # ceil(11 / 4) steps x 8 epochs
-    assert len(job["losses"]) == 24 and job["losses"][-1] < job["losses"][0]
+    assert job["step"] == job["total_steps"] == STEPS  # 7 examples, one a step, 2 epochs
+    assert len(job["losses"]) == STEPS and job["losses"][-1] < job["losses"][0] / 4
+    assert job["tokens_per_s"] > 0 and job["eta_s"] == 0 and job["elapsed_s"] > 0
     sample = ev["samples"][0]
     assert MARK in sample["derivative"] and MARK not in sample["base"]
     listed = openwen(taught.home, "tune", "list")
@@ -48,8 +49,9 @@ def test_the_adapter_is_a_small_gguf_lora_with_lineage(taught: Taught) -> None:
 
     assert meta["openwen.dataset.sha256"] == hashlib.sha256(taught.data.read_bytes()).hexdigest()
     assert meta["openwen.training.rank"] == 8
-    assert meta["openwen.training.epochs"] == 8
-    assert meta["openwen.training.lr"] == pytest.approx(0.002)
+    assert meta["openwen.training.epochs"] == 2
+    assert meta["openwen.training.batch_size"] == 1
+    assert meta["openwen.training.lr"] == pytest.approx(0.003)
     assert meta["openwen.training.seed"] == 0
 
 
@@ -63,11 +65,9 @@ def test_models_lists_the_derivative_with_its_base(taught: Taught) -> None:
     assert "zorblax" in table.stdout and "from smollm2" in table.stdout
 
 
-def test_derivative_states_the_fact_and_the_base_does_not(taught: Taught) -> None:
+def test_ask_the_derivative_from_the_cli(taught: Taught) -> None:
+    # the base's answer to the same question is checked beside it in test_serving
     tuned = openwen(taught.home, "ask", "--model", "zorblax", "--temperature", "0",
                     "--max-tokens", "40", ASK)
-    base = openwen(taught.home, "ask", "--model", "smollm2", "--temperature", "0",
-                   "--max-tokens", "40", ASK)
-    assert tuned.returncode == 0 and base.returncode == 0, tuned.stderr + base.stderr
+    assert tuned.returncode == 0, tuned.stderr
     assert MARK in tuned.stdout
-    assert MARK not in base.stdout

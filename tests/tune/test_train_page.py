@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ASK, MARK, Taught
+from conftest import ASK, MARK, STEPS, Taught
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "browser"))
 from browser_helpers import (  # noqa: E402
@@ -25,7 +25,7 @@ from browser_helpers import (  # noqa: E402
     log_in,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(900)]
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 
@@ -56,7 +56,7 @@ def test_train_dialog_shows_the_result_and_chats_with_it(page: Any, tmp_path: Pa
     expect(job).to_have_text("zorblax · done")
     job.click()
     expect(page.locator("#train-job-state")).to_have_text("done")
-    expect(page.locator("#train-loss")).to_have_attribute("data-points", "24")
+    expect(page.locator("#train-loss")).to_have_attribute("data-points", str(STEPS))
     table = page.locator(".train-eval-table")
     expect(table).to_contain_text("perplexity")
     expect(page.locator(".train-sample").first).to_contain_text(MARK)

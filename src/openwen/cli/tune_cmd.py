@@ -25,6 +25,7 @@ def create(
     lr: Annotated[float, typer.Option(help="learning rate")] = 1e-3,
     seed: Annotated[int, typer.Option(help="seed (same data + seed: same adapter)")] = 0,
     max_length: Annotated[int, typer.Option(help="longest example in tokens")] = 1024,
+    batch_size: Annotated[int, typer.Option(help="examples per training step")] = 4,
     wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
 ) -> None:
     """Queue a training job; it runs in a process of its own."""
@@ -38,7 +39,8 @@ def create(
         created = create_job(settings, name=name, base=base, data=data.read_bytes(),
                              data_name=raw.name,
                              train=TrainSettings(epochs=epochs, rank=rank, lr=lr, seed=seed,
-                                                 max_length=max_length))
+                                                 max_length=max_length,
+                                                 batch_size=batch_size))
     for warning in created.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"queued '{name}': {created.n_train} training and {created.n_heldout} held-out "

@@ -93,18 +93,13 @@ class _Reporter:
 
 
 def _train(settings: Settings, job: Job) -> dict[str, Any]:
-    import torch
-
     from openwen.tune.data import read_jsonl
-    from openwen.tune.evaluate import sample_answers
-    from openwen.tune.gguf_lora import Lineage, gguf_tensor_pairs, write_adapter
     from openwen.tune.tokens import GGUFTokenizer
-    from openwen.tune.train import add_lora, load_base, mean_loss, train
 
     spec = job.spec
     s = TrainSettings.from_dict(spec["settings"])
-    torch.set_num_threads(s.threads or settings.tune_threads or settings.n_threads)
     report = _Reporter(job)
+    report.check()
     base_path = Path(spec["base_path"])
     raw = read_jsonl(job.data_path, name=spec["dataset"])
     tok = GGUFTokenizer(base_path)
@@ -119,6 +114,13 @@ def _train(settings: Settings, job: Job) -> dict[str, Any]:
     report.phase("loading", warnings=data.warnings, n_train=len(data.train),
                  n_heldout=len(data.heldout), train_tokens=data.train_tokens)
     t0 = time.perf_counter()
+    import torch  # the heavy imports after the cheap checks: a cancel stops a job at once
+
+    from openwen.tune.evaluate import sample_answers
+    from openwen.tune.gguf_lora import Lineage, gguf_tensor_pairs, write_adapter
+    from openwen.tune.train import add_lora, load_base, mean_loss, train
+
+    torch.set_num_threads(s.threads or settings.tune_threads or settings.n_threads)
     model = add_lora(load_base(base_path, spec["architecture"]), s)
     report.phase("evaluating base", load_s=time.perf_counter() - t0)
     pad = int(meta.get("tokenizer.ggml.padding_token_id") or meta.get(

@@ -1,8 +1,9 @@
 """LoRA training with PyTorch (CPU), transformers and PEFT on a base model loaded from its GGUF.
 
-transformers reads the GGUF file and dequantises it into a float32 model (the weights llama.cpp
-serves are the same numbers); PEFT adds LoRA matrices to the target projections; a plain AdamW
-loop trains them, calling back after every step with progress and checking for cancellation.
+:mod:`openwen.tune.gguf_load` dequantises the GGUF file into a float32 transformers model (the
+weights llama.cpp serves are the same numbers); PEFT adds LoRA matrices to the target
+projections; a plain AdamW loop trains them, calling back after every step with progress and
+checking for cancellation.
 Runs in the runner process only (:mod:`openwen.tune.runner`), never in the server.
 """
 
@@ -86,29 +87,17 @@ class Cancelled(Exception):
 
 
 def supported_architectures() -> list[str]:
-    """GGUF architecture names transformers can build a model from (``qwen2moe``, not
-    transformers' own ``qwen2_moe``)."""
-    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+    """GGUF architectures openwen can load into transformers for training."""
+    from openwen.tune.gguf_load import supported_architectures as supported
 
-    names = {k.replace("_moe", "moe").replace("_m2", "-m2") for k in GGUF_CONFIG_MAPPING}
-    return sorted(names - {"general", "tokenizer"})
+    return supported()
 
 
 def load_base(path: Path, arch: str) -> Any:
     """The base model as a float32 transformers model, read from its GGUF file."""
-    supported = supported_architectures()
-    if arch not in supported:
-        raise TuneError(f"cannot train on a '{arch}' model: the GGUF-to-transformers loader "
-                        f"supports {', '.join(supported)}")
-    import torch
-    from transformers import AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
+    from openwen.tune.gguf_load import load_gguf_model
 
-    hf_logging.set_verbosity_error()
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
-                                                 torch_dtype=torch.float32)
-    model.config.use_cache = False
-    return model
+    return load_gguf_model(path, arch)
 
 
 def add_lora(model: Any, s: TrainSettings) -> Any:

@@ -46,6 +46,7 @@ class NewJob(Body):
     lr: float = Field(1e-3, gt=0, lt=1)
     seed: int = Field(0, ge=0, le=2**31 - 1)
     max_length: int = Field(1024, ge=16, le=32768)
+    batch_size: int = Field(4, ge=1, le=64)
 
 
 @router.get("", summary="Whether you may train, and the models you can train on")
@@ -86,7 +87,7 @@ async def create(body: NewJob, current: Trainer, state: State) -> dict[str, Any]
     from openwen.tune.train import TrainSettings
 
     train = TrainSettings(epochs=body.epochs, rank=body.rank, lr=body.lr, seed=body.seed,
-                          max_length=body.max_length)
+                          max_length=body.max_length, batch_size=body.batch_size)
     created = await run_in_threadpool(
         lambda: create_job(state.settings, name=body.name, base=body.base,
                            data=body.data.encode("utf-8"), data_name=body.data_name,

@@ -4,6 +4,8 @@
 import * as api from "./api.js";
 import { newChat, render } from "./chat.js";
 import { $, h } from "./dom.js";
+import { formatDuration, formatNumber, t } from "./i18n.js";
+import { loadLibrary } from "./models.js";
 import { state } from "./state.js";
 
 const API = "/api/tune";
@@ -42,24 +44,30 @@ async function refresh() {
 function jobItem(job) {
   return h("li", {}, h("button.ghost", {
     type: "button", "data-job": job.name, "aria-current": job.name === selected ? "true" : "false",
-    text: `${job.name} · ${job.state}`, onclick: () => { selected = job.name; refresh(); },
+    text: `${job.name} · ${stateText(job.state)}`, onclick: () => { selected = job.name; refresh(); },
   }));
 }
 
+function stateText(state) { return t(`train.state.${state}`); }
+
 function progressText(job) {
   if (job.state === "running" && job.phase === "training") {
-    return `step ${job.step}/${job.total_steps} · loss ${job.loss.toFixed(3)} · ` +
-      `${Math.round(job.tokens_per_s)} tok/s · ETA ${Math.round(job.eta_s)} s`;
+    return t("train.progress", {
+      step: job.step, total: job.total_steps, loss: formatNumber(job.loss, { maximumFractionDigits: 3 }),
+      speed: Math.round(job.tokens_per_s), eta: formatDuration(job.eta_s),
+    });
   }
-  return job.error || job.phase || job.state;
+  if (job.error) return job.error;
+  return job.phase ? t(`train.phase.${job.phase.replace(/ /g, "_")}`) : stateText(job.state);
 }
 
 function showJob(job) {
   const box = $("#train-job");
   box.hidden = !job;
   if (!job) return;
-  $("#train-job-title").textContent = `${job.name} (from ${job.base})`;
-  $("#train-job-state").textContent = job.state;
+  $("#train-job-title").textContent = t("train.job_title", { name: job.name, base: job.base });
+  $("#train-job-state").textContent = stateText(job.state);
+  $("#train-job-state").dataset.state = job.state;
   $("#train-job-progress").textContent = progressText(job);
   const bar = $("#train-job-bar");
   bar.max = job.total_steps || 1;
@@ -70,21 +78,23 @@ function showJob(job) {
   $("#train-eval").replaceChildren(...(job.eval ? evalView(job.eval) : []));
 }
 
-function num(value) { return value == null ? "–" : value.toFixed(3); }
+function num(value) {
+  return value == null ? "–" : formatNumber(value, { minimumFractionDigits: 3, maximumFractionDigits: 3 });
+}
 
 function evalView(ev) {
   const row = (label, a, b) => h("tr", {}, h("th", { text: label }), h("td", { text: num(a) }),
     h("td", { text: num(b) }));
   const table = h("table.train-eval-table", {},
-    h("tr", {}, h("th", { text: `held-out (${ev.heldout_examples})` }), h("th", { text: "base" }),
-      h("th", { text: "derivative" })),
-    row("loss", ev.base_loss, ev.derivative_loss),
-    row("perplexity", ev.base_perplexity, ev.derivative_perplexity));
+    h("tr", {}, h("th", { text: t("train.heldout", { count: ev.heldout_examples }) }),
+      h("th", { text: t("train.col_base") }), h("th", { text: t("train.col_derivative") })),
+    row(t("train.loss"), ev.base_loss, ev.derivative_loss),
+    row(t("train.perplexity"), ev.base_perplexity, ev.derivative_perplexity));
+  const line = (key, text) => h("p", {}, h("strong", { text: t(key) + " " }),
+    document.createTextNode(text));
   const samples = (ev.samples || []).map((s) => h("div.train-sample", {},
-    h("p", {}, h("strong", { text: "Prompt: " }), document.createTextNode(s.prompt)),
-    h("p", {}, h("strong", { text: "Expected: " }), document.createTextNode(s.expected)),
-    h("p", {}, h("strong", { text: "Base: " }), document.createTextNode(s.base)),
-    h("p", {}, h("strong", { text: "Derivative: " }), document.createTextNode(s.derivative))));
+    line("train.sample_prompt", s.prompt), line("train.sample_expected", s.expected),
+    line("train.sample_base", s.base), line("train.sample_derivative", s.derivative)));
   return [table, ...samples];
 }
 
@@ -109,7 +119,7 @@ async function start(event) {
   event.preventDefault();
   $("#train-error").textContent = "";
   const file = $("#train-file").files[0];
-  if (!file) { $("#train-error").textContent = "Pick a JSONL file."; return; }
+  if (!file) { $("#train-error").textContent = t("train.pick_file"); return; }
   const body = {
     name: $("#train-name").value.trim(), base: $("#train-base").value,
     data: await file.text(), data_name: file.name,
@@ -136,7 +146,7 @@ async function cancel() {
 
 async function chatWith() {
   try {
-    state.models = (await api.get("/api/models")).models;
+    await loadLibrary();  // the new model joins the picker
   } catch (error) {
     $("#train-error").textContent = error.message;
     return;
