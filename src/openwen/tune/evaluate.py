@@ -14,7 +14,6 @@ from typing import Any
 from openwen.engines.batch_native import NativeAdapter, NativeContext, NativeModel
 from openwen.engines.decoding import chat_format, needs_bos
 from openwen.messages import Message
-from openwen.requests import Sampling
 
 MAX_NEW_TOKENS = 64
 
@@ -59,29 +58,30 @@ def sample_answers(base: Path, adapter: Path, chats: Sequence[Sequence[Message]]
 
 def greedy(model: NativeModel, ctx: NativeContext, ids: list[int], max_tokens: int) -> str:
     """Greedy answer to ``ids`` in sequence 0 of ``ctx`` (cleared first)."""
+    out = greedy_ids(model, ctx, ids, max_tokens)
+    return b"".join(model.pieces(t) for t in out).decode("utf-8", errors="replace").strip()
+
+
+def greedy_ids(model: NativeModel, ctx: NativeContext, ids: list[int], max_tokens: int
+               ) -> list[int]:
+    """The tokens llama.cpp decodes greedily after ``ids`` (up to an end-of-generation token)."""
     ctx.seq_rm(0, -1, -1)
-    chain = model.sampler(Sampling(temperature=0.0), None, 0)
-    try:
-        pos = 0
-        for start in range(0, len(ids), ctx.n_batch):
-            chunk = ids[start:start + ctx.n_batch]
-            ctx.put_run(0, chunk, pos, 0)
-            pos += len(chunk)
-            ctx.logits[len(chunk) - 1] = 1
-            if ctx.decode(len(chunk)) != 0:
-                raise RuntimeError("llama.cpp could not evaluate the prompt")
-        index = (len(ids) - 1) % ctx.n_batch
-        out: list[int] = []
-        for _ in range(max_tokens):
-            token = ctx.sample(chain, index)
-            if model.is_eog(token):
-                break
-            out.append(token)
-            ctx.put(0, token, pos, 0, True)
-            pos += 1
-            if ctx.decode(1) != 0:
-                break
-            index = 0
-        return b"".join(model.pieces(t) for t in out).decode("utf-8", errors="replace").strip()
-    finally:
-        chain.close()
+    pos = 0
+    for start in range(0, len(ids), ctx.n_batch):
+        chunk = ids[start:start + ctx.n_batch]
+        ctx.put_run(0, chunk, pos, 0)
+        pos += len(chunk)
+        ctx.logits[len(chunk) - 1] = 1
+        if ctx.decode(len(chunk)) != 0:
+            raise RuntimeError("llama.cpp could not evaluate the prompt")
+    out: list[int] = []
+    for _ in range(max_tokens):
+        token = int(ctx.output_logits(1)[0].argmax())
+        if model.is_eog(token):
+            break
+        out.append(token)
+        ctx.put(0, token, pos, 0, True)
+        pos += 1
+        if ctx.decode(1) != 0:
+            break
+    return out
