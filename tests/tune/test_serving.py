@@ -95,7 +95,7 @@ def test_the_other_dialects_serve_the_derivative_by_name(server: RunningServer) 
     import ollama
 
     said = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0).messages
-    reply = said.create(model="zorblax", max_tokens=40, temperature=0,
+    reply = said.create(model="zorblax", max_tokens=40, extra_body={"temperature": 0},
                         messages=[{"role": "user", "content": ASK}])
     assert MARK in "".join(b.text for b in reply.content if b.type == "text")
     chat = ollama.Client(host=server.url).chat(

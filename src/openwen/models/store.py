@@ -74,6 +74,11 @@ class LocalModel:
     base: str | None = None  # a derivative (``openwen create`` or ``tune``): the model it is of
 
     @property
+    def tuned(self) -> bool:
+        """A derivative trained by ``openwen tune`` (not a profile over one)."""
+        return self.adapter is not None and self.adapter.parent.name == self.name
+
+    @property
     def files(self) -> tuple[Path, ...]:
         """Every file of the model (all parts of a split model)."""
         return self.parts or (self.path,)
@@ -329,7 +334,7 @@ class ModelStore:
     def remove(self, name: str) -> LocalModel:
         """Delete a pulled model (every part, leftover partial downloads, empty folders)."""
         model = self.resolve(name)
-        if model.adapter is not None and model.adapter.parent.name == model.name:
+        if model.tuned and model.adapter is not None:
             import shutil
 
             shutil.rmtree(model.adapter.parent)
