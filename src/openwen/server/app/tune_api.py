@@ -61,7 +61,7 @@ async def capabilities(current: CurrentViewer, state: State) -> dict[str, Any]:
         from openwen.models.store import ModelStore
 
         return [m.name for m in ModelStore(state.settings).list()
-                if m.adapter is None and m.metadata is not None]
+                if m.base is None and m.metadata is not None]
 
     return {"allowed": allowed, "reason": reason, "who": state.settings.tune_users,
             "bases": await run_in_threadpool(bases) if allowed else []}
