@@ -59,3 +59,45 @@ def test_an_architecture_it_cannot_build_is_named_with_the_ones_it_can(tmp_path:
     with pytest.raises(TuneError) as err:
         load_gguf_model(tmp_path / "x.gguf", "bert")
     assert "'bert'" in err.value.message and "llama, qwen2, qwen3" in err.value.message
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "qwen3"])
+def test_qwen_files_load_with_every_weight_in_place(arch: str, tmp_path: Path) -> None:
+    """A tiny random Qwen model written as GGUF (the gguf package's names and writer) comes
+    back with the same weights: biases (qwen2) and the query/key norms (qwen3) included."""
+    import gguf
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model(arch, vocab_size=64, hidden_size=32, intermediate_size=48,
+                                  num_hidden_layers=2, num_attention_heads=4,
+                                  num_key_value_heads=2, head_dim=8,
+                                  max_position_embeddings=128, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    original = AutoModelForCausalLM.from_config(config)
+    arch_id = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}[arch]
+    names = gguf.get_tensor_name_map(arch_id, 2)
+    path = tmp_path / f"tiny-{arch}.gguf"
+    w = gguf.GGUFWriter(str(path), arch=arch)
+    w.add_block_count(2)
+    w.add_context_length(128)
+    w.add_embedding_length(32)
+    w.add_feed_forward_length(48)
+    w.add_head_count(4)
+    w.add_head_count_kv(2)
+    w.add_key_length(8)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_rope_freq_base(10000.0)
+    state = original.state_dict()
+    for key, value in state.items():
+        name = names.get_name(key, try_suffixes=(".weight", ".bias"))
+        assert name is not None, key
+        w.add_tensor(name, value.numpy())
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    loaded = load_gguf_model(path, arch).state_dict()
+    assert set(loaded) == set(state)
+    for key, value in state.items():
+        assert torch.equal(loaded[key], value), key
