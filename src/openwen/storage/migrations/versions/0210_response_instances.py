@@ -2,7 +2,7 @@
 opening the store fails only the unfinished responses of instances that are gone.
 
 Revision ID: 0210_response_instances
-Revises: 0130_chinese_fulltext
+Revises: 0150_tool_confirmations
 Create Date: 2026-12-02
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0210_response_instances"
-down_revision = "0130_chinese_fulltext"
+down_revision = "0150_tool_confirmations"
 branch_labels = None
 depends_on = None
 
