@@ -102,7 +102,7 @@ class Result:
 
 async def run_config(config: str, home: Path, max_tokens: int, repeats: int,
                      verbose: bool) -> list[Result]:
-    from openwen.server.app.tooling import SharedTools
+    from openwen.tools.shared import SharedTools
 
     from openwen.chat.service import ChatService
     from openwen.config import load_settings

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -137,6 +137,21 @@ class ChatSettings:
     def sampling(self) -> Sampling:
         return Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
                         min_p=self.min_p)
+
+    def request(self, messages: Sequence[Message], *, system: str | None = None,
+                cache_salt: str | None = None) -> ChatRequest:
+        """The request for ``messages`` under these settings: ``system`` (else the profile's
+        default system prompt) first. The web app's turns and the CLI both build theirs here."""
+        system = system or self.default_system
+        head = (Message(role="system", content=system),) if system else ()
+        return ChatRequest(
+            messages=(*head, *messages),
+            model=self.model,
+            sampling=self.sampling(),
+            max_tokens=self.max_tokens,
+            thinking=self.thinking,
+            cache_salt=cache_salt,
+        )
 
     def describe(self) -> dict[str, Any]:
         """What goes into an answer's metadata."""
@@ -360,17 +375,9 @@ class Turn:
                       confirm=self.confirmations.ask, decide=self.settings.tool_decision)
 
     def _request(self, history: list[Message]) -> ChatRequest:
-        system = self.conversation.system_prompt or self.settings.default_system
-        messages = [Message(role="system", content=system)] if system else []
-        messages += with_context(history, self.knowledge.text)
-        return ChatRequest(
-            messages=tuple(messages),
-            model=self.settings.model,
-            sampling=self.settings.sampling(),
-            max_tokens=self.settings.max_tokens,
-            thinking=self.settings.thinking,
-            cache_salt=cache_salt_for(self.user_id),
-        )
+        return self.settings.request(with_context(history, self.knowledge.text),
+                                     system=self.conversation.system_prompt,
+                                     cache_salt=cache_salt_for(self.user_id))
 
     async def _take(self, event: AgentEvent) -> None:
         if isinstance(event, TextDelta | ReasoningDelta | ToolCallEvent):
