@@ -84,6 +84,8 @@ class ChatSettings:
     min_p: float | None = None
     default_system: str | None = None
     tool_decision: bool = False  # the model decides on tools by a constrained choice first
+    examples: tuple[tuple[str, str], ...] = ()  # the profile's example exchanges
+    arithmetic: bool = False  # the calculator finishes equations the answer writes
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> ChatSettings:
@@ -132,6 +134,8 @@ class ChatSettings:
             min_p=defaults.min_p,
             default_system=profile.system,
             tool_decision=capabilities.chat_template and not capabilities.tools,
+            examples=profile.examples or (),
+            arithmetic=bool(profile.arithmetic),
         )
 
     def sampling(self) -> Sampling:
@@ -141,9 +145,13 @@ class ChatSettings:
     def request(self, messages: Sequence[Message], *, system: str | None = None,
                 cache_salt: str | None = None) -> ChatRequest:
         """The request for ``messages`` under these settings: ``system`` (else the profile's
-        default system prompt) first. The web app's turns and the CLI both build theirs here."""
+        default system prompt) first, then the profile's example exchanges (a stable prefix:
+        the prefix cache keeps it). The web app's turns and the CLI both build theirs here."""
         system = system or self.default_system
-        head = (Message(role="system", content=system),) if system else ()
+        head = [Message(role="system", content=system)] if system else []
+        for asked, answered in self.examples:
+            head += [Message(role="user", content=asked),
+                     Message(role="assistant", content=answered)]
         return ChatRequest(
             messages=(*head, *messages),
             model=self.model,
@@ -372,7 +380,8 @@ class Turn:
 
     def _stream(self, request: ChatRequest) -> AsyncIterator[AgentEvent]:
         return answer(self.services.service, request, tools=self.registry,
-                      confirm=self.confirmations.ask, decide=self.settings.tool_decision)
+                      confirm=self.confirmations.ask, decide=self.settings.tool_decision,
+                      arithmetic=self.settings.arithmetic)
 
     def _request(self, history: list[Message]) -> ChatRequest:
         return self.settings.request(with_context(history, self.knowledge.text),

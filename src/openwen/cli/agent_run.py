@@ -26,13 +26,16 @@ def with_profile(settings: Settings, chat: ChatSettings) -> ChatSettings:
 
 
 async def stream_answer(service: ChatService, request: ChatRequest, *, tools: bool,
-                        decide: bool = False) -> AsyncIterator[AgentEvent]:
+                        decide: bool = False, arithmetic: bool = False
+                        ) -> AsyncIterator[AgentEvent]:
     """Events of one answer. With ``tools`` the agent may call openwen's tools (the local
     user's, MCP servers started for this answer; side-effecting ones ask on the terminal first);
     otherwise the model answers directly. ``decide``: the model first chooses between answering
-    and each tool (for models whose template cannot render tools, as in the web app)."""
+    and each tool (for models whose template cannot render tools, as in the web app);
+    ``arithmetic``: the calculator finishes equations the answer writes."""
     if not tools:
-        async with contextlib.aclosing(answer(service, request)) as events:  # type: ignore[type-var]
+        async with contextlib.aclosing(answer(service, request,  # type: ignore[type-var]
+                                              arithmetic=arithmetic)) as events:  # type: ignore[type-var]
             async for event in events:
                 yield event
         return
@@ -45,7 +48,8 @@ async def stream_answer(service: ChatService, request: ChatRequest, *, tools: bo
         registry = shared.registry("local")
         async with contextlib.aclosing(answer(service, request, tools=registry,  # type: ignore[type-var]
                                               confirm=terminal_confirm(),
-                                              decide=decide)) as events:
+                                              decide=decide,
+                                              arithmetic=arithmetic)) as events:
             async for event in events:
                 yield event
     finally:

@@ -105,7 +105,8 @@ async def _answer(service: ChatService, request: ChatRequest, quiet: bool, chat:
     try:
         with view:
             async for event in stream_answer(service, request, tools=chat.tools_on,
-                                             decide=chat.tool_decision):
+                                             decide=chat.tool_decision,
+                                             arithmetic=chat.arithmetic):
                 view.add(event)
         return view
     finally:

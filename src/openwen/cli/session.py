@@ -139,7 +139,8 @@ class ChatSession:
                       chat: ChatSettings) -> None:
         with view:
             async for event in stream_answer(self.service, request, tools=chat.tools_on,
-                                             decide=chat.tool_decision):
+                                             decide=chat.tool_decision,
+                                             arithmetic=chat.arithmetic):
                 if isinstance(event, MessageEvent):
                     added.append(event.message)
                 view.add(event)
