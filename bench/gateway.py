@@ -16,6 +16,7 @@ processes), errors, and the fewest tokens any stream got (starvation check).
 
     bench/gateway.py                    # workers 1 and 2, levels 1 16 64 256
     bench/gateway.py --workers 1 --levels 1 64 --tokens 200
+    bench/gateway.py --baseline /tmp/old-checkout      # the same levels through an older openwen
 
 Targets on this 2-core machine: at 64 streams relayed >= 0.9x direct, p99 added ITL <= 10 ms;
 at 256 streams no errors and no stream starved.
@@ -124,7 +125,8 @@ async def one_stream(port: int, body: bytes) -> tuple[float, list[float], str | 
             if not line:
                 break
             if line.startswith(b"data: {") and marker in line:
-                arrivals.append(loop.time())
+                # a relay may pass on in one chunk tokens that reached it together
+                arrivals.extend([loop.time()] * line.count(marker))
             elif line.startswith(b"data: [DONE]"):
                 break
         writer.close()
@@ -203,7 +205,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def start_openwen(upstream_port: int, workers: int, home: Path
+def start_openwen(upstream_port: int, workers: int, home: Path, src: Path
                   ) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENWEN_")}
@@ -213,7 +215,7 @@ def start_openwen(upstream_port: int, workers: int, home: Path
                     "name": "standin", "models": ["bench"],
                     "base_url": f"http://127.0.0.1:{upstream_port}/v1"}]),
                 "OPENWEN_MAX_QUEUE": "1024",
-                "PYTHONPATH": f"{ROOT / 'src'}:{env.get('PYTHONPATH', '')}"})
+                "PYTHONPATH": f"{src}:{env.get('PYTHONPATH', '')}"})
     args = [sys.executable, "-m", "openwen", "serve", "--port", str(port), "--workers",
             str(workers)]
     log = (home / "server.log").open("ab")
@@ -223,11 +225,11 @@ def start_openwen(upstream_port: int, workers: int, home: Path
 
 
 def report(streams: int, workers: int, direct: dict[str, Any], relayed: dict[str, Any],
-           cpu: float) -> dict[str, Any]:
+           cpu: float, variant: str) -> dict[str, Any]:
     d_tps = direct["tokens"] / direct["wall"]
     r_tps = relayed["tokens"] / relayed["wall"]
     row = {
-        "workers": workers, "streams": streams,
+        "variant": variant, "workers": workers, "streams": streams,
         "direct_tok_s": round(d_tps), "relayed_tok_s": round(r_tps),
         "ratio": round(r_tps / d_tps, 3),
         "added_ttft_ms": round((statistics.median(relayed["ttft"])
@@ -244,12 +246,38 @@ def report(streams: int, workers: int, direct: dict[str, Any], relayed: dict[str
     return row
 
 
+def measure(upstream_port: int, workers: int, levels: list[int], variant: str, src: Path
+            ) -> list[dict[str, Any]]:
+    """Each level straight to the upstream, then relayed by the openwen in ``src``."""
+    rows = []
+    with tempfile.TemporaryDirectory() as home:
+        server, port = start_openwen(upstream_port, workers, Path(home), src)
+        try:
+            run_client(port, 4, "bench")  # warm up connections and code paths
+            for streams in levels:
+                direct = run_client(upstream_port, streams, "bench")
+                before = cpu_seconds(server.pid)
+                relayed = run_client(port, streams, "bench")
+                cpu = cpu_seconds(server.pid) - before
+                rows.append(report(streams, workers, direct, relayed, cpu, variant))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--tokens", type=int, default=200, help="tokens per stream")
+    parser.add_argument("--baseline", type=Path,
+                        help="also relay through the openwen of this checkout (e.g. a worktree of "
+                             "an older commit), level by level beside this one")
     args = parser.parse_args()
+    variants = [("this", ROOT / "src")]
+    if args.baseline:
+        variants.append(("baseline", args.baseline.resolve() / "src"))
     upstream_port = free_port()
     upstream = subprocess.Popen([sys.executable, __file__, "--upstream", str(upstream_port),
                                  str(args.tokens)])
@@ -257,30 +285,20 @@ def main() -> None:
     try:
         wait_port(upstream_port, "/v1/models")
         for workers in args.workers:
-            with tempfile.TemporaryDirectory() as home:
-                server, port = start_openwen(upstream_port, workers, Path(home))
-                try:
-                    run_client(port, 4, "bench")  # warm up connections and code paths
-                    for streams in args.levels:
-                        direct = run_client(upstream_port, streams, "bench")
-                        before = cpu_seconds(server.pid)
-                        relayed = run_client(port, streams, "bench")
-                        cpu = cpu_seconds(server.pid) - before
-                        rows.append(report(streams, workers, direct, relayed, cpu))
-                finally:
-                    server.send_signal(signal.SIGTERM)
-                    server.wait(timeout=30)
+            for variant, src in variants:
+                rows.extend(measure(upstream_port, workers, args.levels, variant, src))
     finally:
         upstream.kill()
         upstream.wait()
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
     for row in rows:
+        who = f"{row['variant']}, {row['workers']} worker(s)"
         if row["streams"] == 64:
             ok = row["ratio"] >= 0.9 and row["added_itl_p99_ms"] <= 10
-            print(f"64 streams, {row['workers']} worker(s): {'MET' if ok else 'NOT MET'}")
+            print(f"64 streams, {who}: {'MET' if ok else 'NOT MET'}")
         if row["streams"] == 256:
             ok = row["errors"] == 0 and row["min_tokens_per_stream"] == args.tokens
-            print(f"256 streams, {row['workers']} worker(s): {'MET' if ok else 'NOT MET'}")
+            print(f"256 streams, {who}: {'MET' if ok else 'NOT MET'}")
 
 
 if __name__ == "__main__":

@@ -310,7 +310,7 @@ async def test_tool_call_deltas_and_reasoning_from_a_vllm_stream(stand_in: Start
 
     reasoning = [e.text for e in events if isinstance(e, ReasoningDelta)]
     calls = [e for e in events if isinstance(e, ToolCallEvent)]
-    assert reasoning == ["The user wants", " two cities."]
+    assert "".join(reasoning) == "The user wants two cities."  # deltas read together merge
     assert text_of(events) == "Checking."
     assert calls == [
         ToolCallEvent(0, ToolCall("chatcmpl-tool-a1", "get_weather", '{"city": "Paris"}')),
@@ -407,7 +407,9 @@ async def test_the_upstream_dying_mid_stream(stand_in: StartStandIn, chunked: bo
         with pytest.raises(UpstreamError, match="mid-answer|before the answer was finished"):
             async for event in engine.stream(ask()):
                 seen.append(event)
-    assert seen == [TextDelta("Hel"), TextDelta("lo")]
+    # Everything streamed before the drop is kept (deltas read together travel as one).
+    assert all(isinstance(e, TextDelta) for e in seen)
+    assert "".join(e.text for e in seen if isinstance(e, TextDelta)) == "Hello"
     assert upstream.connections == 1  # never retried once streaming started
 
 
@@ -584,8 +586,10 @@ async def test_closing_the_iterator_closes_the_connection(stand_in: StartStandIn
     upstream = stand_in(endless())
     async with RemoteEngine(upstream.url, model="m") as engine:
         events = engine.stream(ask())
-        first = [await anext(events) for _ in range(3)]
-        assert first == [TextDelta("t0 "), TextDelta("t1 "), TextDelta("t2 ")]
+        text = ""
+        while len(text) < len("t0 t1 t2 "):  # deltas read together come as one
+            text += (await anext(events)).text
+        assert text.startswith("t0 t1 t2 ")
         assert not upstream.client_gone.is_set()
         await events.aclose()  # type: ignore[attr-defined]
         assert await asyncio.to_thread(upstream.client_gone.wait, 30)
@@ -679,3 +683,31 @@ async def test_sse_events_from_bytes_split_anywhere() -> None:
                 SseEvent("[DONE]")]
     for size in (1, 2, 3, 7, len(stream)):
         assert [e async for e in iter_sse_bytes(pieces(size))] == expected
+
+
+async def test_events_of_one_read_come_as_one_batch() -> None:
+    from openwen.engines.remote_stream import SseEvent, iter_sse_batches
+
+    reads = [b"data: a\n\ndata: b\n\nda", b"ta: c\n\n", b": ping\n\n"]
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for read in reads:
+            yield read
+
+    batches = [batch async for batch in iter_sse_batches(pieces())]
+    assert batches == [[SseEvent("a"), SseEvent("b")], [SseEvent("c")]]
+
+
+def test_deltas_read_together_are_merged_in_order() -> None:
+    from openwen.engines.remote_stream import merge_deltas
+    from openwen.messages import ReasoningDelta, TokenLogprob, ToolCall, ToolCallEvent
+
+    one, two = TokenLogprob("He", -0.1, None, ()), TokenLogprob("llo", -0.2, None, ())
+    call = ToolCallEvent(index=0, call=ToolCall(id="c1", name="f", arguments="{}"))
+    events: list[StreamEvent] = [
+        ReasoningDelta("thin"), ReasoningDelta("king"),
+        TextDelta("He", logprobs=(one,)), TextDelta("llo", logprobs=(two,)), call, TextDelta("!"),
+    ]
+    assert merge_deltas(events) == [ReasoningDelta("thinking"),
+                                    TextDelta("Hello", logprobs=(one, two)), call, TextDelta("!")]
+    assert merge_deltas([TextDelta("x")]) == [TextDelta("x")]

@@ -20,10 +20,12 @@ an error message.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import math
 import time
+import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
@@ -40,7 +42,12 @@ from openwen.engines.remote_errors import (
     redact_url,
     scrub,
 )
-from openwen.engines.remote_stream import ChunkReader, iter_sse_bytes
+from openwen.engines.remote_stream import (
+    ChunkReader,
+    SseEvent,
+    iter_sse_batches,
+    merge_deltas,
+)
 from openwen.errors import ConfigError, OpenwenError, UpstreamError
 from openwen.messages import StreamEvent
 from openwen.requests import ChatRequest
@@ -59,6 +66,7 @@ RETRYABLE = (
     httpx.RemoteProtocolError,
 )
 MAX_BACKOFF = 2.0
+MAX_CONNECTIONS = 4096  # per upstream
 LIST_RETRY_SECONDS = 30.0
 
 
@@ -84,6 +92,10 @@ class RemoteEngine:
                 f"the remote base URL must start with http:// or https://, got {base_url!r}"
             )
         self._base = httpx.URL(base_url)
+        # Credentials in the URL become Basic auth (an API key's Bearer header wins); the URL
+        # itself never carries them, so they are never logged with it.
+        self._basic = (self._base.username, self._base.password) if self._base.userinfo else None
+        self._base = self._base.copy_with(username=None, password=None)
         self._prefix = self._base.path.rstrip("/")
         self.base_url = str(self._base.copy_with(path=self._prefix or "/")).rstrip("/")
         self.model = model or None
@@ -96,7 +108,8 @@ class RemoteEngine:
         self._upstream_models: list[ModelInfo] | None = None
         self._list_retry_at = 0.0
         self._timeouts = httpx.Timeout(timeout, connect=connect_timeout)
-        self._client = httpx.AsyncClient(headers=self._headers(), timeout=self._timeouts)
+        self._client = httpx.AsyncClient(headers=self._headers(), timeout=self._timeouts,
+                                         transport=_transport(self._base))
         # called with a description when the upstream cannot be reached (after the retries)
         self.on_unreachable: Callable[[str], None] | None = None
 
@@ -125,6 +138,9 @@ class RemoteEngine:
         headers = {"User-Agent": "openwen"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
+        elif self._basic is not None:
+            pair = f"{self._basic[0]}:{self._basic[1]}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         return headers
 
     # -- models ---------------------------------------------------------------------------------
@@ -248,13 +264,20 @@ class RemoteEngine:
     ) -> AsyncGenerator[StreamEvent, None]:
         finished = False
         try:
-            async with aclosing(iter_sse_bytes(response.aiter_bytes())) as events:
-                async for sse in events:
-                    if sse.data.strip() == "[DONE]":
-                        finished = True
-                        break
-                    for event in reader.feed(self._parse_chunk(sse.data, sse.event)):
+            async with aclosing(iter_sse_batches(response.aiter_bytes())) as batches:
+                async for batch in batches:
+                    events: list[StreamEvent] = []
+                    failure: UpstreamError | None = None
+                    try:
+                        finished = self._read_batch(batch, reader, events)
+                    except UpstreamError as exc:
+                        failure = exc  # what came before the error in this read is kept
+                    for event in merge_deltas(events):
                         yield event
+                    if failure is not None:
+                        raise failure
+                    if finished:
+                        break
         except httpx.TimeoutException as exc:
             raise UpstreamError(
                 f"the upstream at {self._where} sent nothing for {self.timeout:g} s mid-answer"
@@ -271,6 +294,15 @@ class RemoteEngine:
             )
         for event in reader.finish():
             yield event
+
+    def _read_batch(self, batch: list[SseEvent], reader: ChunkReader,
+                    events: list[StreamEvent]) -> bool:
+        """Append the events of one read's SSE events to ``events``; True at ``[DONE]``."""
+        for sse in batch:
+            if sse.data.strip() == "[DONE]":
+                return True
+            events.extend(reader.feed(self._parse_chunk(sse.data, sse.event)))
+        return False
 
     async def _read_whole(
         self, response: httpx.Response, reader: ChunkReader
@@ -408,9 +440,38 @@ class RemoteEngine:
         await self.aclose()
 
 
+def _transport(url: httpx.URL) -> httpx.AsyncBaseTransport:
+    """aiohttp under httpx's API (as the ``openai`` SDK offers it): its C parser reads a stream
+    for a fraction of h11's cost per chunk, and a read returns every chunk already received, so
+    a relay that falls behind catches up per read instead of per token (``bench/gateway.py``).
+    The proxy variables (``HTTPS_PROXY``, ``NO_PROXY``, ...) are read once for the upstream's
+    host, not per request; connections per upstream are not capped at aiohttp's default 100 (a
+    gateway may relay hundreds of streams to one engine)."""
+    import aiohttp
+    from httpx_aiohttp import AiohttpTransport
+
+    def session() -> aiohttp.ClientSession:  # made on first use, inside the event loop
+        connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=30)
+        return aiohttp.ClientSession(connector=connector)
+
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if proxy and urllib.request.proxy_bypass(url.host):
+        proxy = None
+    return AiohttpTransport(client=session, proxy=httpx.Proxy(proxy) if proxy else None)
+
+
 def _describe(exc: BaseException) -> str:
+    """``Type: message`` of an HTTP failure, naming what aiohttp saw (the transport maps a
+    refused connection to httpx's ConnectTimeout; it is a ConnectError)."""
+    import aiohttp
+
+    name = type(exc).__name__
+    if isinstance(exc.__cause__, aiohttp.ClientConnectorError) and not isinstance(
+        exc.__cause__, aiohttp.ServerTimeoutError
+    ):
+        name = "ConnectError"
     text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return f"{name}: {text}" if text else name
 
 
 def _scrub_error(error: Any, secret: str | None) -> Any:

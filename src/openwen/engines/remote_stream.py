@@ -1,6 +1,6 @@
 """Read an OpenAI chat-completions SSE stream into openwen stream events.
 
-:func:`iter_sse_bytes` splits the byte stream into server-sent events (``data:`` lines joined
+:func:`iter_sse_batches` splits the byte stream into server-sent events (``data:`` lines joined
 until a blank line; ``:`` comments such as keep-alive pings skipped). :class:`ChunkReader` turns
 each ``chat.completion.chunk`` into events: text and reasoning deltas as they come, tool calls once
 complete (accumulated by ``index`` and emitted when ``finish_reason`` arrives or the stream ends),
@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,15 +48,18 @@ class SseEvent:
     event: str | None = None
 
 
-async def iter_sse_bytes(chunks: AsyncIterator[bytes]) -> AsyncGenerator[SseEvent, None]:
-    """Server-sent events straight from the response's byte chunks (LF or CRLF line ends):
-    the relay's hot path, without a text decoder and a line iterator in between."""
+async def iter_sse_batches(chunks: AsyncIterator[bytes]) -> AsyncGenerator[list[SseEvent], None]:
+    """Server-sent events straight from the response's byte chunks (LF or CRLF line ends), as
+    one list per chunk read: the relay's hot path, without a text decoder and a line iterator in
+    between. An upstream that outpaces the relay hands it many events per read; they travel on
+    together (see :func:`merge_deltas`), so the cost is per read rather than per token."""
     pending = b""
     data: list[str] = []
     event: str | None = None
     async for raw in chunks:
         lines = (pending + raw).split(b"\n") if pending else raw.split(b"\n")
         pending = lines.pop()
+        batch: list[SseEvent] = []
         for line in lines:
             if line.endswith(b"\r"):
                 line = line[:-1]
@@ -64,15 +68,60 @@ async def iter_sse_bytes(chunks: AsyncIterator[bytes]) -> AsyncGenerator[SseEven
                 data.append(value.decode("utf-8", "replace"))
             elif not line:
                 if data:
-                    yield SseEvent("\n".join(data), event)
+                    batch.append(SseEvent("\n".join(data), event))
                 data, event = [], None
             elif line.startswith(b"event:"):
                 event = line[6:].strip().decode("utf-8", "replace")
             # ":" comments (keep-alive pings) and other fields are skipped
+        if batch:
+            yield batch
     if pending.startswith(b"data:"):
         data.append(pending[5:].lstrip(b" ").decode("utf-8", "replace"))
     if data:
-        yield SseEvent("\n".join(data), event)
+        yield [SseEvent("\n".join(data), event)]
+
+
+async def iter_sse_bytes(chunks: AsyncIterator[bytes]) -> AsyncGenerator[SseEvent, None]:
+    """The events of :func:`iter_sse_batches` one by one."""
+    async with aclosing(iter_sse_batches(chunks)) as batches:
+        async for batch in batches:
+            for sse in batch:
+                yield sse
+
+
+def merge_deltas(events: list[StreamEvent]) -> list[StreamEvent]:
+    """Consecutive text deltas (and consecutive reasoning deltas) joined into one.
+
+    Applied to the events of one read: when the upstream is faster than the relay, what piled up
+    goes on as one delta (one chunk to the client instead of dozens), which is what keeps a
+    gateway's cost per read instead of per token. Text and logprobs are kept whole and in order.
+    """
+    if len(events) < 2:
+        return events
+    merged: list[StreamEvent] = []
+    run: list[StreamEvent] = []
+    for event in events:
+        if run and type(event) is not type(run[0]):
+            merged.append(_joined(run))
+            run = []
+        if isinstance(event, TextDelta | ReasoningDelta):
+            run.append(event)
+        else:
+            merged.append(event)
+    if run:
+        merged.append(_joined(run))
+    return merged
+
+
+def _joined(run: list[StreamEvent]) -> StreamEvent:
+    """One delta holding a run of deltas of one kind."""
+    if len(run) == 1:
+        return run[0]
+    text = "".join(event.text for event in run)  # type: ignore[union-attr]
+    if isinstance(run[0], ReasoningDelta):
+        return ReasoningDelta(text)
+    logprobs = tuple(lp for event in run for lp in event.logprobs)  # type: ignore[union-attr]
+    return TextDelta(text, logprobs=logprobs)
 
 
 @dataclass
