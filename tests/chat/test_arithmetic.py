@@ -47,12 +47,18 @@ async def scripted(*pieces: str) -> AsyncIterator[StreamEvent]:
     yield Done("stop", Usage(40, len(pieces)))
 
 
-async def run(*pieces: str) -> list[StreamEvent]:
-    return [e async for e in finish_arithmetic(scripted(*pieces))]
+async def run(*pieces: str, told: list[tuple[str, str]] | None = None) -> list[StreamEvent]:
+    def tell(equation: str, result: str) -> None:
+        if told is not None:
+            told.append((equation, result))
+
+    return [e async for e in finish_arithmetic(scripted(*pieces), tell)]
 
 
 async def test_the_models_guess_is_replaced_and_the_answer_ends() -> None:
-    events = await run("12", " *", " 12", " =", " 120", ".", " So it is 120.")
+    told: list[tuple[str, str]] = []
+    events = await run("12", " *", " 12", " =", " 120", ".", " So it is 120.", told=told)
+    assert told == [("12 * 12 =", "144")]
     text = "".join(e.text for e in events if isinstance(e, TextDelta))
     assert text == "12 * 12 = 144"
     assert isinstance(events[-1], Done) and events[-1].finish_reason == "stop"

@@ -34,6 +34,10 @@ async def ask(storage: Storage, service: ChatService, question: str,
     await chat.aclose()
     stored = storage.messages.get(user.id, turn.message.id)
     assert stored.status == "complete" and stored.content == streamed
+    if turn.settings.arithmetic and "=" in streamed:
+        calculated = stored.metadata["calculated"]  # the stored answer says who computed it
+        assert streamed.rstrip().endswith(calculated["result"])
+        assert calculated["equation"].endswith("=")
     return streamed, str(turn.settings.default_system)
 
 

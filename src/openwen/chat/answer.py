@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from openwen.chat.agent import Agent, ConfirmFn
-from openwen.chat.arithmetic import finish_arithmetic
+from openwen.chat.arithmetic import Calculated, finish_arithmetic
 from openwen.messages import (
     AgentEvent,
     AgentLimitEvent,
@@ -75,11 +75,13 @@ OneAnswerEvent = StreamEvent | ServerToolCall | ToolResultEvent
 
 def answer(service: ChatService, request: ChatRequest, *, tools: ToolRegistry | None = None,
            confirm: ConfirmFn | None = None, decide: bool = False,
-           arithmetic: bool = False) -> AsyncIterator[AgentEvent]:
+           arithmetic: bool = False, on_calculated: Calculated | None = None
+           ) -> AsyncIterator[AgentEvent]:
     """The events of one answer to ``request`` (see the module docstring). ``decide``: the
     model first chooses between answering and each tool (see :mod:`openwen.chat.tool_decision`;
     for models whose template cannot render tools). ``arithmetic``: the calculator finishes an
-    equation the answer writes, and the answer ends there (see :mod:`openwen.chat.arithmetic`)."""
+    equation the answer writes, and the answer ends there (see :mod:`openwen.chat.arithmetic`;
+    ``on_calculated`` is told the equation and the result)."""
     events: AsyncIterator[AgentEvent]
     if tools is None:
         events = service.stream(request)
@@ -87,7 +89,7 @@ def answer(service: ChatService, request: ChatRequest, *, tools: ToolRegistry | 
         agent = Agent.from_settings(service, tools, service.settings, confirm=confirm)
         agent.decide = decide
         events = agent.run(request)
-    return finish_arithmetic(events) if arithmetic else events
+    return finish_arithmetic(events, on_calculated) if arithmetic else events
 
 
 async def one_answer(events: AsyncIterator[AgentEvent], client_tools: Collection[str]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from openwen.messages import Done, TextDelta, Usage
@@ -28,6 +28,7 @@ from openwen.tools.base import ToolError
 from openwen.tools.builtin.calculator import evaluate, format_number
 
 E = TypeVar("E")
+Calculated = Callable[[str, str], None]
 
 _NUMBER = r"\(?\s*-?\d+(?:[.,]\d+)*\s*\)?"
 _OPERATOR = r"(?:\*\*|[-+*/×÷x^]|\b(?:plus|minus|times|multiplied by|divided by)\b)"
@@ -59,10 +60,12 @@ def complete(text: str) -> str | None:
     return format_number(value)
 
 
-async def finish_arithmetic(events: AsyncIterator[E]) -> AsyncIterator[E | TextDelta | Done]:
+async def finish_arithmetic(events: AsyncIterator[E], on_calculated: Calculated | None = None
+                            ) -> AsyncIterator[E | TextDelta | Done]:
     """``events`` passed through until the answer's text ends with an equation the calculator
     computes; then the result, a :class:`Done` (``stop``) and the end (the model's stream is
-    closed, stopping generation)."""
+    closed, stopping generation). ``on_calculated(equation, result)`` is told what the
+    calculator wrote (the web app keeps it in the answer's metadata)."""
     text = ""
     pieces = 0
     async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
@@ -77,6 +80,8 @@ async def finish_arithmetic(events: AsyncIterator[E]) -> AsyncIterator[E | TextD
                 yield event
                 continue
             head, result = found
+            if on_calculated is not None:
+                on_calculated((text + head)[-MAX_TAIL:].strip(), result)
             if head:
                 yield TextDelta(head)
             yield TextDelta(f" {result}" if not head.endswith(" ") else result)

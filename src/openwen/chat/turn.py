@@ -274,6 +274,7 @@ class Turn:
         self.registry: ToolRegistry | None = None
         self.tools_dropped = False
         self.limit_message: str | None = None
+        self.calculated: dict[str, str] | None = None  # what the calculator wrote
         self._unsaved = ["", ""]  # content, reasoning not yet written
         self._queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
         self._queue.put_nowait(TurnStarted(conversation, user_message, message))
@@ -381,7 +382,11 @@ class Turn:
     def _stream(self, request: ChatRequest) -> AsyncIterator[AgentEvent]:
         return answer(self.services.service, request, tools=self.registry,
                       confirm=self.confirmations.ask, decide=self.settings.tool_decision,
-                      arithmetic=self.settings.arithmetic)
+                      arithmetic=self.settings.arithmetic, on_calculated=self._calculated)
+
+    def _calculated(self, equation: str, result: str) -> None:
+        """The calculator finished the answer's equation: the answer's metadata says so."""
+        self.calculated = {"equation": equation, "result": result}
 
     def _request(self, history: list[Message]) -> ChatRequest:
         return self.settings.request(with_context(history, self.knowledge.text),
@@ -494,6 +499,8 @@ class Turn:
             metadata["trimmed_messages"] = self.trimmed
         if self.tools_dropped:
             metadata["tools_dropped"] = True
+        if self.calculated is not None:
+            metadata["calculated"] = self.calculated
         if self.limit_message is not None:
             metadata["agent_limit"] = True
         if error is not None:
