@@ -9,8 +9,10 @@ Configurations (``--configs``):
 
 - ``before``: today's defaults before model profiles: no system prompt, engine default sampling,
   tools on (the full tools prompt);
-- ``after``: the model's profile (for SmolLM2: "You are a helpful assistant.", temperature 0.2,
-  top_p 0.9, tools off);
+- ``previous``: SmolLM2's profile before example exchanges and the calculator's arithmetic
+  (answer-first system prompt, greedy, tools off);
+- ``after``: the model's profile as it is (for SmolLM2 also four example exchanges, and the
+  calculator finishing the equations the model writes);
 - ``after-tools``: the profile with tools switched on by the chat (what a user who turns tools
   on gets).
 
@@ -19,7 +21,11 @@ in the question must be the expected one; for words, one of the accepted answers
 a word) in the first 200 characters. Every answer is capped at ``--max-tokens`` (same for all
 configurations, to bound the run); documents and memory are off (no embedding model).
 
-    .venv/bin/python bench/everyday.py [--configs before,after] [--repeats 1] [--max-tokens 96]
+Sets (``--sets``): ``main`` and ``heldout`` (paraphrases nothing was tuned on); ``--every N``
+asks every N-th question only (a quick subset while iterating).
+
+    .venv/bin/python bench/everyday.py [--configs before,previous,after] [--sets main,heldout]
+        [--every 1] [--repeats 1] [--max-tokens 96]
 """
 
 from __future__ import annotations
