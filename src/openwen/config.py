@@ -143,6 +143,14 @@ class Settings(BaseModel):
                                     "waiting for a slot; more are refused as busy")
     sandbox_cgroup: str = Field("auto", description="per-run cgroup for the code interpreter: "
                                 "auto, off, or the path of a delegated cgroup v2 group")
+    # fine-tuning (openwen.tune)
+    tune_users: Literal["admins", "everyone", "nobody"] = Field(
+        "admins", description="who may train derivatives from the web app: admins, everyone "
+        "or nobody (the CLI on the machine always may)")
+    tune_min_free_mb: int = Field(256, ge=0, description="free disk space, MiB, a training job "
+                                  "needs beyond its adapter")
+    tune_threads: int = Field(0, ge=0, le=512, description="CPU threads for training "
+                              "(0: n_threads)")
     mcp: dict[str, Any] = Field(default_factory=dict, description="MCP servers: "
                                 "[mcp.servers.NAME] tables (see openwen.tools.mcp)")
 

@@ -18,7 +18,7 @@ from openwen.requests import ChatRequest, Sampling
 
 SECRET = ("My bank PIN is 4921 and my recovery phrase is orange tractor seven lantern. "
           "Keep it safe. " + " ".join(f"Note {i}: the vault code part {i} is {i * 37 % 101}."
-                                      for i in range(30)))
+                                      for i in range(8)))
 A, B = cache_salt_for(1), cache_salt_for(2)
 
 

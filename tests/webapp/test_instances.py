@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from webapp_helpers import ScriptedEngine, ScriptedRegistry
 
 from openwen.chat.conversations import ConversationChat, TurnEnded
@@ -61,3 +62,53 @@ async def test_stop_from_another_instance_and_sweeps_leave_live_answers(
     for chat in (writer, other):
         await chat.aclose()
         chat.storage.close()
+
+
+async def test_a_tool_confirmation_answered_on_another_instance(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from openwen.chat.turn_tools import ToolConfirmAnswered, ToolConfirmRequest
+    from openwen.errors import NotFoundError
+    from openwen.tools.base import FunctionTool
+    from openwen.tools.registry import ToolRegistry
+
+    written: list[str] = []
+
+    def save_note(text: str) -> str:
+        """Save a note."""
+        written.append(text)
+        return "saved"
+
+    def tools(user_id: int) -> ToolRegistry:
+        return ToolRegistry([FunctionTool(save_note, side_effects=True)])
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    engine = ScriptedEngine(rounds=[[("call", "save_note", {"text": "milk"})], ["Saved."]])
+    writer = instance(settings, url, "writer", engine)
+    writer.tools = tools
+    other = instance(settings, url, "other", ScriptedEngine())
+    alice = writer.storage.users.create("alice", None)
+    bob = writer.storage.users.create("bob", None)
+    conversation = writer.storage.conversations.create(alice.id)
+    turn = await writer.send(alice.id, conversation.id, "Note milk")
+
+    async def run() -> list[object]:
+        seen: list[object] = []
+        async for event in turn.events():
+            seen.append(event)
+            if isinstance(event, ToolConfirmRequest):
+                # someone else's question is not found, on any instance
+                with pytest.raises(NotFoundError):
+                    await other.answer_confirmation(bob.id, event.id, True)
+                # the user's answer reaches the writer from the other instance
+                assert await other.answer_confirmation(alice.id, event.id, True) > 0
+        return seen
+
+    seen = await asyncio.wait_for(run(), WAIT)
+    answered = [e for e in seen if isinstance(e, ToolConfirmAnswered)]
+    assert [(e.approved, e.by) for e in answered] == [(True, "user")]
+    assert written == ["milk"]
+    # the question is gone once answered: answering again finds nothing
+    asked = next(e for e in seen if isinstance(e, ToolConfirmRequest))
+    with pytest.raises(NotFoundError):
+        await other.answer_confirmation(alice.id, asked.id, False)

@@ -42,6 +42,16 @@ class AnswerStore:
         """Whether a stop for one of these answers was pressed (on any instance)."""
         return await self.read(self.storage.instances.cancel_requested, tuple(message_ids))
 
+    def questions(self, user_id: int, message_id: Callable[[], int]) -> StoredQuestions:
+        """Where the open tool confirmations of ``user_id``'s answer are kept (``message_id``
+        gives the answer's current message)."""
+        return StoredQuestions(self, user_id, message_id)
+
+    async def answer_question(self, user_id: int, key: str, approved: bool) -> int | None:
+        """Decide an open question recorded by any instance: its answer's message id, or
+        None when ``user_id`` has no such open question."""
+        return await self.write(self.storage.confirmations.answer, user_id, key, approved)
+
     async def add(self, user_id: int, conversation_id: str, **fields: Any) -> MessageRecord:
         return await self.write(self.storage.messages.add, user_id, conversation_id, **fields)
 
@@ -89,3 +99,23 @@ class AnswerStore:
                 content=content, status=status, metadata=metadata)
         except NotFoundError:
             return None
+
+
+class StoredQuestions:
+    """A turn's open questions in the database (see
+    :class:`~openwen.chat.turn_tools.SharedQuestions`)."""
+
+    def __init__(self, store: AnswerStore, user_id: int, message_id: Callable[[], int]):
+        self.store = store
+        self.user_id = user_id
+        self.message_id = message_id
+
+    async def open(self, key: str) -> None:
+        await self.store.write(self.store.storage.confirmations.open, key, self.user_id,
+                               self.message_id())
+
+    async def decision(self, key: str) -> bool | None:
+        return await self.store.read(self.store.storage.confirmations.decision, key)
+
+    async def close(self, key: str) -> None:
+        await self.store.write(self.store.storage.confirmations.close, key)

@@ -325,14 +325,19 @@ class ConversationChat:
                 break
         return True
 
-    def answer_confirmation(self, user_id: int, confirmation_id: str, approved: bool) -> Turn:
-        """Allow or refuse the tool call a running turn of the user waits on; NotFoundError
-        when there is no such question (answered, timed out, or someone else's)."""
+    async def answer_confirmation(self, user_id: int, confirmation_id: str, approved: bool
+                                  ) -> int:
+        """Allow or refuse the tool call a running turn of the user waits on, here or on
+        another instance; the id of the answer's message. NotFoundError when there is no such
+        question (answered, timed out, or someone else's)."""
         for turn in self._turns.values():
             if turn.user_id == user_id and turn.confirmations.answer(confirmation_id, approved):
-                return turn
-        raise NotFoundError(f"no tool call waits for confirmation {confirmation_id!r}",
-                            param="confirmation_id")
+                return turn.message.id
+        message_id = await self.store.answer_question(user_id, confirmation_id, approved)
+        if message_id is None:
+            raise NotFoundError(f"no tool call waits for confirmation {confirmation_id!r}",
+                                param="confirmation_id")
+        return message_id
 
     def _services(self) -> TurnServices:
         return TurnServices(

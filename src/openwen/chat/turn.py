@@ -278,7 +278,9 @@ class Turn:
         self._unsaved = ["", ""]  # content, reasoning not yet written
         self._queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
         self._queue.put_nowait(TurnStarted(conversation, user_message, message))
-        self.confirmations = Confirmations(self._queue.put_nowait, services.confirm_timeout)
+        self.confirmations = Confirmations(
+            self._queue.put_nowait, services.confirm_timeout,
+            shared=services.store.questions(user_id, lambda: self.message.id))
         self._task = asyncio.create_task(self._run(), name=f"openwen-turn-{message.id}")
         self.ended: TurnEnded | None = None
 

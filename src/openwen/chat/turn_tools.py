@@ -5,7 +5,8 @@
   so it waits for the user's confirmation like ``write_file``).
 - :class:`Confirmations` asks the user before a tool that needs confirmation runs: the turn
   streams a :class:`ToolConfirmRequest`, the interface answers through
-  :meth:`ConversationChat.answer_confirmation`, and no answer within the timeout is a no.
+  :meth:`ConversationChat.answer_confirmation` (on any instance: open questions are also kept in
+  the database), and no answer within the timeout is a no.
 - :func:`tool_message_metadata` is what a stored tool message keeps: name, arguments, duration,
   error, source, and the images the tool made (base64, so the page can show them inline).
 """
@@ -18,7 +19,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from openwen.messages import ToolCall, ToolResultEvent
 from openwen.tools.base import FunctionTool, Tool
@@ -33,6 +34,7 @@ ToolSource = Callable[[int], ToolRegistry]
 """The tools a user's chats may use (called in a worker thread with the user's id)."""
 
 DEFAULT_CONFIRM_TIMEOUT = 300.0  # seconds the user has to approve a tool call
+CONFIRM_POLL_SECONDS = 0.5  # how often a waiting question looks for another instance's answer
 MAX_IMAGE_BYTES = 4 * 1024 * 1024  # images kept per tool message
 
 
@@ -59,12 +61,28 @@ class ToolConfirmAnswered:
     kind: Literal["tool_confirmed"] = "tool_confirmed"
 
 
+class SharedQuestions(Protocol):
+    """Where a turn's open questions are recorded so that another instance can answer them
+    (:class:`~openwen.storage.confirmations.ConfirmationRepo` through the answer store)."""
+
+    async def open(self, key: str) -> None: ...
+
+    async def decision(self, key: str) -> bool | None: ...
+
+    async def close(self, key: str) -> None: ...
+
+
 @dataclass
 class Confirmations:
-    """The open questions of one turn. ``announce`` puts events into the turn's stream."""
+    """The open questions of one turn. ``announce`` puts events into the turn's stream.
+
+    With ``shared``, each question is also recorded in the database and polled every
+    ``poll_seconds`` while it waits, so a decision taken on another instance arrives too."""
 
     announce: Callable[[Any], None]
     timeout: float = DEFAULT_CONFIRM_TIMEOUT
+    shared: SharedQuestions | None = None
+    poll_seconds: float = CONFIRM_POLL_SECONDS
     pending: dict[str, asyncio.Future[bool]] = field(default_factory=dict)
     decisions: dict[str, str] = field(default_factory=dict)  # call id -> approved/declined/...
 
@@ -72,20 +90,36 @@ class Confirmations:
         key = secrets.token_urlsafe(12)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.pending[key] = future
+        if self.shared is not None:
+            await self.shared.open(key)
         self.announce(ToolConfirmRequest(key, call, tool.name, tool.source, tool.description,
                                          self.timeout))
         try:
             async with asyncio.timeout(self.timeout):
-                approved = await future
+                approved = await self._wait(key, future)
         except TimeoutError:
             self.decisions[call.id] = "timeout"
             self.announce(ToolConfirmAnswered(key, False, "timeout"))
             return False
         finally:
             self.pending.pop(key, None)
+            if self.shared is not None:
+                await asyncio.shield(self.shared.close(key))
         self.decisions[call.id] = "approved" if approved else "declined"
         self.announce(ToolConfirmAnswered(key, approved, "user"))
         return approved
+
+    async def _wait(self, key: str, future: asyncio.Future[bool]) -> bool:
+        """The answer given here (the future) or, polled, on another instance."""
+        if self.shared is None:
+            return await future
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), self.poll_seconds)
+            except TimeoutError:
+                decided = await self.shared.decision(key)
+                if decided is not None:
+                    return decided
 
     def answer(self, key: str, approved: bool) -> bool:
         """Settle question ``key``; False when it is not (or no longer) open here."""

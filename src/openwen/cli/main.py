@@ -59,12 +59,13 @@ def config(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
 
 
 def _register() -> None:
-    from openwen.cli import chat_cmd, docs_cmd, models_cmd, tools_cmd
+    from openwen.cli import chat_cmd, docs_cmd, models_cmd, tools_cmd, tune_cmd
 
     chat_cmd.register(app)
     docs_cmd.register(app)
     models_cmd.register(app)
     tools_cmd.register(app)
+    tune_cmd.register(app)
     try:
         from openwen.cli import serve_cmd
     except ImportError:  # the server is optional while it is being built

@@ -52,7 +52,7 @@ def human_size(size: int | None) -> str:
 
 def _lineage(model: LocalModel) -> str:
     if model.base is not None:
-        return f"made from {model.base} (openwen create)"
+        return f"made from {model.base} (openwen {'tune' if model.tuned else 'create'})"
     return model.metadata.lineage if model.metadata else ""
 
 

@@ -122,11 +122,35 @@ class NativeModel:
         self._model.close()
 
 
+class NativeAdapter:
+    """A LoRA adapter (GGUF) loaded for a model; contexts that use it apply it to every token."""
+
+    def __init__(self, model: NativeModel, path: Path):
+        llama = _llama()
+        self._llama = llama
+        self.path = path
+        adapter = llama.llama_adapter_lora_init(model.model, str(path).encode("utf-8"))
+        if adapter is None:
+            raise ModelFileError(f"llama.cpp could not load the LoRA adapter {path} for this "
+                                 "model")
+        self.adapter = adapter
+
+    def close(self) -> None:
+        if self.adapter is not None:
+            self._llama.llama_adapter_lora_free(self.adapter)
+            self.adapter = None
+
+
 class NativeContext:
-    """One llama.cpp context: a unified KV cache of ``n_cells`` shared by ``n_seq`` sequences."""
+    """One llama.cpp context: a unified KV cache of ``n_cells`` shared by ``n_seq`` sequences.
+
+    With ``adapter``, every evaluation in this context applies that LoRA (a context of its own
+    per adapter: sequences batched together never mix weights).
+    """
 
     def __init__(self, model: NativeModel, *, n_cells: int, n_seq: int, n_batch: int,
-                 n_threads: int, n_ubatch: int | None = None, flash_attn: int | None = None):
+                 n_threads: int, n_ubatch: int | None = None, flash_attn: int | None = None,
+                 adapter: NativeAdapter | None = None):
         llama = _llama()
         self._llama = llama
         params = llama.llama_context_default_params()
@@ -144,6 +168,12 @@ class NativeContext:
         if ctx is None:
             raise ModelFileError(f"llama.cpp could not create a context of {n_cells} cells")
         self.ctx = ctx
+        if adapter is not None:
+            adapters = (llama.llama_adapter_lora_p_ctypes * 1)(adapter.adapter)
+            scales = (ctypes.c_float * 1)(1.0)
+            if llama.llama_set_adapters_lora(ctx, adapters, 1, scales) != 0:
+                llama.llama_free(ctx)
+                raise ModelFileError(f"llama.cpp could not apply the LoRA adapter {adapter.path}")
         self.memory = llama.llama_get_memory(ctx)
         self.n_cells: int = llama.llama_n_ctx(ctx)
         self.n_batch = n_batch

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from openwen.engines.base import Capabilities, ModelInfo
-from openwen.engines.batch_native import NativeContext, NativeModel
+from openwen.engines.batch_native import NativeAdapter, NativeContext, NativeModel
 from openwen.engines.batch_scheduler import END, BatchScheduler, Job
 from openwen.engines.decoding import (
     BASE_SAMPLING,
@@ -62,7 +62,12 @@ ADMIT_RESERVE = 32  # cells kept free beyond a prompt when admitting it, for its
 
 
 class BatchedEngine:
-    """Serves one GGUF model on the CPU to many requests at once."""
+    """Serves one GGUF model on the CPU to many requests at once.
+
+    ``model`` shares weights already loaded (the caller keeps ownership: a base and its
+    derivatives load them once); ``adapter`` applies a LoRA adapter to every request, in a
+    context, prefix cache and saved-state folder of this engine's own.
+    """
 
     capabilities = Capabilities(tools=True, thinking=True, grammar=True, logprobs=True)
 
@@ -70,14 +75,23 @@ class BatchedEngine:
                  n_batch: int = 512, max_queue: int = 16, kv_slots: int = 8, kv_cells: int = 0,
                  prefill_chunk: int = 128, kv_ram_mb: int = 1024,
                  kv_cache_dir: Path | None = None, kv_cache_dir_mb: int = 2048,
-                 kv_disk_min_tokens: int = 512):
+                 kv_disk_min_tokens: int = 512, model: NativeModel | None = None,
+                 adapter: Path | None = None):
         self.name = name
         self.model_path = Path(model_path)
-        self._model = NativeModel(self.model_path)
+        self.adapter_path = adapter
+        self._owns_model = model is None
+        self._model = model or NativeModel(self.model_path)
         self.n_ctx = n_ctx
         cells = max(kv_cells or n_ctx, n_ctx)
-        self._ctx = NativeContext(self._model, n_cells=cells, n_seq=kv_slots,
-                                  n_batch=min(n_batch, cells), n_threads=n_threads)
+        try:
+            self._adapter = NativeAdapter(self._model, adapter) if adapter else None
+            self._ctx = NativeContext(self._model, n_cells=cells, n_seq=kv_slots,
+                                      n_batch=min(n_batch, cells), n_threads=n_threads,
+                                      adapter=self._adapter)
+        except BaseException:
+            self._close_weights()
+            raise
         self.kv_cells = self._ctx.n_cells
         self.kv_slots = kv_slots
         self._bos_text = self._model.token_text(self._model.bos)
@@ -85,7 +99,7 @@ class BatchedEngine:
         self.format: ChatFormat = chat_format(
             self._model.metadata, bos_text=self._bos_text,
             eos_text=self._model.token_text(self._model.eos))
-        folder = model_folder(kv_cache_dir, self.model_path) if kv_cache_dir else None
+        folder = model_folder(kv_cache_dir, self.model_path, adapter) if kv_cache_dir else None
         store = KVStore(ram_bytes=kv_ram_mb * 2**20, folder=folder,
                         disk_bytes=kv_cache_dir_mb * 2**20 if folder else 0,
                         disk_min_tokens=kv_disk_min_tokens)
@@ -109,10 +123,11 @@ class BatchedEngine:
         self.worker.last_cancelled_tokens = value
 
     def models(self) -> list[ModelInfo]:
-        return [ModelInfo(id=self.name, context_length=self.n_ctx,
-                          details={"engine": "embedded", "path": str(self.model_path),
-                                   "batched": True, "kv_slots": self.kv_slots,
-                                   "kv_cells": self.kv_cells})]
+        details = {"engine": "embedded", "path": str(self.model_path), "batched": True,
+                   "kv_slots": self.kv_slots, "kv_cells": self.kv_cells}
+        if self.adapter_path is not None:
+            details["adapter"] = str(self.adapter_path)
+        return [ModelInfo(id=self.name, context_length=self.n_ctx, details=details)]
 
     def render(self, request: ChatRequest) -> RenderedPrompt:
         return render_request(self.format, request, self._special)
@@ -152,7 +167,14 @@ class BatchedEngine:
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.worker.close)
-        self._model.close()
+        self._close_weights()
+
+    def _close_weights(self) -> None:
+        if getattr(self, "_adapter", None) is not None:
+            self._adapter.close()  # type: ignore[union-attr]
+            self._adapter = None
+        if self._owns_model:
+            self._model.close()
 
     def kv_state(self) -> dict[str, Any]:
         """The cache as the owner thread sees it (for tests, benchmarks and diagnostics)."""

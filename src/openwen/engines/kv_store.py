@@ -46,11 +46,20 @@ def key_tag(key: str) -> str:
     return parts[2] if len(parts) > 2 else ""
 
 
-def model_folder(root: Path, model_path: Path) -> Path:
-    """The folder for one model file: a saved state is only valid for the same weights."""
-    st = model_path.stat()
-    ident = f"{model_path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    return root / f"{model_path.stem}-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
+def model_folder(root: Path, model_path: Path, adapter: Path | None = None) -> Path:
+    """The folder for one model file (plus LoRA adapter, if any): a saved state is only valid
+    for the same weights, and KV computed with an adapter never serves a request without it."""
+    ident = _file_ident(model_path)
+    stem = model_path.stem
+    if adapter is not None:
+        ident += "|lora|" + _file_ident(adapter)
+        stem += f"+{adapter.parent.name}"
+    return root / f"{stem}-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
+
+
+def _file_ident(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
 
 
 @dataclass(eq=False)

@@ -46,12 +46,14 @@ class LlamaCppEngine:
     capabilities = Capabilities(tools=True, thinking=True, grammar=True, logprobs=True)
 
     def __init__(self, model_path: Path, *, name: str, n_ctx: int = 8192, n_threads: int = 2,
-                 n_batch: int = 512, max_queue: int = 16):
+                 n_batch: int = 512, max_queue: int = 16, adapter: Path | None = None):
         self.name = name
         self.model_path = Path(model_path)
+        self.adapter_path = adapter
         self.worker = ModelWorker(name, max_queue=max_queue)
         self._llm: Any = self.worker.call(
-            lambda: _load_llama(self.model_path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch)
+            lambda: _load_llama(self.model_path, n_ctx=n_ctx, n_threads=n_threads,
+                                n_batch=n_batch, adapter=adapter)
         )
         self.n_ctx: int = self._llm.n_ctx()
         model = self._llm._model
@@ -192,12 +194,14 @@ def _token_text(model: Any, token: int) -> str:
     return model.token_get_text(token) if token >= 0 else ""
 
 
-def _load_llama(path: Path, *, n_ctx: int, n_threads: int, n_batch: int) -> Any:
+def _load_llama(path: Path, *, n_ctx: int, n_threads: int, n_batch: int,
+                adapter: Path | None = None) -> Any:
     from llama_cpp import Llama
 
     check_gguf(path)
     try:
         return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
-                     n_threads_batch=n_threads, n_batch=min(n_batch, n_ctx), verbose=False)
+                     n_threads_batch=n_threads, n_batch=min(n_batch, n_ctx), verbose=False,
+                     lora_path=str(adapter) if adapter else None)
     except (ValueError, RuntimeError) as exc:
         raise ModelFileError(f"llama.cpp could not load {path}: {exc}") from exc

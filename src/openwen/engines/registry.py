@@ -4,14 +4,50 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 from openwen.config import Settings
 from openwen.engines.base import Engine, ModelInfo
 from openwen.errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
+
+
+class SharedWeights:
+    """Loaded GGUF weights by file, counted: a base and its derivatives load them once."""
+
+    def __init__(self) -> None:
+        self._models: dict[Path, tuple[Any, int]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, path: Path) -> Any:
+        from openwen.engines.batch_native import NativeModel
+
+        key = path.resolve()
+        with self._lock:
+            model, users = self._models.get(key, (None, 0))
+            if model is None:
+                model = NativeModel(path)
+            self._models[key] = (model, users + 1)
+            return model
+
+    def release(self, path: Path) -> None:
+        key = path.resolve()
+        with self._lock:
+            model, users = self._models.get(key, (None, 0))
+            if model is None:
+                return
+            if users <= 1:
+                del self._models[key]
+                model.close()
+            else:
+                self._models[key] = (model, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._models)
 
 
 class EngineRegistry:
@@ -33,6 +69,8 @@ class EngineRegistry:
         # model files named by path: fine from the local CLI, never from the network API
         self.allow_paths = allow_paths
         self._loaded: OrderedDict[str, Engine] = OrderedDict()
+        self.weights = SharedWeights()
+        self._weights_of: dict[str, Path] = {}  # engine name -> the weights it holds
         self._locks: dict[str, asyncio.Lock] = {}
         from openwen.engines.upstreams import Upstreams
 
@@ -60,7 +98,8 @@ class EngineRegistry:
                 ModelInfo(
                     id=m.name,
                     context_length=m.metadata.context_length if m.metadata else None,
-                    details={"engine": "embedded", "path": str(m.path)},
+                    details={"engine": "embedded", "path": str(m.path),
+                             **({"base": m.base, "adapter": str(m.adapter)} if m.adapter else {})},
                 )
                 for m in local
             ]
@@ -102,20 +141,29 @@ class EngineRegistry:
         if not (self.allow_paths or name == self.settings.model or self._in_store(local.path)):
             # a file elsewhere on disk, named by path: fine from the CLI, never from the network
             raise ModelNotFoundError(name, sorted(set(self.store.names()) | set(remote)))
-        log.info("loading %s from %s (%s engine)", name, local.path,
+        log.info("loading %s from %s%s (%s engine)", name, local.path,
+                 f" + adapter {local.adapter}" if local.adapter else "",
                  self.settings.embedded_engine)
         s = self.settings
         if s.embedded_engine == "batched":
             from openwen.engines.batched import BatchedEngine
 
-            return BatchedEngine(
-                local.path, name=name, n_ctx=s.n_ctx, n_threads=s.n_threads, n_batch=s.n_batch,
-                max_queue=s.max_queue, kv_slots=s.kv_slots, kv_cells=s.kv_cells,
-                prefill_chunk=s.prefill_chunk, kv_ram_mb=s.kv_ram_mb,
-                kv_cache_dir=s.home / "kvcache" if s.kv_cache_dir_mb else None,
-                kv_cache_dir_mb=s.kv_cache_dir_mb)
+            weights = self.weights.acquire(local.path)
+            try:
+                engine = BatchedEngine(
+                    local.path, name=name, n_ctx=s.n_ctx, n_threads=s.n_threads,
+                    n_batch=s.n_batch, max_queue=s.max_queue, kv_slots=s.kv_slots,
+                    kv_cells=s.kv_cells, prefill_chunk=s.prefill_chunk, kv_ram_mb=s.kv_ram_mb,
+                    kv_cache_dir=s.home / "kvcache" if s.kv_cache_dir_mb else None,
+                    kv_cache_dir_mb=s.kv_cache_dir_mb, model=weights, adapter=local.adapter)
+            except BaseException:
+                self.weights.release(local.path)
+                raise
+            self._weights_of[name] = local.path
+            return engine
+        # the simple engine loads its own weights (a derivative: base weights plus adapter)
         return LlamaCppEngine(local.path, name=name, n_ctx=s.n_ctx, n_threads=s.n_threads,
-                              n_batch=s.n_batch, max_queue=s.max_queue)
+                              n_batch=s.n_batch, max_queue=s.max_queue, adapter=local.adapter)
 
     def _in_store(self, path: Path) -> bool:
         from openwen.models.store import find_bundled_model
@@ -129,11 +177,18 @@ class EngineRegistry:
         while len(self._loaded) > self.max_loaded:
             name, engine = self._loaded.popitem(last=False)
             log.info("unloading %s", name)
+            await self._close(name, engine)
+
+    async def _close(self, name: str, engine: Engine) -> None:
+        try:
             await engine.aclose()
+        finally:
+            if (path := self._weights_of.pop(name, None)) is not None:
+                self.weights.release(path)
 
     async def aclose(self) -> None:
-        for engine in list(self._loaded.values()):
-            await engine.aclose()
+        for name, engine in list(self._loaded.items()):
+            await self._close(name, engine)
         self._loaded.clear()
         await self.upstreams.aclose()
 

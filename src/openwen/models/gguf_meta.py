@@ -469,3 +469,56 @@ def read_metadata_cached(path: str | Path) -> GGUFMetadata:
         _CACHE.clear()
     _CACHE[key] = meta
     return meta
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Where one tensor's data is: its numpy shape (GGUF's dimensions reversed), type and the
+    absolute byte offset in the file."""
+
+    shape: tuple[int, ...]
+    qtype: GGMLQuantizationType
+    offset: int
+    nbytes: int
+
+
+def read_tensor_layout(path: str | Path) -> tuple[dict[str, Any], dict[str, TensorInfo]]:
+    """Scalar key/values and every tensor's layout (for loading weights without
+    ``gguf.GGUFReader``'s per-element walk). Raises :class:`ModelFileError`."""
+    path = Path(path)
+    buf, size = _open_buffer(path)
+    try:
+        cur, _ = _header(path, buf)
+        tensor_count, kv_count = cur.u64(), cur.u64()
+        if kv_count > _MAX_KV or tensor_count > _MAX_TENSORS:
+            raise _Corrupt(f"implausible counts ({kv_count} keys, {tensor_count} tensors)")
+        fields: dict[str, Any] = {}
+        for _ in range(kv_count):
+            key = cur.string()
+            fields[key] = _read_value(cur, _value_type(cur.u32()), key, {})
+        raw = []
+        for _ in range(tensor_count):
+            name = cur.string()
+            dims = tuple(cur.u64() for _ in range(cur.u32()))
+            raw.append((name, dims, cur.u32(), cur.u64()))
+        alignment = fields.get("general.alignment") or GGUF_DEFAULT_ALIGNMENT
+        start = -(-cur.pos // alignment) * alignment
+        tensors = {}
+        for name, dims, raw_type, offset in raw:
+            qtype = GGMLQuantizationType(raw_type)
+            block, type_size = GGML_QUANT_SIZES[qtype]
+            elements = 1
+            for d in dims:
+                elements *= d
+            nbytes = elements * type_size // block
+            if start + offset + nbytes > size:
+                raise _Truncated
+            tensors[name] = TensorInfo(tuple(reversed(dims)), qtype, start + offset, nbytes)
+        return fields, tensors
+    except _Truncated:
+        raise ModelFileError(f"{path.name} is truncated or corrupt; re-download it") from None
+    except (_Corrupt, ValueError) as exc:
+        raise ModelFileError(f"{path.name} has a corrupt GGUF header: {exc}") from None
+    finally:
+        if isinstance(buf, mmap.mmap):
+            buf.close()

@@ -70,7 +70,13 @@ class LocalModel:
     repo: str | None = None
     parts: tuple[Path, ...] = ()
     problem: str | None = None
-    base: str | None = None  # a derivative (``openwen create``): the model it is made from
+    adapter: Path | None = None  # a tuned derivative (``openwen tune``): its LoRA over ``path``
+    base: str | None = None  # a derivative (``openwen create`` or ``tune``): the model it is of
+
+    @property
+    def tuned(self) -> bool:
+        """A derivative trained by ``openwen tune`` (not a profile over one)."""
+        return self.adapter is not None and self.adapter.parent.name == self.name
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -86,6 +92,7 @@ class LocalModel:
             "repo": self.repo,
             "files": [str(p) for p in self.files],
             "problem": self.problem,
+            "adapter": str(self.adapter) if self.adapter else None,
             "base": self.base,
             "metadata": self.metadata.to_dict() if self.metadata else None,
         }
@@ -137,6 +144,8 @@ Names = list[str]
 
 def _file_keys(model: LocalModel) -> set[str]:
     """Lower-cased ways to name a model by its file: name, stem, repo:name, repo:stem, repo/name."""
+    if model.adapter is not None:
+        return set()  # a derivative is named by its own name only, never by its base's file
     name, stem = model.path.name, model.path.stem
     keys = {name, stem}
     if model.repo:
@@ -153,9 +162,12 @@ class ModelStore:
         self._last: tuple[tuple[tuple[str, int], ...], Models] | None = None
 
     def _signature(self) -> tuple[tuple[str, int], ...]:
-        """Every folder of the store with its modification time (files change their folder's)."""
+        """Every folder of the store (and of the tuned derivatives) with its modification time
+        (files change their folder's)."""
+        from openwen.models.derivatives import derivatives_folder
+
         found: list[tuple[str, int]] = []
-        todo = [str(self.root)]
+        todo = [str(self.root), str(derivatives_folder(self.settings.home))]
         while todo:
             folder = todo.pop()
             try:
@@ -231,11 +243,12 @@ class ModelStore:
         for path, repo in zip(files, repos, strict=True):
             name = self._name_for(path, repo, counts)
             models.append(_load(name, path, repo=repo, parts=_split_parts(path)))
+        models.extend(self._tuned({m.name for m in models}))
         return models + self._derivatives(models)
 
     def _derivatives(self, models: Models) -> Models:
-        """Named derivatives (``openwen create``) whose base is here: the base's file, their own
-        name."""
+        """Named derivatives (``openwen create``) whose base is here: the base's file (and
+        adapter, for a tuned base), their own name."""
         from openwen.models.profiles import load_derivatives, root_of
 
         derivatives = load_derivatives(self.root)
@@ -245,6 +258,20 @@ class ModelStore:
             base = by_name.get(root_of(name, derivatives))
             if base is not None and name not in by_name:
                 found.append(replace(base, name=name, bundled=False, base=profile.base))
+        return found
+
+    def _tuned(self, taken: set[str]) -> Models:
+        """Tuned derivatives (``openwen tune``): their base's file plus their adapter."""
+        from openwen.models.derivatives import derivative_metadata, list_derivatives
+
+        found = []
+        for d in list_derivatives(self.settings.home):
+            if d.name in taken:
+                continue  # a model file of that name came later; the file wins
+            meta, problem = derivative_metadata(d)
+            found.append(LocalModel(name=d.name, path=d.base_path, size=d.adapter.stat().st_size,
+                                    metadata=meta, problem=problem, adapter=d.adapter,
+                                    base=d.base))
         return found
 
     def names(self) -> Names:
@@ -307,6 +334,13 @@ class ModelStore:
     def remove(self, name: str) -> LocalModel:
         """Delete a pulled model (every part, leftover partial downloads, empty folders)."""
         model = self.resolve(name)
+        if model.tuned and model.adapter is not None:
+            import shutil
+
+            shutil.rmtree(model.adapter.parent)
+            self._last = None
+            log.info("removed the tuned derivative %s (%s)", model.name, model.adapter.parent)
+            return model
         if model.base is not None:
             from openwen.models.profiles import delete_derivative
 

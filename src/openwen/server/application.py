@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from pydantic import BaseModel
 
 from openwen import __version__
@@ -66,6 +67,11 @@ BODY_MODELS: tuple[type[BaseModel], ...] = (ChatCompletionRequest, CompletionReq
                                             EmbeddingRequest, ResponseCreateRequest)
 
 
+# FastAPI's own OpenTelemetry hooks stay off whatever the environment says
+# (FASTAPI_OTEL_AUTO_CONFIGURE, a global provider): nothing about requests leaves the machine.
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False,
+                                 "operation_spans": False, "auto_configure": False}
+
 def create_app(settings: Settings, *, service: ChatService | None = None,
                embedder: EmbeddingService | None = None, preload: bool = False,
                web: bool = True) -> FastAPI:
@@ -101,7 +107,7 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
             auth.close()
 
     app = FastAPI(title="openwen", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan, docs_url=None, redoc_url=None)
+                  lifespan=lifespan, docs_url=None, redoc_url=None, telemetry=NO_TELEMETRY)
     app.state.settings = settings
     app.state.service = chat_service
     app.state.embeddings = embedding_service

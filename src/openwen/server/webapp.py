@@ -28,7 +28,15 @@ from openwen.chat.service import ChatService
 from openwen.config import Settings
 from openwen.errors import ConfigError, OpenwenError
 from openwen.knowledge import KnowledgeBase, TextEmbedder
-from openwen.server.app import accounts, conversations, messages, models_api, preferences, tools
+from openwen.server.app import (
+    accounts,
+    conversations,
+    messages,
+    models_api,
+    preferences,
+    tools,
+    tune_api,
+)
 from openwen.server.app.security import CurrentViewer
 from openwen.server.app.state import State, WebState
 from openwen.server.app.static import page_router, static_app
@@ -78,7 +86,7 @@ def install(
         from openwen.server.errors import install_error_handlers
 
         install_error_handlers(app)
-    for module in (accounts, conversations, messages, models_api, preferences, tools):
+    for module in (accounts, conversations, messages, models_api, preferences, tools, tune_api):
         app.include_router(module.router)
     app.include_router(create_knowledge_router(user_id=viewer_id, knowledge=knowledge_base))
     exempt = getattr(app.state, "body_limit_exempt", None)

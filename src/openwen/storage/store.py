@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.engine import URL
 
 from openwen.storage.cluster import InstanceRepo
+from openwen.storage.confirmations import ConfirmationRepo
 from openwen.storage.conversations import ConversationRepo
 from openwen.storage.credentials import ApiKeyRepo, LoginSessionRepo
 from openwen.storage.db import Database
@@ -35,6 +36,7 @@ class Storage:
         self.instances = InstanceRepo(db)
         self.rate_limits = RateLimitRepo(db)
         self.responses = ResponseRepo(db)
+        self.confirmations = ConfirmationRepo(db)
 
     @property
     def instance_id(self) -> str | None:

@@ -53,5 +53,6 @@ async def list_tools(current: CurrentViewer, state: State) -> dict[str, Any]:
 async def answer_confirmation(
     confirmation_id: str, body: ToolConfirmation, current: CurrentViewer, state: State
 ) -> dict[str, Any]:
-    turn = state.chat.answer_confirmation(current.user.id, confirmation_id, body.approve)
-    return {"id": confirmation_id, "approved": body.approve, "message_id": turn.message.id}
+    message_id = await state.chat.answer_confirmation(current.user.id, confirmation_id,
+                                                      body.approve)
+    return {"id": confirmation_id, "approved": body.approve, "message_id": message_id}

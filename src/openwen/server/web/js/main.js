@@ -14,6 +14,7 @@ import { state } from "./state.js";
 import { setupTools } from "./tools.js";
 import { browserLocale, locale, setLocale, t } from "./i18n.js";
 import { loadLibrary, setupModels } from "./models.js";
+import { setupTrain } from "./train.js";
 
 function anyDialogOpen() {
   return Boolean(document.querySelector("dialog[open]"));
@@ -92,6 +93,7 @@ async function start() {
   setupTools();
   setupKnowledge(ensureConversation);
   setupMemory();
+  setupTrain();
   document.addEventListener("keydown", onShortcut);
   $("#logout-button").addEventListener("click", logout);
   await loadPreferences();

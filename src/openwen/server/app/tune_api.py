@@ -1,0 +1,120 @@
+"""The web app's training API under ``/api/tune``: start, follow, cancel and remove jobs.
+
+Who may train is the server setting ``tune_users`` (``admins`` by default, ``everyone``, or
+``nobody``). Training itself runs in the runner process (:mod:`openwen.tune.runner`); these routes
+only validate, queue and read job files, each in a worker thread.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+
+from openwen.errors import PermissionDeniedError
+from openwen.server.app.schemas import Body
+from openwen.server.app.security import CurrentViewer, Viewer
+from openwen.server.app.state import State
+
+router = APIRouter(prefix="/api/tune", tags=["web app: training"])
+
+
+async def trainer(current: CurrentViewer, state: State) -> Viewer:
+    """Dependency: a user the ``tune_users`` setting lets train (403 otherwise)."""
+    who = state.settings.tune_users
+    if who == "nobody":
+        raise PermissionDeniedError("training is switched off on this server (tune_users)",
+                                    code="tune_disabled")
+    if who == "admins" and not current.user.is_admin:
+        raise PermissionDeniedError("only an admin may train models on this server "
+                                    "(tune_users)", code="admin_only")
+    return current
+
+
+Trainer = Annotated[Viewer, Depends(trainer)]
+
+
+class NewJob(Body):
+    name: str = Field(min_length=1, max_length=64)
+    base: str = Field(min_length=1, max_length=300)
+    data: str = Field(min_length=1, description="the JSONL dataset's text")
+    data_name: str = Field("dataset.jsonl", min_length=1, max_length=255)
+    epochs: int = Field(3, ge=1, le=100)
+    rank: int = Field(8, ge=1, le=256)
+    lr: float = Field(1e-3, gt=0, lt=1)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    max_length: int = Field(1024, ge=16, le=32768)
+    batch_size: int = Field(4, ge=1, le=64)
+
+
+@router.get("", summary="Whether you may train, and the models you can train on")
+async def capabilities(current: CurrentViewer, state: State) -> dict[str, Any]:
+    try:
+        await trainer(current, state)
+        allowed, reason = True, None
+    except PermissionDeniedError as exc:
+        allowed, reason = False, exc.message
+
+    def bases() -> list[str]:
+        from openwen.models.store import ModelStore
+
+        return [m.name for m in ModelStore(state.settings).list()
+                if m.base is None and m.metadata is not None]
+
+    return {"allowed": allowed, "reason": reason, "who": state.settings.tune_users,
+            "bases": await run_in_threadpool(bases) if allowed else []}
+
+
+@router.get("/jobs", summary="Every training job")
+async def list_jobs(_: Trainer, state: State) -> dict[str, Any]:
+    from openwen.tune.jobs import JobStore
+
+    store = JobStore(state.settings)
+
+    def read() -> list[Any]:
+        store.resume()
+        return store.list()
+
+    jobs = await run_in_threadpool(read)
+    return {"jobs": [j.to_dict() for j in jobs]}
+
+
+@router.post("/jobs", status_code=201, summary="Start a training job (it queues behind others)")
+async def create(body: NewJob, current: Trainer, state: State) -> dict[str, Any]:
+    from openwen.tune.service import create_job
+    from openwen.tune.train import TrainSettings
+
+    train = TrainSettings(epochs=body.epochs, rank=body.rank, lr=body.lr, seed=body.seed,
+                          max_length=body.max_length, batch_size=body.batch_size)
+    created = await run_in_threadpool(
+        lambda: create_job(state.settings, name=body.name, base=body.base,
+                           data=body.data.encode("utf-8"), data_name=body.data_name,
+                           train=train, owner=current.user.username))
+    return {"job": created.job.to_dict(), "warnings": created.warnings,
+            "n_train": created.n_train, "n_heldout": created.n_heldout}
+
+
+@router.get("/jobs/{name}", summary="A job's progress, loss curve and evaluation")
+async def get_job(name: str, _: Trainer, state: State) -> dict[str, Any]:
+    from openwen.tune.jobs import JobStore
+
+    job = await run_in_threadpool(JobStore(state.settings).get, name)
+    return {"job": job.to_dict()}
+
+
+@router.post("/jobs/{name}/cancel", summary="Cancel a queued or running job")
+async def cancel(name: str, _: Trainer, state: State) -> dict[str, Any]:
+    from openwen.tune.jobs import JobStore
+
+    job = await run_in_threadpool(JobStore(state.settings).cancel, name)
+    return {"job": job.to_dict()}
+
+
+@router.delete("/jobs/{name}", summary="Remove a finished job and its derivative")
+async def remove(name: str, _: Trainer, state: State) -> dict[str, Any]:
+    from openwen.tune.jobs import JobStore
+
+    job = await run_in_threadpool(JobStore(state.settings).remove, name)
+    return {"name": job.name, "deleted": True}
