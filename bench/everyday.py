@@ -9,8 +9,10 @@ Configurations (``--configs``):
 
 - ``before``: today's defaults before model profiles: no system prompt, engine default sampling,
   tools on (the full tools prompt);
-- ``after``: the model's profile (for SmolLM2: "You are a helpful assistant.", temperature 0.2,
-  top_p 0.9, tools off);
+- ``previous``: SmolLM2's profile before example exchanges and the calculator's arithmetic
+  (answer-first system prompt, greedy, tools off);
+- ``after``: the model's profile as it is (for SmolLM2 also four example exchanges, and the
+  calculator finishing the equations the model writes);
 - ``after-tools``: the profile with tools switched on by the chat (what a user who turns tools
   on gets).
 
@@ -19,7 +21,11 @@ in the question must be the expected one; for words, one of the accepted answers
 a word) in the first 200 characters. Every answer is capped at ``--max-tokens`` (same for all
 configurations, to bound the run); documents and memory are off (no embedding model).
 
-    .venv/bin/python bench/everyday.py [--configs before,after] [--repeats 1] [--max-tokens 96]
+Sets (``--sets``): ``main`` and ``heldout`` (paraphrases nothing was tuned on); ``--every N``
+asks every N-th question only (a quick subset while iterating).
+
+    .venv/bin/python bench/everyday.py [--configs before,previous,after] [--sets main,heldout]
+        [--every 1] [--repeats 1] [--max-tokens 96]
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # (kind, question, accepted answers): a number, or words any of which is right
 QUESTIONS: list[tuple[str, str, tuple[str, ...]]] = [
@@ -72,22 +79,70 @@ QUESTIONS: list[tuple[str, str, tuple[str, ...]]] = [
     ("translation", "Translate 'water' into French.", ("eau", "l'eau")),
 ]
 
+# Paraphrases of the same kinds, with other numbers, words and phrasings ("Add 6 and 9.",
+# "What is the German word for 'house'?"): nothing was tuned on these; a change that helps
+# only the wording above shows here as no gain.
+HELDOUT: list[tuple[str, str, tuple[str, ...]]] = [
+    ("arithmetic", "Add 6 and 9.", ("15",)),
+    ("arithmetic", "What do you get if you multiply 4 by 7?", ("28",)),
+    ("arithmetic", "Calculate 23 plus 19.", ("42",)),
+    ("arithmetic", "What is 50 take away 18?", ("32",)),
+    ("arithmetic", "How much is 11 times 11?", ("121",)),
+    ("arithmetic", "What is 72 divided by 8?", ("9",)),
+    ("arithmetic", "What's 13 + 28?", ("41",)),
+    ("arithmetic", "What is 6 multiplied by 9?", ("54",)),
+    ("fact", "Which city is the capital of Spain?", ("madrid",)),
+    ("fact", "Name the capital city of England.", ("london",)),
+    ("fact", "What is the capital of Russia?", ("moscow",)),
+    ("fact", "Which planet do we live on?", ("earth",)),
+    ("fact", "What colour is grass?", ("green",)),
+    ("fact", "What is the opposite of up?", ("down",)),
+    ("fact", "How many legs does a dog have?", ("4", "four")),
+    ("fact", "Which animal says moo?", ("cow", "cows")),
+    ("fact", "What gas do people need to breathe?", ("oxygen",)),
+    ("fact", "What is the closest star to the Earth?", ("sun",)),
+    ("calendar", "How many days does a week have?", ("7", "seven")),
+    ("calendar", "What month comes before February?", ("january",)),
+    ("calendar", "How many days are in the month of June?", ("30", "thirty")),
+    ("calendar", "What day comes before Sunday?", ("saturday",)),
+    ("calendar", "How many weeks are in a year?", ("52", "fifty-two")),
+    ("calendar", "How many seasons are there in a year?", ("4", "four")),
+    ("units", "How many millimeters are in a centimeter?", ("10", "ten")),
+    ("units", "How many meters are in a kilometer?", ("1000", "1,000", "thousand")),
+    ("units", "How many hours are in two days?", ("48", "forty-eight")),
+    ("units", "How many inches are in a foot?", ("12", "twelve")),
+    ("translation", "How do you say 'yes' in Spanish?", ("sí", "si")),
+    ("translation", "What is 'goodbye' in French?", ("au revoir",)),
+    ("translation", "Translate 'bread' into French.", ("pain",)),
+    ("translation", "What is the German word for 'house'?", ("haus",)),
+    ("translation", "Translate 'thank you' into Spanish.", ("gracias",)),
+    ("translation", "Say 'one' in German.", ("eins",)),
+]
+
+SETS = {"main": QUESTIONS, "heldout": HELDOUT}
+
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 
 def is_right(question: str, answer: str, accepted: tuple[str, ...]) -> bool:
     text = answer.strip().lower()
     if accepted[0][0].isdigit():
-        asked = {n.replace(",", "") for n in NUMBER.findall(question)}
+        asked = [n.replace(",", "").rstrip(".") for n in NUMBER.findall(question)]
         numbers = [n.replace(",", "").rstrip(".") for n in NUMBER.findall(text)]
-        fresh = [n for n in numbers if n not in asked]
+        fresh = []
+        for n in numbers:  # the question's numbers, restated, each once ("81 / 9 = 9")
+            if n in asked:
+                asked.remove(n)
+            else:
+                fresh.append(n)
         if fresh and fresh[0] in {a.replace(",", "") for a in accepted if a[0].isdigit()}:
             return True
         words = [a for a in accepted if not a[0].isdigit()]
         return bool(words) and not fresh and any(
             re.search(rf"\b{re.escape(w)}\b", text[:200]) for w in words)
     head = text[:200]
-    return any(re.search(rf"(?<![\w']){re.escape(a)}(?![\w'])", head) for a in accepted)
+    return any(re.search(rf"(?<!\w)(?<!\w'){re.escape(a)}(?!\w)(?!'\w)", head)
+               for a in accepted)
 
 
 @dataclass
@@ -100,13 +155,25 @@ class Result:
     seconds: float
 
 
-async def run_config(config: str, home: Path, max_tokens: int, repeats: int,
-                     verbose: bool) -> list[Result]:
-    from openwen.server.app.tooling import SharedTools
+def previous(source: Any) -> Any:
+    """Profiles as they were before examples and the calculator's arithmetic (system prompt
+    and greedy sampling only)."""
+    from dataclasses import replace
 
+    def profile_for(user_id: int, model: str) -> Any:
+        profile, capabilities = source(user_id, model)
+        return replace(profile, examples=None, arithmetic=None), capabilities
+
+    return profile_for
+
+
+async def run_config(config: str, home: Path, max_tokens: int, repeats: int,
+                     verbose: bool, questions: list[tuple[str, str, tuple[str, ...]]]
+                     ) -> list[Result]:
     from openwen.chat.service import ChatService
     from openwen.config import load_settings
     from openwen.server.app.state import WebState
+    from openwen.tools.shared import SharedTools
 
     settings = load_settings(home=str(home / config), n_ctx=4096).settings
     service = ChatService(settings)
@@ -117,11 +184,13 @@ async def run_config(config: str, home: Path, max_tokens: int, repeats: int,
     chat = state.chat
     if config == "before":
         chat.profiles = None  # today's defaults: no profile
+    elif config == "previous":
+        chat.profiles = previous(chat.profiles)
     results: list[Result] = []
     user = state.storage.users.create(f"bench-{config}", None)
     try:
         for _ in range(repeats):
-            for kind, question, accepted in QUESTIONS:
+            for kind, question, accepted in questions:
                 chat_settings: dict[str, object] = {"max_tokens": max_tokens}
                 if config == "after-tools":
                     chat_settings["tools"] = True
@@ -144,9 +213,10 @@ async def run_config(config: str, home: Path, max_tokens: int, repeats: int,
     return results
 
 
-def report(results: list[Result], repeats: int) -> None:
+def report(results: list[Result], repeats: int, questions: list[tuple[str, str, tuple[str, ...]]],
+           name: str) -> None:
     configs = list(dict.fromkeys(r.config for r in results))
-    kinds = list(dict.fromkeys(k for k, _, _ in QUESTIONS))
+    kinds = list(dict.fromkeys(k for k, _, _ in questions))
     header = f"{'config':<12} {'right':>10} " + " ".join(f"{k:>12}" for k in kinds) + "  s/answer"
     print(header)
     for config in configs:
@@ -159,7 +229,7 @@ def report(results: list[Result], repeats: int) -> None:
         seconds = sum(r.seconds for r in mine) / max(1, len(mine))
         print(f"{config:<12} {right:>4}/{len(mine):<5} " + " ".join(f"{p:>12}" for p in per_kind)
               + f"  {seconds:.2f}")
-    print(f"({len(QUESTIONS)} questions x {repeats} repeat(s); load average "
+    print(f"(set {name}: {len(questions)} questions x {repeats} repeat(s); load average "
           f"{os.getloadavg()[0]:.1f})")
 
 
@@ -169,15 +239,22 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--sets", default="main,heldout", help="main, heldout or both")
+    parser.add_argument("--every", type=int, default=1,
+                        help="only every N-th question (a quick subset while iterating)")
     args = parser.parse_args()
-    results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="openwen-everyday-") as tmp:
-        for config in args.configs.split(","):
-            if config not in ("before", "after", "after-tools"):
-                parser.error(f"unknown configuration {config!r}")
-            results += asyncio.run(run_config(config, Path(tmp), args.max_tokens, args.repeats,
-                                              not args.quiet))
-    report(results, args.repeats)
+    for name in args.sets.split(","):
+        if name not in SETS:
+            parser.error(f"unknown set {name!r}")
+        questions = SETS[name][::args.every]
+        results: list[Result] = []
+        with tempfile.TemporaryDirectory(prefix="openwen-everyday-") as tmp:
+            for config in args.configs.split(","):
+                if config not in ("before", "previous", "after", "after-tools"):
+                    parser.error(f"unknown configuration {config!r}")
+                results += asyncio.run(run_config(config, Path(tmp), args.max_tokens,
+                                                  args.repeats, not args.quiet, questions))
+        report(results, args.repeats, questions, name)
     return 0
 
 

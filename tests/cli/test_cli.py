@@ -100,3 +100,16 @@ def test_chat_answers_and_keeps_history_over_a_pipe() -> None:
                  env={"OPENWEN_N_CTX": "1024"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("\n") >= 3
+
+
+def test_ask_applies_the_bundled_models_profile() -> None:
+    """``openwen ask`` answers under SmolLM2's built-in profile, as the web app does: its
+    system prompt and greedy sampling (without a system prompt SmolLM2's template injects its
+    own, under which this question got "La capital d'Albania ...")."""
+    result = run("ask", "--json", "--max-tokens", "16", "What is the capital of France?")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert "paris" in data["content"].lower(), data["content"]
+    again = json.loads(run("ask", "--json", "--max-tokens", "16",
+                           "What is the capital of France?").stdout)
+    assert again["content"] == data["content"]  # greedy: the same answer every time

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 from rich.console import Console
 
@@ -46,5 +47,26 @@ def test_commands_change_the_session(settings: Settings) -> None:
         assert session.model == "other"
         session.command("/nonsense")
         assert "unknown command" in out.getvalue()
+    finally:
+        session._runner.close()
+
+
+def test_turns_use_the_models_profile_like_the_web_app(settings: Settings) -> None:
+    from openwen.chat.turn import ChatSettings
+    from openwen.messages import Message
+    from openwen.models.profiles import SMOLLM2_SYSTEM, profile_for
+
+    session, _ = make_session(settings)
+    try:
+        chat = session.chat_settings()
+        web = ChatSettings(max_tokens=12).with_profile(*profile_for("smollm2", settings))
+        assert chat == replace(web, model="smollm2")  # one code path: the same settings
+        assert chat.default_system == SMOLLM2_SYSTEM and chat.temperature == 0.0
+        request = chat.request((Message("user", "Hi"),), system=session.system)
+        assert request.messages[0].content == SMOLLM2_SYSTEM
+        session.command("/system Be terse.")
+        request = session.chat_settings().request((Message("user", "Hi"),),
+                                                  system=session.system)
+        assert request.messages[0].content == "Be terse."
     finally:
         session._runner.close()

@@ -155,3 +155,25 @@ def test_openwen_create(store_settings: Settings, monkeypatch: pytest.MonkeyPatc
     assert missing.exit_code == 1
     removed = runner.invoke(app, ["rm", "french"])
     assert removed.exit_code == 0 and "its weights stay" in removed.output
+
+
+def test_examples_and_arithmetic_are_layers_like_the_rest() -> None:
+    from openwen.messages import Message
+    from openwen.models.profiles import SMOLLM2_EXAMPLES, builtin_profile
+
+    smol = builtin_profile("smollm2", Capabilities(chat_template=True))
+    assert smol.examples == SMOLLM2_EXAMPLES and smol.arithmetic is True
+    stored = Profile.of({"examples": [{"user": "Q", "assistant": "A"}, {"user": 3}, "x"],
+                         "arithmetic": "yes"})
+    assert stored.examples == (("Q", "A"),) and stored.arithmetic is None  # bad parts ignored
+    assert Profile.of(stored.to_dict()).examples == (("Q", "A"),)  # round trip
+    assert stored.over(smol).examples == (("Q", "A"),) and stored.over(smol).arithmetic is True
+    cleared = Profile.of({"examples": [], "arithmetic": False}).over(smol)
+    assert cleared.examples == () and cleared.arithmetic is False
+    chat = ChatSettings().with_profile(smol, Capabilities(chat_template=True))
+    request = chat.request((Message("user", "Hi"),))
+    roles = [m.role for m in request.messages]
+    assert roles == ["system"] + ["user", "assistant"] * len(SMOLLM2_EXAMPLES) + ["user"]
+    assert request.messages[-1].content == "Hi" and chat.arithmetic is True
+    qwen = builtin_profile("qwen3:4b", Capabilities(tools=True, thinking=True))
+    assert qwen.tools is True and qwen.examples is None and not qwen.arithmetic  # neither needed

@@ -134,6 +134,13 @@ def test_profile_layers_and_derivatives(alice: Signed, bob: Signed) -> None:
     assert r.status_code == 404
     r = alice.put("/api/models/profile", json={"model": "smollm2", "temperature": 7})
     assert r.status_code == 400 and r.json()["error"]["param"] == "temperature"
+    assert len(smollm2(alice)["examples"]) == 4 and smollm2(alice)["arithmetic"] is True
+    r = bob.put("/api/models/profile", json={"model": "smollm2", "scope": "user",
+                                             "examples": [], "arithmetic": False})
+    assert r.json()["profile"]["examples"] == [] and r.json()["profile"]["arithmetic"] is False
+    assert len(smollm2(alice)["examples"]) == 4  # bob's own layer only
+    r = bob.put("/api/models/profile", json={"model": "smollm2", "examples": [{"user": "Q"}]})
+    assert r.status_code == 400  # an example needs both sides
 
     r = alice.post("/api/models/derive", json={"name": "terse", "base": "smollm2",
                                                "system": "One word answers."})

@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from openwen.chat.agent import Agent, ConfirmFn
+from openwen.chat.arithmetic import Calculated, finish_arithmetic
 from openwen.messages import (
     AgentEvent,
     AgentLimitEvent,
@@ -73,15 +74,22 @@ OneAnswerEvent = StreamEvent | ServerToolCall | ToolResultEvent
 
 
 def answer(service: ChatService, request: ChatRequest, *, tools: ToolRegistry | None = None,
-           confirm: ConfirmFn | None = None, decide: bool = False) -> AsyncIterator[AgentEvent]:
+           confirm: ConfirmFn | None = None, decide: bool = False,
+           arithmetic: bool = False, on_calculated: Calculated | None = None
+           ) -> AsyncIterator[AgentEvent]:
     """The events of one answer to ``request`` (see the module docstring). ``decide``: the
     model first chooses between answering and each tool (see :mod:`openwen.chat.tool_decision`;
-    for models whose template cannot render tools)."""
+    for models whose template cannot render tools). ``arithmetic``: the calculator finishes an
+    equation the answer writes, and the answer ends there (see :mod:`openwen.chat.arithmetic`;
+    ``on_calculated`` is told the equation and the result)."""
+    events: AsyncIterator[AgentEvent]
     if tools is None:
-        return service.stream(request)
-    agent = Agent.from_settings(service, tools, service.settings, confirm=confirm)
-    agent.decide = decide
-    return agent.run(request)
+        events = service.stream(request)
+    else:
+        agent = Agent.from_settings(service, tools, service.settings, confirm=confirm)
+        agent.decide = decide
+        events = agent.run(request)
+    return finish_arithmetic(events, on_calculated) if arithmetic else events
 
 
 async def one_answer(events: AsyncIterator[AgentEvent], client_tools: Collection[str]

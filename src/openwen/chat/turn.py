@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -84,6 +84,8 @@ class ChatSettings:
     min_p: float | None = None
     default_system: str | None = None
     tool_decision: bool = False  # the model decides on tools by a constrained choice first
+    examples: tuple[tuple[str, str], ...] = ()  # the profile's example exchanges
+    arithmetic: bool = False  # the calculator finishes equations the answer writes
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> ChatSettings:
@@ -132,11 +134,32 @@ class ChatSettings:
             min_p=defaults.min_p,
             default_system=profile.system,
             tool_decision=capabilities.chat_template and not capabilities.tools,
+            examples=profile.examples or (),
+            arithmetic=bool(profile.arithmetic),
         )
 
     def sampling(self) -> Sampling:
         return Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
                         min_p=self.min_p)
+
+    def request(self, messages: Sequence[Message], *, system: str | None = None,
+                cache_salt: str | None = None) -> ChatRequest:
+        """The request for ``messages`` under these settings: ``system`` (else the profile's
+        default system prompt) first, then the profile's example exchanges (a stable prefix:
+        the prefix cache keeps it). The web app's turns and the CLI both build theirs here."""
+        system = system or self.default_system
+        head = [Message(role="system", content=system)] if system else []
+        for asked, answered in self.examples:
+            head += [Message(role="user", content=asked),
+                     Message(role="assistant", content=answered)]
+        return ChatRequest(
+            messages=(*head, *messages),
+            model=self.model,
+            sampling=self.sampling(),
+            max_tokens=self.max_tokens,
+            thinking=self.thinking,
+            cache_salt=cache_salt,
+        )
 
     def describe(self) -> dict[str, Any]:
         """What goes into an answer's metadata."""
@@ -251,6 +274,7 @@ class Turn:
         self.registry: ToolRegistry | None = None
         self.tools_dropped = False
         self.limit_message: str | None = None
+        self.calculated: dict[str, str] | None = None  # what the calculator wrote
         self._unsaved = ["", ""]  # content, reasoning not yet written
         self._queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
         self._queue.put_nowait(TurnStarted(conversation, user_message, message))
@@ -359,20 +383,17 @@ class Turn:
 
     def _stream(self, request: ChatRequest) -> AsyncIterator[AgentEvent]:
         return answer(self.services.service, request, tools=self.registry,
-                      confirm=self.confirmations.ask, decide=self.settings.tool_decision)
+                      confirm=self.confirmations.ask, decide=self.settings.tool_decision,
+                      arithmetic=self.settings.arithmetic, on_calculated=self._calculated)
+
+    def _calculated(self, equation: str, result: str) -> None:
+        """The calculator finished the answer's equation: the answer's metadata says so."""
+        self.calculated = {"equation": equation, "result": result}
 
     def _request(self, history: list[Message]) -> ChatRequest:
-        system = self.conversation.system_prompt or self.settings.default_system
-        messages = [Message(role="system", content=system)] if system else []
-        messages += with_context(history, self.knowledge.text)
-        return ChatRequest(
-            messages=tuple(messages),
-            model=self.settings.model,
-            sampling=self.settings.sampling(),
-            max_tokens=self.settings.max_tokens,
-            thinking=self.settings.thinking,
-            cache_salt=cache_salt_for(self.user_id),
-        )
+        return self.settings.request(with_context(history, self.knowledge.text),
+                                     system=self.conversation.system_prompt,
+                                     cache_salt=cache_salt_for(self.user_id))
 
     async def _take(self, event: AgentEvent) -> None:
         if isinstance(event, TextDelta | ReasoningDelta | ToolCallEvent):
@@ -480,6 +501,8 @@ class Turn:
             metadata["trimmed_messages"] = self.trimmed
         if self.tools_dropped:
             metadata["tools_dropped"] = True
+        if self.calculated is not None:
+            metadata["calculated"] = self.calculated
         if self.limit_message is not None:
             metadata["agent_limit"] = True
         if error is not None:

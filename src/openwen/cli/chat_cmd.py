@@ -5,23 +5,26 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from openwen.chat.service import ChatService
-from openwen.cli.agent_run import stream_answer
+from openwen.chat.turn import ChatSettings
+from openwen.cli.agent_run import stream_answer, with_profile
 from openwen.cli.common import fail_on_errors, settings_or_exit, stdin_text
 from openwen.cli.render import AnswerView
 from openwen.cli.session import ChatSession
 from openwen.messages import Message
-from openwen.requests import ChatRequest, Sampling
+from openwen.requests import ChatRequest
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="model name or .gguf path")]
-ToolsOpt = Annotated[bool, typer.Option(
+ToolsOpt = Annotated[bool | None, typer.Option(
     "--tools/--no-tools", help="let the model use openwen's tools (calculator, clock, files, "
-    "sandboxed Python, fetch, search, MCP servers); side-effecting ones ask first")]
+    "sandboxed Python, fetch, search, MCP servers); side-effecting ones ask first. "
+    "Default: what the model's profile says")]
 ThinkOpt = Annotated[
     bool | None, typer.Option("--think/--no-think", help="reasoning on/off for thinking models")
 ]
@@ -36,7 +39,7 @@ def chat(
     model: ModelOpt = None,
     system: Annotated[str | None, typer.Option("--system", "-s", help="system prompt")] = None,
     think: ThinkOpt = None,
-    tools: ToolsOpt = False,
+    tools: ToolsOpt = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1,
                                                    help="longest answer in tokens")] = None,
 ) -> None:
@@ -64,7 +67,7 @@ def ask(
     temperature: Annotated[float | None, typer.Option("--temperature", min=0.0, max=2.0)] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON object")] = False,
-    tools: ToolsOpt = False,
+    tools: ToolsOpt = None,
     collection: Annotated[str | None, typer.Option(
         "--collection", "-c", help="answer from this document collection, with citations")] = None,
 ) -> None:
@@ -83,28 +86,27 @@ def ask(
                            max_tokens=max_tokens, temperature=temperature, seed=seed,
                            as_json=as_json)
         return
-    messages = ([Message("system", system)] if system else []) + [Message("user", text)]
-    request = ChatRequest(
-        messages=tuple(messages),
-        model=settings.model,
-        thinking=think,
-        max_tokens=max_tokens,
-        sampling=Sampling(temperature=temperature, seed=seed),
-    )
     with fail_on_errors():
+        chat = with_profile(settings, ChatSettings(
+            model=settings.model, temperature=temperature, max_tokens=max_tokens,
+            thinking=think, tools=tools))
+        request = chat.request((Message("user", text),), system=system)
+        request = replace(request, sampling=replace(request.sampling, seed=seed))
         service = ChatService(settings, allow_model_paths=True)
-        view = asyncio.run(_answer(service, request, as_json, tools))
+        view = asyncio.run(_answer(service, request, as_json, chat))
     if as_json:
         typer.echo(json.dumps(_as_json(view, request), ensure_ascii=False, indent=2))
 
 
-async def _answer(service: ChatService, request: ChatRequest, quiet: bool, tools: bool
+async def _answer(service: ChatService, request: ChatRequest, quiet: bool, chat: ChatSettings
                   ) -> AnswerView:
     # quiet (--json): the view only collects, writing its plain text into a discarded buffer
     view = AnswerView(Console(), plain_out=io.StringIO() if quiet else None)
     try:
         with view:
-            async for event in stream_answer(service, request, tools=tools):
+            async for event in stream_answer(service, request, tools=chat.tools_on,
+                                             decide=chat.tool_decision,
+                                             arithmetic=chat.arithmetic):
                 view.add(event)
         return view
     finally:

@@ -8,10 +8,12 @@ import sys
 from rich.console import Console
 
 from openwen.chat.service import ChatService
+from openwen.chat.turn import ChatSettings
 from openwen.cli.agent_run import stream_answer
 from openwen.cli.render import AnswerView
 from openwen.errors import OpenwenError
 from openwen.messages import Message, MessageEvent
+from openwen.models.profiles import Capabilities, Profile, profile_for
 from openwen.requests import ChatRequest
 
 HELP = """\
@@ -30,7 +32,7 @@ Ctrl-C stops the current answer; the conversation keeps what was said so far."""
 class ChatSession:
     def __init__(self, service: ChatService, console: Console, *, model: str,
                  system: str | None = None, thinking: bool | None = None,
-                 tools: bool = False, max_tokens: int | None = None):
+                 tools: bool | None = None, max_tokens: int | None = None):
         self.service = service
         self.console = console
         self.model = model
@@ -41,6 +43,7 @@ class ChatSession:
         self.tools = tools
         self.max_tokens = max_tokens
         self._runner = asyncio.Runner()
+        self._profiles: dict[str, tuple[Profile, Capabilities]] = {}  # by model name
 
     def run(self) -> None:
         self.console.print(f"[bold]openwen[/bold] chat with [cyan]{self.model}[/cyan] "
@@ -105,13 +108,12 @@ class ChatSession:
 
     def turn(self, text: str) -> None:
         user = Message("user", text)
-        system = [Message("system", self.system)] if self.system else []
-        request = ChatRequest(messages=(*system, *self.history, user), model=self.model,
-                              thinking=self.thinking, max_tokens=self.max_tokens)
-        view = AnswerView(self.console)
         added: list[Message] = []
+        view = AnswerView(self.console)
         try:
-            self._runner.run(self._stream(request, view, added))
+            chat = self.chat_settings()
+            request = chat.request((*self.history, user), system=self.system)
+            self._runner.run(self._stream(request, view, added, chat))
         except KeyboardInterrupt:
             self.console.print("[dim](stopped)[/dim]")
         except OpenwenError as exc:
@@ -122,10 +124,23 @@ class ChatSession:
         self.history += [user, *added]
         self.last_reasoning = view.reasoning
 
-    async def _stream(self, request: ChatRequest, view: AnswerView, added: list[Message]
-                      ) -> None:
+    def chat_settings(self) -> ChatSettings:
+        """This turn's settings: the session's choices over the model's profile, applied as the
+        web app applies it (:meth:`ChatSettings.with_profile`); each model's profile is read
+        once."""
+        found = self._profiles.get(self.model)
+        if found is None:
+            found = self._profiles[self.model] = profile_for(self.model, self.service.settings)
+        chat = ChatSettings(model=self.model, thinking=self.thinking, tools=self.tools,
+                            max_tokens=self.max_tokens)
+        return chat.with_profile(*found)
+
+    async def _stream(self, request: ChatRequest, view: AnswerView, added: list[Message],
+                      chat: ChatSettings) -> None:
         with view:
-            async for event in stream_answer(self.service, request, tools=self.tools):
+            async for event in stream_answer(self.service, request, tools=chat.tools_on,
+                                             decide=chat.tool_decision,
+                                             arithmetic=chat.arithmetic):
                 if isinstance(event, MessageEvent):
                     added.append(event.message)
                 view.add(event)

@@ -92,6 +92,10 @@ class Profile:
     tools: bool | None = None  # default switch
     description: str | None = None
     base: str | None = None  # a derivative's base model
+    # example exchanges (user, assistant) shown to the model before the conversation, as
+    # Ollama's Modelfile MESSAGE lines: how the model's answers should look
+    examples: tuple[tuple[str, str], ...] | None = None
+    arithmetic: bool | None = None  # the calculator finishes equations the model writes
 
     @classmethod
     def of(cls, data: Any) -> Profile:
@@ -110,6 +114,8 @@ class Profile:
             tools=data["tools"] if isinstance(data.get("tools"), bool) else None,
             description=description[:500] if isinstance(description, str) else None,
             base=base if isinstance(base, str) and base else None,
+            examples=_examples(data.get("examples")),
+            arithmetic=data["arithmetic"] if isinstance(data.get("arithmetic"), bool) else None,
         )
 
     def over(self, lower: Profile) -> Profile:
@@ -127,6 +133,8 @@ class Profile:
             tools=pick("tools"),
             description=pick("description"),
             base=pick("base"),
+            examples=pick("examples"),
+            arithmetic=pick("arithmetic"),
         )
 
     def sampling_for(self, thinking: bool | None) -> SamplingDefaults:
@@ -145,6 +153,9 @@ class Profile:
             "tools": self.tools,
             "description": self.description,
             "base": self.base,
+            "examples": ([{"user": u, "assistant": a} for u, a in self.examples]
+                         if self.examples is not None else None),
+            "arithmetic": self.arithmetic,
         }
         return out
 
@@ -152,6 +163,22 @@ class Profile:
         """Only what is set (for storing one layer)."""
         data = self.to_dict()
         return {k: v for k, v in data.items() if v not in (None, {}, "")}
+
+
+MAX_EXAMPLES = 12
+
+
+def _examples(value: Any) -> tuple[tuple[str, str], ...] | None:
+    """Stored examples (``[{"user": ..., "assistant": ...}]``); bad entries are skipped, an
+    empty list clears a lower layer's."""
+    if not isinstance(value, list):
+        return None
+    pairs = []
+    for item in value[:MAX_EXAMPLES]:
+        if isinstance(item, dict) and isinstance(item.get("user"), str) \
+                and isinstance(item.get("assistant"), str):
+            pairs.append((item["user"][:MAX_SYSTEM], item["assistant"][:MAX_SYSTEM]))
+    return tuple(pairs)
 
 
 def _number(value: Any, low: float, high: float) -> float | None:
@@ -173,6 +200,15 @@ QWEN_THINKING = SamplingDefaults(temperature=0.6, top_p=0.95, top_k=20, min_p=0.
 QWEN_PLAIN = SamplingDefaults(temperature=0.7, top_p=0.8, top_k=20, min_p=0.0)
 
 SMOLLM2_SYSTEM = "You are a helpful assistant. Give the answer first, in one short sentence."
+# How a short answer looks, shown to the model before the conversation. None of these is an
+# everyday-bench question (bench/everyday.py, main or held-out set); the arithmetic one is
+# written as an equation, which the calculator then finishes (see openwen.chat.arithmetic).
+SMOLLM2_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("What is 14 times 3?", "14 * 3 = 42."),
+    ("What is the capital of Egypt?", "The capital of Egypt is Cairo."),
+    ("How many sides does a triangle have?", "A triangle has 3 sides."),
+    ("Translate 'book' into Italian.", "'Book' in Italian is 'libro'."),
+)
 
 _SMOLLM2 = Profile(
     # Without a system prompt SmolLM2's template injects its own, under which the 135M model
@@ -181,6 +217,8 @@ _SMOLLM2 = Profile(
     sampling=SamplingDefaults(temperature=0.0, top_p=0.9),  # greedy: the tiny model's best guess
     context=8192,
     tools=False,
+    examples=SMOLLM2_EXAMPLES,
+    arithmetic=True,
     description="Tiny demo model (135M parameters): fast, but it knows little. "
     "Get a Qwen model from the Models page for real answers.",
 )

@@ -44,6 +44,11 @@ class PullRequest(Body):
     spec: str = Field(min_length=1, max_length=500)
 
 
+class Example(Body):
+    user: str = Field(min_length=1, max_length=8000)
+    assistant: str = Field(min_length=1, max_length=8000)
+
+
 class ProfileEdit(Body):
     model: str = Field(min_length=1, max_length=500)
     scope: Literal["user", "server"] = "user"
@@ -54,6 +59,9 @@ class ProfileEdit(Body):
     thinking: bool | None = None
     tools: bool | None = None
     description: str | None = Field(default=None, max_length=500)
+    # example exchanges shown before the conversation ([] switches the lower layers' off)
+    examples: list[Example] | None = Field(default=None, max_length=12)
+    arithmetic: bool | None = None  # the calculator finishes equations the model writes
 
 
 class Derivative(Body):
@@ -241,6 +249,9 @@ def _edit_layer(layer: dict[str, Any], body: ProfileEdit) -> dict[str, Any]:
         thinking=body.thinking,
         tools=body.tools,
         description=body.description or None,
+        examples=(tuple((e.user, e.assistant) for e in body.examples)
+                  if body.examples is not None else None),
+        arithmetic=body.arithmetic,
     )
     updated = dict(layer)
     stored = profile.stored()
