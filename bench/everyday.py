@@ -13,6 +13,7 @@ Configurations (``--configs``):
   (answer-first system prompt, greedy, tools off);
 - ``after``: the model's profile as it is (for SmolLM2 also four example exchanges, and the
   calculator finishing the equations the model writes);
+- ``calculator``: the profile with the calculator's arithmetic but without the examples;
 - ``after-tools``: the profile with tools switched on by the chat (what a user who turns tools
   on gets).
 
@@ -155,14 +156,14 @@ class Result:
     seconds: float
 
 
-def previous(source: Any) -> Any:
+def previous(source: Any, *, arithmetic: bool | None = None) -> Any:
     """Profiles as they were before examples and the calculator's arithmetic (system prompt
-    and greedy sampling only)."""
+    and greedy sampling only); with ``arithmetic=True``, the calculator without examples."""
     from dataclasses import replace
 
     def profile_for(user_id: int, model: str) -> Any:
         profile, capabilities = source(user_id, model)
-        return replace(profile, examples=None, arithmetic=None), capabilities
+        return replace(profile, examples=None, arithmetic=arithmetic), capabilities
 
     return profile_for
 
@@ -186,6 +187,8 @@ async def run_config(config: str, home: Path, max_tokens: int, repeats: int,
         chat.profiles = None  # today's defaults: no profile
     elif config == "previous":
         chat.profiles = previous(chat.profiles)
+    elif config == "calculator":
+        chat.profiles = previous(chat.profiles, arithmetic=True)
     results: list[Result] = []
     user = state.storage.users.create(f"bench-{config}", None)
     try:
@@ -250,7 +253,7 @@ def main() -> int:
         results: list[Result] = []
         with tempfile.TemporaryDirectory(prefix="openwen-everyday-") as tmp:
             for config in args.configs.split(","):
-                if config not in ("before", "previous", "after", "after-tools"):
+                if config not in ("before", "previous", "calculator", "after", "after-tools"):
                     parser.error(f"unknown configuration {config!r}")
                 results += asyncio.run(run_config(config, Path(tmp), args.max_tokens,
                                                   args.repeats, not args.quiet, questions))

@@ -25,7 +25,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/tool-confirmations/{confirmation_id}"): {"approve": True},
 }
 ADMIN_ONLY = {"/api/admin/users/{user_id}", "/api/admin/users", "/api/admin/registration",
-              "/api/models/policy"}
+              "/api/models/policy",
+              # training is the admins' by default (tune_users): tests/tune/test_api.py
+              "/api/tune/jobs/{name}", "/api/tune/jobs/{name}/cancel"}
 # routes without an id of someone else's data in their path: checked by what they return
 UNSCOPED = {
     "/api/session",
@@ -36,6 +38,8 @@ UNSCOPED = {
     "/api/models/default",
     "/api/models/profile",
     "/api/models/derive",
+    "/api/tune",
+    "/api/tune/jobs",
     "/api/auth/signup",
     "/api/auth/login",
     "/api/auth/logout",
