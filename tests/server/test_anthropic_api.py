@@ -28,7 +28,7 @@ def claude(api: RunningServer) -> anthropic.Anthropic:
 def test_create_a_message(claude: anthropic.Anthropic) -> None:
     message = claude.messages.create(
         model="smollm2", max_tokens=6, system="You are terse.",
-        messages=[{"role": "user", "content": "Name a colour."}])
+        messages=[{"role": "user", "content": "List ten colours, one per line."}])
     assert message.type == "message" and message.role == "assistant"
     assert message.stop_reason == "max_tokens" and message.usage.output_tokens == 6
     assert message.usage.input_tokens > 3
