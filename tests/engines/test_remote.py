@@ -670,7 +670,7 @@ def test_no_model_field_when_no_model_is_known() -> None:
 
 
 async def test_sse_events_from_bytes_split_anywhere() -> None:
-    from openwen.engines.remote_stream import SseEvent, iter_sse_bytes
+    from openwen.engines.remote_stream import SseEvent, iter_sse_batches
 
     stream = ("data: {\"a\": \"é中\"}\r\n\r\n: ping\n\nevent: error\ndata: one\ndata: two\n\n"
               "data:tight\n\ndata: [DONE]").encode()
@@ -682,7 +682,7 @@ async def test_sse_events_from_bytes_split_anywhere() -> None:
     expected = [SseEvent('{"a": "é中"}'), SseEvent("one\ntwo", "error"), SseEvent("tight"),
                 SseEvent("[DONE]")]
     for size in (1, 2, 3, 7, len(stream)):
-        assert [e async for e in iter_sse_bytes(pieces(size))] == expected
+        assert [e async for batch in iter_sse_batches(pieces(size)) for e in batch] == expected
 
 
 async def test_events_of_one_read_come_as_one_batch() -> None:

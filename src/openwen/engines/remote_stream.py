@@ -13,7 +13,6 @@ import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,14 +78,6 @@ async def iter_sse_batches(chunks: AsyncIterator[bytes]) -> AsyncGenerator[list[
         data.append(pending[5:].lstrip(b" ").decode("utf-8", "replace"))
     if data:
         yield [SseEvent("\n".join(data), event)]
-
-
-async def iter_sse_bytes(chunks: AsyncIterator[bytes]) -> AsyncGenerator[SseEvent, None]:
-    """The events of :func:`iter_sse_batches` one by one."""
-    async with aclosing(iter_sse_batches(chunks)) as batches:
-        async for batch in batches:
-            for sse in batch:
-                yield sse
 
 
 def merge_deltas(events: list[StreamEvent]) -> list[StreamEvent]:
