@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
@@ -711,3 +712,15 @@ def test_deltas_read_together_are_merged_in_order() -> None:
     assert merge_deltas(events) == [ReasoningDelta("thinking"),
                                     TextDelta("Hello", logprobs=(one, two)), call, TextDelta("!")]
     assert merge_deltas([TextDelta("x")]) == [TextDelta("x")]
+
+
+def test_chunks_parse_like_the_standard_library_where_orjson_refuses() -> None:
+    """The fast parser's refusals that JSON allows fall back to the standard library."""
+    from openwen.engines.remote import loads_chunk
+
+    assert loads_chunk('{"choices":[{"delta":{"content":"hi"}}]}') == {
+        "choices": [{"delta": {"content": "hi"}}]}
+    assert loads_chunk('{"content":"\\ud83d"}') == {"content": "\ud83d"}  # half an emoji
+    assert math.isnan(loads_chunk('{"x":NaN}')["x"])
+    with pytest.raises(ValueError):
+        loads_chunk('{"broken":')
