@@ -20,6 +20,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "settings": {"temperature": 1},
     },
     ("POST", "/api/messages/{message_id}/edit"): {"content": "pwned"},
+    ("PUT", "/api/messages/{message_id}/feedback"): {"rating": "bad", "edited_content": "pwned"},
     ("PATCH", "/api/knowledge/collections/{name}"): {"name": "pwned"},
     ("PATCH", "/api/knowledge/memories/{memory_id}"): {"text": "pwned"},
     ("POST", "/api/tool-confirmations/{confirmation_id}"): {"approve": True},

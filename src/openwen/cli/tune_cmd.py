@@ -1,4 +1,6 @@
-"""``openwen tune``: train a derivative (LoRA) on a JSONL dataset, follow it, cancel it."""
+"""``openwen tune``: train a derivative (LoRA) on a JSONL dataset, on the answers you rated or
+edited (``--from-conversations``) or on a document collection (``--from-docs``); follow it,
+cancel it."""
 
 from __future__ import annotations
 
@@ -18,8 +20,18 @@ tune_app = typer.Typer(help="Make your own model: fine-tune a derivative on your
 @tune_app.command("create")
 def create(
     base: Annotated[str, typer.Option("--base", help="base model (a name from openwen models)")],
-    data: Annotated[Path, typer.Option("--data", help="JSONL: chats or prompt/completion")],
     name: Annotated[str, typer.Option("--name", help="the derivative's model name")],
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="JSONL: chats, prompt/completion pairs or texts")] = None,
+    from_conversations: Annotated[bool, typer.Option(
+        "--from-conversations", help="learn from the answers you rated good or edited")] = False,
+    rated: Annotated[str, typer.Option(
+        help="with --from-conversations: good, edited or both")] = "both",
+    from_docs: Annotated[str | None, typer.Option(
+        "--from-docs", metavar="COLLECTION", help="continued training on a document "
+        "collection's text")] = None,
+    user: Annotated[str | None, typer.Option(
+        "--user", help="whose conversations or documents (default: the local account)")] = None,
     epochs: Annotated[int, typer.Option(help="passes over the data")] = 3,
     rank: Annotated[int, typer.Option(help="LoRA rank")] = 8,
     lr: Annotated[float, typer.Option(help="learning rate")] = 1e-3,
@@ -29,18 +41,23 @@ def create(
     wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
 ) -> None:
     """Queue a training job; it runs in a process of its own."""
-    from openwen.tune.data import read_jsonl
     from openwen.tune.service import create_job
     from openwen.tune.train import TrainSettings
 
+    given = [x for x in (data is not None, from_conversations, from_docs is not None) if x]
+    if len(given) != 1:
+        typer.echo("error: give exactly one of --data FILE, --from-conversations or "
+                   "--from-docs COLLECTION", err=True)
+        raise typer.Exit(2)
     settings = settings_or_exit()
     with fail_on_errors():
-        raw = read_jsonl(data)  # reads and validates; create_job parses the same bytes
-        created = create_job(settings, name=name, base=base, data=data.read_bytes(),
-                             data_name=raw.name,
+        payload, data_name, source = _dataset(settings, data, from_conversations, rated,
+                                              from_docs, user)
+        created = create_job(settings, name=name, base=base, data=payload, data_name=data_name,
                              train=TrainSettings(epochs=epochs, rank=rank, lr=lr, seed=seed,
                                                  max_length=max_length,
-                                                 batch_size=batch_size))
+                                                 batch_size=batch_size),
+                             source=source)
     for warning in created.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"queued '{name}': {created.n_train} training and {created.n_heldout} held-out "
@@ -49,6 +66,37 @@ def create(
         _follow(settings, name)
     else:
         typer.echo(f"follow it with: openwen tune show {name}")
+
+
+def _dataset(settings: Any, data: Path | None, from_conversations: bool, rated: str,
+             collection: str | None, user: str | None) -> tuple[bytes, str, dict[str, Any]]:
+    """The dataset's bytes, name and source, from a file or from the store."""
+    if data is not None:
+        from openwen.tune.data import read_jsonl
+
+        raw = read_jsonl(data)  # reads and validates; create_job parses the same bytes
+        return data.read_bytes(), raw.name, {"kind": "file"}
+    from openwen.cli.docs_cmd import local_user_id
+    from openwen.storage import Storage
+    from openwen.tune.sources import conversations_dataset, documents_dataset
+
+    storage = Storage.open(settings.database)
+    try:
+        user_id = local_user_id(storage, user)
+        username = storage.users.get(user_id).username
+        if from_conversations:
+            built = conversations_dataset(storage, user_id, username, rated)
+            source = {"kind": "conversations", "user": username, "rated": rated}
+        else:
+            assert collection is not None
+            built = documents_dataset(storage, user_id, username, collection)
+            source = {"kind": "documents", "user": username, "collection": collection}
+    finally:
+        storage.close()
+    if built.skipped:
+        typer.echo(f"note: {built.skipped} rated answers used tools and were left out", err=True)
+    typer.echo(f"dataset {built.name}: {built.examples} examples")
+    return built.data, built.name, source
 
 
 @tune_app.command("list")

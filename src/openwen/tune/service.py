@@ -59,8 +59,10 @@ def check_disk(settings: Settings, needed: int) -> None:
 
 
 def create_job(settings: Settings, *, name: str, base: str, data: bytes, data_name: str,
-               train: TrainSettings, owner: str | None = None) -> Created:
-    """Validate everything, then queue the job and start (or wake) the runner."""
+               train: TrainSettings, owner: str | None = None,
+               source: dict[str, Any] | None = None) -> Created:
+    """Validate everything, then queue the job and start (or wake) the runner. ``source``
+    says where a dataset built from the store came from (kept in the job)."""
     train.validate()
     store = ModelStore(settings)
     jobs = JobStore(settings)
@@ -93,7 +95,7 @@ def create_job(settings: Settings, *, name: str, base: str, data: bytes, data_na
         "base": model.name, "base_path": str(model.path), "architecture": arch,
         "dataset": raw.name, "dataset_sha256": raw.sha256, "examples": len(raw.examples),
         "settings": train.to_dict(), "owner": owner,
-        "base_repo": model.repo,
+        "base_repo": model.repo, "source": source or {"kind": "file"},
     }
     job = jobs.add(name, spec, data)
     jobs.start_runner()

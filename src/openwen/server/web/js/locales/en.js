@@ -366,5 +366,14 @@ export default {
   "train.sample_expected": "Expected:",
   "train.sample_base": "Base:",
   "train.sample_derivative": "Derivative:",
-  "train.pick_file": "Pick a JSONL file."
+  "train.pick_file": "Pick a JSONL file.",
+  "feedback.good": "Good answer",
+  "feedback.bad": "Bad answer",
+  "feedback.edit_answer": "Edit this answer",
+  "feedback.edit": "Edit",
+  "feedback.edited": "edited",
+  "feedback.show_original": "Original",
+  "feedback.restore_original": "Restore the original",
+  "feedback.save_edit": "Save",
+  "feedback.empty_edit": "The edited answer is empty."
 };

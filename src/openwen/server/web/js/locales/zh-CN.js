@@ -359,5 +359,14 @@ export default {
   "train.sample_expected": "期望：",
   "train.sample_base": "基础模型：",
   "train.sample_derivative": "衍生模型：",
-  "train.pick_file": "请选择一个 JSONL 文件。"
+  "train.pick_file": "请选择一个 JSONL 文件。",
+  "feedback.good": "好的回答",
+  "feedback.bad": "差的回答",
+  "feedback.edit_answer": "编辑这个回答",
+  "feedback.edit": "编辑",
+  "feedback.edited": "已编辑",
+  "feedback.show_original": "原文",
+  "feedback.restore_original": "恢复原文",
+  "feedback.save_edit": "保存",
+  "feedback.empty_edit": "编辑后的回答是空的。"
 };
