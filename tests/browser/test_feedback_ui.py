@@ -91,3 +91,42 @@ def test_an_empty_edit_is_refused_and_cancel_keeps_the_answer(signed_in: Any) ->
     answer.locator("button", has_text="Cancel").click()
     expect(page.locator(".msg.assistant .body")).to_have_text(original)
     assert _stored(page).get("feedback") is None
+
+
+def test_train_from_my_conversations(signed_in: Any) -> None:
+    page = signed_in
+    page.click("#new-chat")
+    _answer(page).locator("button[aria-label='Good answer']").click()
+    expect(page.locator(".msg.assistant button[aria-label='Good answer']")).to_have_attribute(
+        "aria-pressed", "true")
+    page.click("#train-button")
+    expect(page.locator("#train-form")).to_be_visible()
+    expect(page.locator("#train-rated-field")).to_be_hidden()
+    page.select_option("#train-source", "conversations")
+    expect(page.locator("#train-file-field")).to_be_hidden()
+    page.select_option("#train-rated", "edited")  # none of the answers is edited now
+    page.fill("#train-name", "from-chats")
+    page.click("#train-start")
+    expect(page.locator("#train-error")).to_contain_text("no answers edited in alice's")
+    page.select_option("#train-rated", "good")
+    page.click("#train-start")  # one good answer is not enough: one is held out
+    expect(page.locator("#train-error")).to_contain_text("has 1 example; at least 2 are needed")
+    page.click("#train-dialog button[data-i18n='ui.close']")
+    page.fill("#prompt", "Name another colour.")
+    page.keyboard.press("Enter")
+    expect(page.locator(".msg.assistant")).to_have_count(2, timeout=GENERATION_MS)
+    expect(page.locator(".msg.streaming")).to_have_count(0, timeout=GENERATION_MS)
+    page.locator(".msg.assistant").nth(1).locator("button[aria-label='Good answer']").click()
+    expect(page.locator(".msg.assistant button[aria-pressed='true']")).to_have_count(2)
+    page.click("#train-button")
+    page.select_option("#train-source", "conversations")
+    page.select_option("#train-rated", "good")
+    page.fill("#train-name", "from-chats")
+    page.click("#train-start")
+    job = page.locator("#train-jobs button[data-job='from-chats']")
+    expect(job).to_be_visible()
+    shown = page.request.get("/api/tune/jobs/from-chats").json()["job"]
+    assert shown["dataset"] == "conversations:alice:rated=good"
+    assert shown["source"] == {"kind": "conversations", "user": "alice", "rated": "good"}
+    page.click("#train-cancel")  # the dataset is what this test is about
+    expect(page.locator("#train-job-state")).to_have_text("cancelled", timeout=GENERATION_MS)

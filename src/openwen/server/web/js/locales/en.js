@@ -328,7 +328,7 @@ export default {
   "docs.pages_other": "{count} pages",
   "train.open": "Train…",
   "train.title": "Train a model",
-  "train.intro": "Teach a model from your own examples: a JSONL file with one example a line, a chat {\"messages\": [...]} or a pair {\"prompt\": \"...\", \"completion\": \"...\"}. Training runs on this machine, in the background.",
+  "train.intro": "Teach a model from your own examples: a JSONL file with one example a line, a chat {\"messages\": [...]}, a pair {\"prompt\": \"...\", \"completion\": \"...\"} or a text {\"text\": \"...\"}; or the answers you marked good (👍) or edited in your conversations; or the text of a document collection. Training runs on this machine, in the background.",
   "train.base": "Base model",
   "train.name": "Name of the new model",
   "train.name_placeholder": "e.g. my-assistant",
@@ -375,5 +375,15 @@ export default {
   "feedback.show_original": "Original",
   "feedback.restore_original": "Restore the original",
   "feedback.save_edit": "Save",
-  "feedback.empty_edit": "The edited answer is empty."
+  "feedback.empty_edit": "The edited answer is empty.",
+  "train.source": "Data from",
+  "train.source_file": "A JSONL file",
+  "train.source_conversations": "From my conversations",
+  "train.source_documents": "A document collection",
+  "train.rated": "Answers",
+  "train.rated_both": "Marked good or edited",
+  "train.rated_good": "Marked good",
+  "train.rated_edited": "Edited",
+  "train.collection": "Collection",
+  "train.pick_collection": "Pick a document collection (add documents to one first)."
 };

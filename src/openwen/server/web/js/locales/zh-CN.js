@@ -322,7 +322,7 @@ export default {
   "docs.pages_other": "{count} 页",
   "train.open": "训练…",
   "train.title": "训练模型",
-  "train.intro": "用你自己的例子教模型：一个 JSONL 文件，每行一个例子，可以是对话 {\"messages\": [...]}，也可以是一对 {\"prompt\": \"...\", \"completion\": \"...\"}。训练在这台机器的后台运行。",
+  "train.intro": "用你自己的例子教模型：一个 JSONL 文件，每行一个例子，可以是对话 {\"messages\": [...]}，也可以是一对 {\"prompt\": \"...\", \"completion\": \"...\"} 或一段文本 {\"text\": \"...\"}；也可以用你在对话中标为好（👍）或编辑过的回答，或一个文档集合的文本。训练在这台机器的后台运行。",
   "train.base": "基础模型",
   "train.name": "新模型的名称",
   "train.name_placeholder": "例如 my-assistant",
@@ -368,5 +368,15 @@ export default {
   "feedback.show_original": "原文",
   "feedback.restore_original": "恢复原文",
   "feedback.save_edit": "保存",
-  "feedback.empty_edit": "编辑后的回答是空的。"
+  "feedback.empty_edit": "编辑后的回答是空的。",
+  "train.source": "数据来源",
+  "train.source_file": "JSONL 文件",
+  "train.source_conversations": "来自我的对话",
+  "train.source_documents": "文档集合",
+  "train.rated": "回答",
+  "train.rated_both": "标为好的或编辑过的",
+  "train.rated_good": "标为好的",
+  "train.rated_edited": "编辑过的",
+  "train.collection": "集合",
+  "train.pick_collection": "请选择一个文档集合（先向集合中添加文档）。"
 };
