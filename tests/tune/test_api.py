@@ -75,6 +75,8 @@ def test_bad_requests_get_clear_errors_and_change_nothing(users: tuple[Signed, S
     assert r.status_code == 400 and "epochs" in r.text
     r = admin.get("/api/tune/jobs/missing")
     assert r.status_code == 404 and r.json()["error"]["code"] == "tune_job_not_found"
+    r = admin.post("/api/tune/jobs/missing/merge", json={})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "tune_job_not_found"
     assert admin.get("/api/tune/jobs").json() == {"jobs": []}
 
 

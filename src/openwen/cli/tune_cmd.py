@@ -38,6 +38,8 @@ def create(
     seed: Annotated[int, typer.Option(help="seed (same data + seed: same adapter)")] = 0,
     max_length: Annotated[int, typer.Option(help="longest example in tokens")] = 1024,
     batch_size: Annotated[int, typer.Option(help="examples per training step")] = 4,
+    merge: Annotated[bool, typer.Option(
+        "--merge", help="also write a full GGUF with the adapter merged in (NAME-merged)")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
 ) -> None:
     """Queue a training job; it runs in a process of its own."""
@@ -57,7 +59,7 @@ def create(
                              train=TrainSettings(epochs=epochs, rank=rank, lr=lr, seed=seed,
                                                  max_length=max_length,
                                                  batch_size=batch_size),
-                             source=source)
+                             source=source, merge=merge)
     for warning in created.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"queued '{name}': {created.n_train} training and {created.n_heldout} held-out "
@@ -146,6 +148,22 @@ def cancel(name: str) -> None:
     typer.echo(f"{name}: {'cancelled' if job.state == 'cancelled' else 'cancelling'}")
 
 
+@tune_app.command("merge")
+def merge_cmd(
+    name: str,
+    merged: Annotated[str | None, typer.Option(
+        "--name", help="the merged model's name (default NAME-merged)")] = None,
+) -> None:
+    """Write a finished derivative as a full GGUF of its own (base + adapter merged)."""
+    from openwen.tune.service import merge_job
+
+    with fail_on_errors():
+        made = merge_job(settings_or_exit(), name, merged)
+    typer.echo(f"merged {name} into {made['name']}: {made['path']} "
+               f"({made['size'] / 2**20:.0f} MiB, {made['merged_tensors']} weights merged)")
+    typer.echo(f"chat with it: openwen chat --model {made['name']}")
+
+
 @tune_app.command("rm")
 def remove(name: str) -> None:
     """Remove a finished job and its derivative."""
@@ -211,6 +229,11 @@ def _print_job(name: str, state: str, spec: dict[str, Any], status: dict[str, An
         typer.echo(f"      base:       {sample['base']}")
         typer.echo(f"      derivative: {sample['derivative']}")
     typer.echo(f"  chat with it: openwen chat --model {name}")
+    merged = status.get("merged")
+    if merged:
+        typer.echo(f"  merged into a full GGUF: {merged['name']} ({merged['path']})")
+    if status.get("merge_error"):
+        typer.echo(f"  merging failed: {status['merge_error']}")
 
 
 def _num(value: float | None) -> str:

@@ -143,6 +143,24 @@ async def cancel(name: str, _: Trainer, state: State) -> dict[str, Any]:
     return {"job": job.to_dict()}
 
 
+class MergeRequest(Body):
+    name: str | None = Field(None, min_length=1, max_length=64,
+                             description="the merged model's name (default <job>-merged)")
+
+
+@router.post("/jobs/{name}/merge", status_code=201,
+             summary="Write a finished derivative as a full GGUF model of its own")
+async def merge(name: str, body: MergeRequest, _: Trainer, state: State) -> dict[str, Any]:
+    from openwen.tune.jobs import JobStore
+    from openwen.tune.service import merge_job
+
+    def run() -> dict[str, Any]:  # dequantising and writing: a worker thread, never the loop
+        made = merge_job(state.settings, name, body.name)
+        return {"merged": made, "job": JobStore(state.settings).get(name).to_dict()}
+
+    return await run_in_threadpool(run)
+
+
 @router.delete("/jobs/{name}", summary="Remove a finished job and its derivative")
 async def remove(name: str, _: Trainer, state: State) -> dict[str, Any]:
     from openwen.tune.jobs import JobStore

@@ -76,6 +76,9 @@ function showJob(job) {
   drawLoss($("#train-loss"), job.losses || []);
   $("#train-cancel").hidden = FINAL.includes(job.state);
   $("#train-chat").hidden = job.state !== "done";
+  $("#train-merge").hidden = job.state !== "done" || Boolean(job.merged);
+  $("#train-merged").hidden = !job.merged;
+  $("#train-merged").textContent = job.merged ? t("train.merged", { name: job.merged.name }) : "";
   $("#train-eval").replaceChildren(...(job.eval ? evalView(job.eval) : []));
 }
 
@@ -176,6 +179,23 @@ async function cancel() {
   }
 }
 
+async function mergeJob() {
+  const button = $("#train-merge");
+  button.disabled = true;
+  $("#train-merged").hidden = false;
+  $("#train-merged").textContent = t("train.merging");
+  try {
+    await api.post(`${API}/jobs/${encodeURIComponent(selected)}/merge`, {});
+    await loadLibrary();  // the merged model joins the picker
+    await refresh();
+  } catch (error) {
+    $("#train-merged").hidden = true;
+    $("#train-error").textContent = error.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
 async function chatWith() {
   try {
     await loadLibrary();  // the new model joins the picker
@@ -195,5 +215,6 @@ export function setupTrain() {
   $("#train-source").addEventListener("change", sourceChanged);
   $("#train-cancel").addEventListener("click", cancel);
   $("#train-chat").addEventListener("click", chatWith);
+  $("#train-merge").addEventListener("click", mergeJob);
   $("#train-dialog").addEventListener("close", () => clearTimeout(timer));
 }

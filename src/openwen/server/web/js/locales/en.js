@@ -385,5 +385,9 @@ export default {
   "train.rated_good": "Marked good",
   "train.rated_edited": "Edited",
   "train.collection": "Collection",
-  "train.pick_collection": "Pick a document collection (add documents to one first)."
+  "train.pick_collection": "Pick a document collection (add documents to one first).",
+  "train.merge": "Merge into a full model",
+  "train.merging": "Merging the adapter into a full GGUF…",
+  "train.merged": "Merged into the model {name}.",
+  "train.phase.merging": "merging into a full GGUF"
 };

@@ -378,5 +378,9 @@ export default {
   "train.rated_good": "标为好的",
   "train.rated_edited": "编辑过的",
   "train.collection": "集合",
-  "train.pick_collection": "请选择一个文档集合（先向集合中添加文档）。"
+  "train.pick_collection": "请选择一个文档集合（先向集合中添加文档）。",
+  "train.merge": "合并为完整模型",
+  "train.merging": "正在把适配器合并为完整的 GGUF…",
+  "train.merged": "已合并为模型 {name}。",
+  "train.phase.merging": "正在合并为完整 GGUF"
 };
