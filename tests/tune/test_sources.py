@@ -11,9 +11,12 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import typer
+from typer.testing import CliRunner, Result
 
-from conftest import openwen
+from openwen.cli import tune_cmd
 from openwen.config import Settings
 from openwen.messages import ToolCall
 from openwen.storage import Storage, UserRecord
@@ -144,25 +147,30 @@ def _wait_final(store: JobStore, name: str, timeout: float = 600) -> str:
     raise AssertionError(f"{name} never ended: {store.get(name).to_dict()}")
 
 
-def test_cli_queues_a_job_from_conversations_with_its_origin(
-        tmp_path: Path, settings: Settings) -> None:
-    home = settings.home
-    storage = _store(home)
+def _cli(*args: str) -> Result:
+    """``openwen tune ...`` in this process (the settings come from the test's environment)."""
+    app = typer.Typer()
+    tune_cmd.register(app)
+    return CliRunner().invoke(app, ["tune", *args])
+
+
+def test_cli_queues_a_job_from_conversations_with_its_origin(settings: Settings) -> None:
+    storage = _store(settings.home)
     try:
         _rated_chats(storage)
     finally:
         storage.close()
-    both = openwen(home, "tune", "create", "--base", "smollm2", "--name", "x",
-                   "--from-conversations", "--data", "f.jsonl")
-    assert both.returncode == 2 and "exactly one of" in both.stderr
-    bob = openwen(home, "tune", "create", "--base", "smollm2", "--name", "x",
-                  "--from-conversations", "--user", "bob", "--rated", "edited")
-    assert bob.returncode == 1 and "no answers edited in bob's conversations" in bob.stderr
+    both = _cli("create", "--base", "smollm2", "--name", "x", "--from-conversations",
+                "--data", "f.jsonl")
+    assert both.exit_code == 2 and "exactly one of" in both.stderr
+    bob = _cli("create", "--base", "smollm2", "--name", "x", "--from-conversations", "--user",
+               "bob", "--rated", "edited")
+    assert bob.exit_code == 1 and "no answers edited in bob's conversations" in bob.stderr
     store = JobStore(settings)
     assert store.list() == []
-    out = openwen(home, "tune", "create", "--base", "smollm2", "--name", "mine",
-                  "--from-conversations", "--user", "alice", "--epochs", "1")
-    assert out.returncode == 0, out.stderr
+    out = _cli("create", "--base", "smollm2", "--name", "mine", "--from-conversations",
+               "--user", "alice", "--epochs", "1")
+    assert out.exit_code == 0, out.stderr
     assert "dataset conversations:alice:rated=both: 2 examples" in out.stdout
     assert "1 training and 1 held-out examples" in out.stdout
     assert "1 rated answers used tools and were left out" in out.stderr
@@ -175,16 +183,25 @@ def test_cli_queues_a_job_from_conversations_with_its_origin(
     assert _wait_final(store, "mine") == "cancelled"
 
 
-def test_cli_queues_a_document_collection_as_text(tmp_path: Path, settings: Settings) -> None:
-    home = settings.home
-    manual = tmp_path / "zorblax-manual.md"
-    manual.write_text("# The Zorblax festival\n\n" + "\n\n".join(
-        f"Day {i}: the festival in Quillmere has a parade of {i} lanterns." for i in range(80)))
-    added = openwen(home, "docs", "add", str(manual), "--collection", "manual")
-    assert added.returncode == 0, added.stderr
-    out = openwen(home, "tune", "create", "--base", "smollm2", "--name", "manual-lm",
-                  "--from-docs", "manual", "--max-length", "128")
-    assert out.returncode == 0, out.stderr
+def test_cli_queues_a_document_collection_as_text(settings: Settings) -> None:
+    from openwen.knowledge.documents import DocumentStore, NewDocument
+    from openwen.knowledge.records import Scope
+
+    text = "# The Zorblax festival\n\n" + "\n\n".join(
+        f"Day {i}: the festival in Quillmere has a parade of {i} lanterns." for i in range(80))
+    storage = _store(settings.home)
+    try:
+        user = storage.users.create("local", None, is_admin=True)
+        new = NewDocument(filename="manual.md", kind="markdown", sha256="0" * 64,
+                          size_bytes=len(text), pages=None, content=text,
+                          embedding_model="all-minilm-l6-v2")
+        DocumentStore(storage.db).insert(user.id, new, [], np.zeros((0, 384), np.float32),
+                                         Scope(collection="manual"))
+    finally:
+        storage.close()
+    out = _cli("create", "--base", "smollm2", "--name", "manual-lm", "--from-docs", "manual",
+               "--max-length", "128")
+    assert out.exit_code == 0, out.stderr
     assert "dataset documents:local:collection=manual: 1 examples" in out.stdout
     store = JobStore(settings)
     store.cancel("manual-lm")
@@ -192,7 +209,7 @@ def test_cli_queues_a_document_collection_as_text(tmp_path: Path, settings: Sett
     assert job.spec["dataset"] == "documents:local:collection=manual"
     assert job.spec["source"]["kind"] == "documents"
     row = json.loads(job.data_path.read_text())
-    assert set(row) == {"text"} and "parade of 79 lanterns" in row["text"]
+    assert row == {"text": text}
     # one long document, cut into 128-token pieces, is still split for evaluation
     found = re.search(r"queued 'manual-lm': (\d+) training and (\d+) held-out", out.stdout)
     assert found, out.stdout
