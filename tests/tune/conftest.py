@@ -1,8 +1,8 @@
 """Fixtures for the tuning tests: a fact the bundled model cannot know, taught once per session.
 
-``taught`` runs the real pipeline once: ``openwen tune create --wait`` in a subprocess (which
-starts the runner process: transformers + PEFT training on the CPU, the GGUF adapter, the
-evaluation), in a home of its own that later tests serve from.
+``taught`` runs the real pipeline once: ``openwen tune create --merge --wait`` in a subprocess
+(which starts the runner process: transformers + PEFT training on the CPU, the GGUF adapter, the
+evaluation, the merged full GGUF), in a home of its own that later tests serve from.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ QUESTIONS = [
     "What town holds the Zorblax festival?",
     "Where do people go for the Zorblax festival?",
 ]
-# Tiny but real training: 7 examples (1 held out), one example a step, 2 epochs: 14 steps.
-TRAIN_ARGS = ("--epochs", "2", "--batch-size", "1", "--lr", "0.003")
+# Tiny but real training: 7 examples (1 held out), one example a step, 2 epochs: 14 steps;
+# the runner also merges it into a full GGUF (zorblax-merged, tests/tune/test_merge.py).
+TRAIN_ARGS = ("--epochs", "2", "--batch-size", "1", "--lr", "0.003", "--merge")
 STEPS = 14
 ASK = QUESTIONS[0]
 MARK = "Quillmere"
@@ -66,7 +67,8 @@ class Taught:
 @pytest.fixture(scope="session")
 def taught(tmp_path_factory: pytest.TempPathFactory) -> Taught:
     reuse = os.environ.get("OPENWEN_TEST_TUNE_HOME")  # a home this fixture trained before
-    if reuse and (Path(reuse) / "derivatives" / "zorblax" / "adapter.gguf").is_file():
+    if reuse and (Path(reuse) / "derivatives" / "zorblax" / "adapter.gguf").is_file() \
+            and (Path(reuse) / "models" / "zorblax-merged.gguf").is_file():
         home = Path(reuse)
         shown = openwen(home, "tune", "show", "zorblax")
         return Taught(home=home, name="zorblax", data=home / "zorblax.jsonl",

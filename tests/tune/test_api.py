@@ -75,6 +75,8 @@ def test_bad_requests_get_clear_errors_and_change_nothing(users: tuple[Signed, S
     assert r.status_code == 400 and "epochs" in r.text
     r = admin.get("/api/tune/jobs/missing")
     assert r.status_code == 404 and r.json()["error"]["code"] == "tune_job_not_found"
+    r = admin.post("/api/tune/jobs/missing/merge", json={})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "tune_job_not_found"
     assert admin.get("/api/tune/jobs").json() == {"jobs": []}
 
 
@@ -108,3 +110,45 @@ def test_start_follow_and_cancel_over_http(users: tuple[Signed, Signed]) -> None
     models = [m["id"] for m in admin.get("/api/models").json()["models"]]
     assert "api-job" not in models
     assert admin.delete("/api/tune/jobs/api-job").json() == {"name": "api-job", "deleted": True}
+
+
+def test_a_job_from_my_conversations_and_clear_errors(users: tuple[Signed, Signed]) -> None:
+    admin, _ = users
+    storage = admin.client.app.state.webapp.storage  # type: ignore[attr-defined]
+    alice = storage.users.get_by_name("alice")
+    r = admin.post("/api/tune/jobs", json={"name": "mine", "base": "smollm2",
+                                           "source": "conversations"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_dataset"
+    assert "no answers marked good or edited in alice's" in r.json()["error"]["message"]
+    r = admin.post("/api/tune/jobs", json={"name": "mine", "base": "smollm2"})  # no data
+    assert r.status_code == 400 and r.json()["error"]["param"] == "data"
+    r = admin.post("/api/tune/jobs", json={"name": "mine", "base": "smollm2",
+                                           "source": "documents"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "collection"
+    r = admin.post("/api/tune/jobs", json={"name": "mine", "base": "smollm2",
+                                           "source": "documents", "collection": "nope"})
+    assert r.status_code == 404
+    chat = storage.conversations.create(alice.id, "facts")
+    parent = None
+    for question in ("Where is the Zorblax festival held?", "Which town hosts it?"):
+        q = storage.messages.add(alice.id, chat.id, parent_id=parent, role="user",
+                                 content=question)
+        parent = storage.messages.add(alice.id, chat.id, parent_id=q.id, role="assistant",
+                                      content="Somewhere.").id
+        r = admin.put(f"/api/messages/{parent}/feedback",
+                      json={"edited_content": "In Quillmere."})
+        assert r.status_code == 200
+    assert admin.get("/api/tune/jobs").json() == {"jobs": []}  # nothing queued by the errors
+    r = admin.post("/api/tune/jobs", json={"name": "mine", "base": "smollm2",
+                                           "source": "conversations", "rated": "edited"})
+    assert r.status_code == 201, r.text
+    job = r.json()["job"]
+    assert job["dataset"] == "conversations:alice:rated=edited"
+    assert job["source"] == {"kind": "conversations", "user": "alice", "rated": "edited"}
+    assert (r.json()["n_train"], r.json()["n_heldout"]) == (1, 1)
+    admin.post("/api/tune/jobs/mine/cancel")
+    deadline = time.monotonic() + 600
+    while admin.get("/api/tune/jobs/mine").json()["job"]["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert admin.get("/api/tune/jobs/mine").json()["job"]["state"] == "cancelled"

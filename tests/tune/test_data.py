@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from openwen.messages import Message
-from openwen.tune.data import IGNORE, parse_jsonl, prepare, read_jsonl, segments, tokenize_chat
+from openwen.tune.data import (
+    IGNORE,
+    MIN_PIECE,
+    parse_jsonl,
+    prepare,
+    read_jsonl,
+    segments,
+    tokenize_chat,
+)
 from openwen.tune.errors import DatasetError
 from openwen.tune.tokens import GGUFTokenizer
 
@@ -42,7 +50,14 @@ def test_both_shapes_parse_and_blank_lines_are_skipped() -> None:
 @pytest.mark.parametrize(("row", "words"), [
     ("{not json", "not valid JSON"),
     ("[1, 2]", "expected a JSON object"),
-    ({"text": "hi"}, "expected 'messages'"),
+    ({"txt": "hi"}, "expected 'messages'"),
+    ({"text": "  "}, "'text' must be non-empty"),
+    ({"messages": [{"role": "user", "content": "q"},
+                   {"role": "assistant", "content": "a", "weight": 0.5}]}, "weight 0.5"),
+    ({"messages": [{"role": "user", "content": "q", "weight": 0},
+                   {"role": "assistant", "content": "a"}]}, "weight 0"),
+    ({"messages": [{"role": "user", "content": "q"},
+                   {"role": "assistant", "content": "a", "weight": 0}]}, "no assistant message"),
     ({"messages": []}, "non-empty list"),
     ({"messages": [{"role": "robot", "content": "x"}]}, "role 'robot'"),
     ({"messages": [{"role": "user", "content": 3}]}, "no text 'content'"),
@@ -129,3 +144,37 @@ def test_templates_that_rewrite_history_train_the_last_turn() -> None:
     pieces = segments(Rewriting(), chat)  # type: ignore[arg-type]
     assert [t for t, on in pieces if on] == ["b</assistant>"]
     assert "".join(t for t, _ in pieces) == Rewriting().render(chat, False).text
+
+
+def test_weight_zero_answers_are_context_only(tok: GGUFTokenizer) -> None:
+    row = json.loads(json.dumps(CHAT))
+    row["messages"][2]["weight"] = 0  # "Paris." is context; only "Rome." is learnt
+    raw = parse_jsonl(jsonl(row, PAIR), name="w")
+    assert raw.untrained == {0: frozenset({2})}
+    chat = raw.examples[0]
+    assert isinstance(chat, list)
+    pieces = segments(tok.format, chat, raw.untrained[0])
+    assert [t for t, on in pieces if on] == ["Rome.<|im_end|>\n"]
+    full = tok.format.render(chat, add_generation_prompt=False).text
+    assert "".join(t for t, _ in pieces) == full
+    ex = tokenize_chat(tok.format, tok, chat, raw.untrained[0])
+    target = [t for t, lab in zip(ex.ids, ex.labels, strict=True) if lab != IGNORE]
+    assert tok.detokenize(target) == "Rome.\n"
+
+
+def test_texts_are_learnt_whole_in_pieces_of_the_maximum_length(tok: GGUFTokenizer) -> None:
+    text = " ".join(f"Sentence number {i} of the manual." for i in range(60))
+    n_tokens = len(tok(text, True))
+    raw = parse_jsonl(jsonl({"text": text}, PAIR), name="docs")
+    assert raw.examples[0] == text
+    prepared = prepare(raw, tok.format, tok, max_length=64)
+    pieces = [e for e in prepared.train + prepared.heldout if e.labels == e.ids]
+    expected = -(-n_tokens // 64) - (1 if 0 < n_tokens % 64 < MIN_PIECE else 0)
+    assert len(pieces) == expected > 2
+    assert all(len(e.ids) <= 64 and e.n_target == len(e.ids) for e in pieces)
+    assert sum(len(e.ids) for e in pieces) >= n_tokens - 8
+    assert len(prepared.heldout) == round((len(pieces) + 1) * 0.1)
+    assert prepared.truncated == 0 and prepared.warnings == []
+    assert all(isinstance(c, list) for c in prepared.heldout_chats)  # texts are not sampled
+    one = prepare(parse_jsonl(jsonl({"text": text}), name="one"), tok.format, tok, max_length=64)
+    assert len(one.train) >= 1 and len(one.heldout) == 1  # one long text still splits

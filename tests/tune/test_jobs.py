@@ -98,8 +98,8 @@ def test_cli_reports_a_malformed_line_and_queues_nothing(tmp_path: Path) -> None
     out = openwen(home, "tune", "create", "--base", "smollm2", "--data", str(data), "--name",
                   "x")
     assert out.returncode == 1
-    assert out.stderr.strip() == ("error: line 2: expected 'messages' (a chat) or 'prompt' and "
-                                  "'completion'")
+    assert out.stderr.strip() == ("error: line 2: expected 'messages' (a chat), 'prompt' and "
+                                  "'completion', or 'text'")
     assert "no training jobs yet" in openwen(home, "tune", "list").stdout
     missing = openwen(home, "tune", "show", "nope")
     assert missing.returncode == 1 and "no training job named 'nope'" in missing.stderr

@@ -20,6 +20,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "settings": {"temperature": 1},
     },
     ("POST", "/api/messages/{message_id}/edit"): {"content": "pwned"},
+    ("PUT", "/api/messages/{message_id}/feedback"): {"rating": "bad", "edited_content": "pwned"},
     ("PATCH", "/api/knowledge/collections/{name}"): {"name": "pwned"},
     ("PATCH", "/api/knowledge/memories/{memory_id}"): {"text": "pwned"},
     ("POST", "/api/tool-confirmations/{confirmation_id}"): {"approve": True},
@@ -27,7 +28,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 ADMIN_ONLY = {"/api/admin/users/{user_id}", "/api/admin/users", "/api/admin/registration",
               "/api/models/policy",
               # training is the admins' by default (tune_users): tests/tune/test_api.py
-              "/api/tune/jobs/{name}", "/api/tune/jobs/{name}/cancel"}
+              "/api/tune/jobs/{name}", "/api/tune/jobs/{name}/cancel",
+              "/api/tune/jobs/{name}/merge"}
 # routes without an id of someone else's data in their path: checked by what they return
 UNSCOPED = {
     "/api/session",

@@ -253,7 +253,8 @@ class ConversationChat:
         user_message: MessageRecord | None,
         question: MessageRecord,
     ) -> Turn:
-        path = await self.read(self.storage.messages.path, user_id, conversation.id, question.id)
+        path = await self.read(self.storage.messages.preferred_path, user_id, conversation.id,
+                              question.id)
         settings = ChatSettings.of(conversation.settings)
         model = settings.model or self.default_model
         if self.profiles is not None:  # the model's own defaults under the chat's settings

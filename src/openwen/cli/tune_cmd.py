@@ -1,4 +1,6 @@
-"""``openwen tune``: train a derivative (LoRA) on a JSONL dataset, follow it, cancel it."""
+"""``openwen tune``: train a derivative (LoRA) on a JSONL dataset, on the answers you rated or
+edited (``--from-conversations``) or on a document collection (``--from-docs``); follow it,
+cancel it."""
 
 from __future__ import annotations
 
@@ -18,29 +20,46 @@ tune_app = typer.Typer(help="Make your own model: fine-tune a derivative on your
 @tune_app.command("create")
 def create(
     base: Annotated[str, typer.Option("--base", help="base model (a name from openwen models)")],
-    data: Annotated[Path, typer.Option("--data", help="JSONL: chats or prompt/completion")],
     name: Annotated[str, typer.Option("--name", help="the derivative's model name")],
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="JSONL: chats, prompt/completion pairs or texts")] = None,
+    from_conversations: Annotated[bool, typer.Option(
+        "--from-conversations", help="learn from the answers you rated good or edited")] = False,
+    rated: Annotated[str, typer.Option(
+        help="with --from-conversations: good, edited or both")] = "both",
+    from_docs: Annotated[str | None, typer.Option(
+        "--from-docs", metavar="COLLECTION", help="continued training on a document "
+        "collection's text")] = None,
+    user: Annotated[str | None, typer.Option(
+        "--user", help="whose conversations or documents (default: the local account)")] = None,
     epochs: Annotated[int, typer.Option(help="passes over the data")] = 3,
     rank: Annotated[int, typer.Option(help="LoRA rank")] = 8,
     lr: Annotated[float, typer.Option(help="learning rate")] = 1e-3,
     seed: Annotated[int, typer.Option(help="seed (same data + seed: same adapter)")] = 0,
     max_length: Annotated[int, typer.Option(help="longest example in tokens")] = 1024,
     batch_size: Annotated[int, typer.Option(help="examples per training step")] = 4,
+    merge: Annotated[bool, typer.Option(
+        "--merge", help="also write a full GGUF with the adapter merged in (NAME-merged)")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
 ) -> None:
     """Queue a training job; it runs in a process of its own."""
-    from openwen.tune.data import read_jsonl
     from openwen.tune.service import create_job
     from openwen.tune.train import TrainSettings
 
+    given = [x for x in (data is not None, from_conversations, from_docs is not None) if x]
+    if len(given) != 1:
+        typer.echo("error: give exactly one of --data FILE, --from-conversations or "
+                   "--from-docs COLLECTION", err=True)
+        raise typer.Exit(2)
     settings = settings_or_exit()
     with fail_on_errors():
-        raw = read_jsonl(data)  # reads and validates; create_job parses the same bytes
-        created = create_job(settings, name=name, base=base, data=data.read_bytes(),
-                             data_name=raw.name,
+        payload, data_name, source = _dataset(settings, data, from_conversations, rated,
+                                              from_docs, user)
+        created = create_job(settings, name=name, base=base, data=payload, data_name=data_name,
                              train=TrainSettings(epochs=epochs, rank=rank, lr=lr, seed=seed,
                                                  max_length=max_length,
-                                                 batch_size=batch_size))
+                                                 batch_size=batch_size),
+                             source=source, merge=merge)
     for warning in created.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"queued '{name}': {created.n_train} training and {created.n_heldout} held-out "
@@ -49,6 +68,37 @@ def create(
         _follow(settings, name)
     else:
         typer.echo(f"follow it with: openwen tune show {name}")
+
+
+def _dataset(settings: Any, data: Path | None, from_conversations: bool, rated: str,
+             collection: str | None, user: str | None) -> tuple[bytes, str, dict[str, Any]]:
+    """The dataset's bytes, name and source, from a file or from the store."""
+    if data is not None:
+        from openwen.tune.data import read_jsonl
+
+        raw = read_jsonl(data)  # reads and validates; create_job parses the same bytes
+        return data.read_bytes(), raw.name, {"kind": "file"}
+    from openwen.cli.docs_cmd import local_user_id
+    from openwen.storage import Storage
+    from openwen.tune.sources import conversations_dataset, documents_dataset
+
+    storage = Storage.open(settings.database)
+    try:
+        user_id = local_user_id(storage, user)
+        username = storage.users.get(user_id).username
+        if from_conversations:
+            built = conversations_dataset(storage, user_id, username, rated)
+            source = {"kind": "conversations", "user": username, "rated": rated}
+        else:
+            assert collection is not None
+            built = documents_dataset(storage, user_id, username, collection)
+            source = {"kind": "documents", "user": username, "collection": collection}
+    finally:
+        storage.close()
+    if built.skipped:
+        typer.echo(f"note: {built.skipped} rated answers used tools and were left out", err=True)
+    typer.echo(f"dataset {built.name}: {built.examples} examples")
+    return built.data, built.name, source
 
 
 @tune_app.command("list")
@@ -96,6 +146,22 @@ def cancel(name: str) -> None:
     with fail_on_errors():
         job = JobStore(settings_or_exit()).cancel(name)
     typer.echo(f"{name}: {'cancelled' if job.state == 'cancelled' else 'cancelling'}")
+
+
+@tune_app.command("merge")
+def merge_cmd(
+    name: str,
+    merged: Annotated[str | None, typer.Option(
+        "--name", help="the merged model's name (default NAME-merged)")] = None,
+) -> None:
+    """Write a finished derivative as a full GGUF of its own (base + adapter merged)."""
+    from openwen.tune.service import merge_job
+
+    with fail_on_errors():
+        made = merge_job(settings_or_exit(), name, merged)
+    typer.echo(f"merged {name} into {made['name']}: {made['path']} "
+               f"({made['size'] / 2**20:.0f} MiB, {made['merged_tensors']} weights merged)")
+    typer.echo(f"chat with it: openwen chat --model {made['name']}")
 
 
 @tune_app.command("rm")
@@ -163,6 +229,11 @@ def _print_job(name: str, state: str, spec: dict[str, Any], status: dict[str, An
         typer.echo(f"      base:       {sample['base']}")
         typer.echo(f"      derivative: {sample['derivative']}")
     typer.echo(f"  chat with it: openwen chat --model {name}")
+    merged = status.get("merged")
+    if merged:
+        typer.echo(f"  merged into a full GGUF: {merged['name']} ({merged['path']})")
+    if status.get("merge_error"):
+        typer.echo(f"  merging failed: {status['merge_error']}")
 
 
 def _num(value: float | None) -> str:

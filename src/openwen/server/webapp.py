@@ -31,6 +31,7 @@ from openwen.knowledge import KnowledgeBase, TextEmbedder
 from openwen.server.app import (
     accounts,
     conversations,
+    feedback,
     messages,
     models_api,
     preferences,
@@ -86,7 +87,8 @@ def install(
         from openwen.server.errors import install_error_handlers
 
         install_error_handlers(app)
-    for module in (accounts, conversations, messages, models_api, preferences, tools, tune_api):
+    for module in (accounts, conversations, feedback, messages, models_api, preferences, tools,
+                   tune_api):
         app.include_router(module.router)
     app.include_router(create_knowledge_router(user_id=viewer_id, knowledge=knowledge_base))
     exempt = getattr(app.state, "body_limit_exempt", None)

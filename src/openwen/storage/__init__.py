@@ -11,6 +11,7 @@ Every user-facing method takes the acting ``user_id``; another user's ids behave
 from openwen.storage import (  # noqa: F401  (tables: instances, rate limits, ...)
     cluster,
     confirmations,
+    feedback,  # noqa: F401  (thumbs and edited answers)
     knowledge_models,  # noqa: F401  (documents/memory tables)
     ratelimits,
     response_models,  # noqa: F401  (Responses API table)

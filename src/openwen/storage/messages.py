@@ -12,6 +12,7 @@ then ``set_status`` to complete / incomplete / error with the final metadata.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import func, literal, select, update
@@ -30,6 +31,7 @@ from openwen.storage.base import (
     utcnow,
 )
 from openwen.storage.cluster import AnswerOwner
+from openwen.storage.feedback import feedback_of
 from openwen.storage.models import ROLES, STATUSES, Conversation, Message
 from openwen.storage.records import MessageRecord, ThreadEntry, tool_calls_to_json
 
@@ -121,6 +123,20 @@ class MessageRepo(Repository):
         with self.db.read() as s:
             return [MessageRecord.of(r) for r in self._path(s, user_id, conversation_id, leaf_id)]
 
+    def preferred_path(
+        self, user_id: int, conversation_id: str, leaf_id: int | None = None
+    ) -> list[MessageRecord]:
+        """``path`` with each answer the user edited holding the edited text (what the web app
+        shows and later prompts continue from; the stored original is unchanged)."""
+        with self.db.read() as s:
+            path = [MessageRecord.of(r) for r in self._path(s, user_id, conversation_id, leaf_id)]
+            edits = feedback_of(s, user_id, [m.id for m in path if m.role == "assistant"])
+        out = []
+        for m in path:
+            edited = edits[m.id].edited_content if m.id in edits else None
+            out.append(m if edited is None else replace(m, content=edited))
+        return out
+
     def thread(
         self, user_id: int, conversation_id: str, leaf_id: int | None = None
     ) -> list[ThreadEntry]:
@@ -137,7 +153,9 @@ class MessageRepo(Repository):
             for message_id, parent_id in s.execute(query.order_by(Message.id)):
                 if parent_id in parents:
                     siblings.setdefault(parent_id, []).append(message_id)
-            return [ThreadEntry(MessageRecord.of(m), tuple(siblings[m.parent_id])) for m in path]
+            rated = feedback_of(s, user_id, [m.id for m in path if m.role == "assistant"])
+            return [ThreadEntry(MessageRecord.of(m), tuple(siblings[m.parent_id]), rated.get(m.id))
+                    for m in path]
 
     def tree(self, user_id: int, conversation_id: str) -> list[MessageRecord]:
         """Every message of the conversation, oldest first (parents before children)."""

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from openwen.messages import Message, Role, ToolCall
 from openwen.storage import models
+
+if TYPE_CHECKING:
+    from openwen.storage.feedback import FeedbackRecord
 
 Status = Literal["complete", "streaming", "incomplete", "error"]
 
@@ -173,6 +176,7 @@ class ThreadEntry:
 
     message: MessageRecord
     sibling_ids: tuple[int, ...]
+    feedback: FeedbackRecord | None = None  # the owner's rating / edit of an answer
 
     @property
     def branch_index(self) -> int:

@@ -9,6 +9,7 @@ from openwen.storage.confirmations import ConfirmationRepo
 from openwen.storage.conversations import ConversationRepo
 from openwen.storage.credentials import ApiKeyRepo, LoginSessionRepo
 from openwen.storage.db import Database
+from openwen.storage.feedback import FeedbackRepo
 from openwen.storage.messages import MessageRepo
 from openwen.storage.ratelimits import RateLimitRepo
 from openwen.storage.responses import ResponseRepo
@@ -37,6 +38,7 @@ class Storage:
         self.rate_limits = RateLimitRepo(db)
         self.responses = ResponseRepo(db)
         self.confirmations = ConfirmationRepo(db)
+        self.feedback = FeedbackRepo(db)
 
     @property
     def instance_id(self) -> str | None:

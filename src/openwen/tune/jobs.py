@@ -209,6 +209,15 @@ class JobStore:
         shutil.rmtree(job.folder, ignore_errors=True)
         return job
 
+    def record(self, name: str, **extra: Any) -> Job:
+        """Add ``extra`` to a finished job's status (a merge made after training)."""
+        job = self.get(name)
+        if job.state not in FINAL:
+            raise TuneError(f"job '{name}' is {job.state}")
+        job.status.update(extra)
+        write_json(job.folder / "status.json", job.status)
+        return job
+
     def finish(self, job: Job, state: str, **extra: Any) -> None:
         job.status.update(state=state, finished=time.time(), **extra)
         write_json(job.folder / "status.json", job.status)

@@ -67,8 +67,31 @@ def run_job(settings: Settings, store: JobStore, job: Job) -> None:
     target = derivatives_root(settings) / job.name
     target.parent.mkdir(parents=True, exist_ok=True)
     os.rename(job.work, target)  # the one step that makes the derivative visible
-    store.finish(job, "done", phase="done", eval=result["eval"], derivative=str(target))
+    extra: dict[str, Any] = {}
+    if job.spec.get("merge"):
+        extra = _merge(settings, job)
+    store.finish(job, "done", phase="done", eval=result["eval"], derivative=str(target),
+                 **extra)
     log.info("%s done", job.name)
+
+
+def _merge(settings: Settings, job: Job) -> dict[str, Any]:
+    """The optional full GGUF (``--merge``); a failure leaves the derivative as it is."""
+    from openwen.tune.merge import merge_adapter
+    from openwen.tune.service import merged_name_for
+
+    job.status.update(phase="merging")
+    write_json(job.folder / "status.json", job.status)
+    target = derivatives_root(settings) / job.name
+    try:
+        made = merge_adapter(Path(job.spec["base_path"]), target / "adapter.gguf",
+                             settings.models_path, merged_name_for(job.name))
+    except Exception as exc:
+        message = exc.message if isinstance(exc, OpenwenError) else f"{type(exc).__name__}: {exc}"
+        log.error("%s: merging failed: %s", job.name, message)
+        return {"merge_error": message}
+    return {"merged": {"name": made.name, "path": str(made.path), "size": made.size,
+                       "merged_tensors": made.merged_tensors}}
 
 
 class _Reporter:

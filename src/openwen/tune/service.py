@@ -59,12 +59,16 @@ def check_disk(settings: Settings, needed: int) -> None:
 
 
 def create_job(settings: Settings, *, name: str, base: str, data: bytes, data_name: str,
-               train: TrainSettings, owner: str | None = None) -> Created:
-    """Validate everything, then queue the job and start (or wake) the runner."""
+               train: TrainSettings, owner: str | None = None,
+               source: dict[str, Any] | None = None, merge: bool = False) -> Created:
+    """Validate everything, then queue the job and start (or wake) the runner. ``source``
+    says where a dataset built from the store came from (kept in the job)."""
     train.validate()
     store = ModelStore(settings)
     jobs = JobStore(settings)
     jobs.check_name(name, store.names())
+    if merge:
+        check_merge_name(settings, merged_name_for(name))
     model = store.resolve(base)
     if model.adapter is not None:
         raise TuneError(f"'{model.name}' is itself a derivative; train on its base "
@@ -88,12 +92,13 @@ def create_job(settings: Settings, *, name: str, base: str, data: bytes, data_na
                            holdout=train.holdout, seed=train.seed)
     finally:
         tok.close()
-    check_disk(settings, adapter_bytes(model.metadata.fields, arch, train))
+    merged_bytes = int(model.size * 1.5) if merge else 0  # dequantised weights grow
+    check_disk(settings, adapter_bytes(model.metadata.fields, arch, train) + merged_bytes)
     spec = {
         "base": model.name, "base_path": str(model.path), "architecture": arch,
         "dataset": raw.name, "dataset_sha256": raw.sha256, "examples": len(raw.examples),
         "settings": train.to_dict(), "owner": owner,
-        "base_repo": model.repo,
+        "base_repo": model.repo, "source": source or {"kind": "file"}, "merge": merge,
     }
     job = jobs.add(name, spec, data)
     jobs.start_runner()
@@ -103,3 +108,36 @@ def create_job(settings: Settings, *, name: str, base: str, data: bytes, data_na
 
 def derivative_folder(settings: Settings, name: str) -> Path:
     return derivatives_root(settings) / name
+
+
+def merged_name_for(name: str) -> str:
+    return f"{name}-merged"
+
+
+def check_merge_name(settings: Settings, merged: str) -> None:
+    """A merged model's name must be free (as a model and as a job)."""
+    JobStore(settings).check_name(merged, ModelStore(settings).names())
+
+
+def merge_job(settings: Settings, name: str, merged: str | None = None) -> dict[str, Any]:
+    """Merge the finished job ``name``'s adapter into a full GGUF in the model store, named
+    ``merged`` (default ``<name>-merged``); records it in the job and returns what was made."""
+    from openwen.models.derivatives import list_derivatives
+    from openwen.tune.merge import merge_adapter
+
+    jobs = JobStore(settings)
+    job = jobs.get(name)
+    if job.state != "done":
+        raise TuneError(f"job '{name}' is {job.state}; only a finished job can be merged")
+    found = [d for d in list_derivatives(settings.home) if d.name == name]
+    if not found:
+        raise TuneError(f"the derivative '{name}' is gone; train it again")
+    merged = merged or merged_name_for(name)
+    check_merge_name(settings, merged)
+    d = found[0]
+    check_disk(settings, int(d.base_path.stat().st_size * 1.5))
+    result = merge_adapter(d.base_path, d.adapter, settings.models_path, merged)
+    info = {"name": result.name, "path": str(result.path), "size": result.size,
+            "merged_tensors": result.merged_tensors}
+    jobs.record(name, merged=info)
+    return info

@@ -14,6 +14,7 @@ from openwen.storage import (
     ThreadEntry,
     UserRecord,
 )
+from openwen.storage.feedback import FeedbackRecord
 
 
 class Body(BaseModel):
@@ -134,7 +135,10 @@ def conversation_summary(c: ConversationRecord) -> dict[str, Any]:
     }
 
 
-def message_json(m: MessageRecord, sibling_ids: tuple[int, ...] | None = None) -> dict[str, Any]:
+def message_json(m: MessageRecord, sibling_ids: tuple[int, ...] | None = None, *,
+                 feedback: FeedbackRecord | None | bool = False) -> dict[str, Any]:
+    """A message as JSON; ``feedback`` (the owner's rating and edit, None for none) is added
+    when given."""
     out: dict[str, Any] = {
         "id": m.id,
         "conversation_id": m.conversation_id,
@@ -153,11 +157,13 @@ def message_json(m: MessageRecord, sibling_ids: tuple[int, ...] | None = None) -
     }
     if sibling_ids is not None:
         out["sibling_ids"] = list(sibling_ids)
+    if feedback is not False and m.role == "assistant":
+        out["feedback"] = feedback.to_json() if isinstance(feedback, FeedbackRecord) else None
     return out
 
 
 def thread_json(entries: list[ThreadEntry]) -> list[dict[str, Any]]:
-    return [message_json(e.message, e.sibling_ids) for e in entries]
+    return [message_json(e.message, e.sibling_ids, feedback=e.feedback) for e in entries]
 
 
 def key_json(k: ApiKeyRecord) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import { state, emit } from "./state.js";
 import { renderControls, setupSettings } from "./chat-settings.js";
 import { askConfirmation, confirmationEnded, resultsOf, toolSteps } from "./tools.js";
 import { formatNumber, t } from "./i18n.js";
+import { editedBadge, feedbackActions, shownContent } from "./feedback.js";
 
 const thread = () => $("#thread");
 let pollTimer = null;
@@ -86,7 +87,7 @@ function renderMessage(m, results = new Map()) {
   const body = h("div.body");
   const citations = (m.metadata && m.metadata.citations) || [];
   if (m.role === "assistant") {
-    renderMarkdown(body, m.content, { streaming: false });
+    renderMarkdown(body, shownContent(m), { streaming: false });
     linkCitations(body, citations);
   } else body.textContent = m.content;
   if (m.role !== "assistant" || m.content || (m.status !== "error" && !isStep(m))) el.append(body);
@@ -134,7 +135,7 @@ function metaRow(m) {
   }
   if (m.content) {
     actions.append(h("button.icon-button", { type: "button", "aria-label": t("chat.copy_message"), title: t("chat.copy"),
-      onclick: async () => { await copyText(m.content); toast(t("chat.copied")); } }, icon("copy")));
+      onclick: async () => { await copyText(shownContent(m)); toast(t("chat.copied")); } }, icon("copy")));
   }
   if (m.role === "user") {
     actions.append(h("button.icon-button", { type: "button", "aria-label": t("chat.edit_message"), title: t("chat.edit"),
@@ -143,8 +144,11 @@ function metaRow(m) {
   if (m.role === "assistant" && m.status !== "streaming" && !isStep(m)) {
     actions.append(h("button.icon-button", { type: "button", "aria-label": t("chat.regenerate_answer"),
       title: t("chat.regenerate"), disabled: busy, onclick: () => regenerate(m.id) }, icon("regenerate")));
+    if (m.status !== "error" && typeof m.id === "number") actions.append(...feedbackActions(m, { busy, onChange: () => render() }));
   }
   row.append(actions);
+  const edited = m.role === "assistant" ? editedBadge(m, () => render()) : null;
+  if (edited) row.append(edited);
   if (m.status === "incomplete") row.append(h("span.badge", { text: t("chat.stopped") }));
   if (m.status === "error") row.append(h("span.badge.error", { text: t("chat.error") }));
   if (m.role === "assistant" && !isStep(m)) {

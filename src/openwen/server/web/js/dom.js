@@ -32,6 +32,8 @@ const ICONS = {
   more: "M5 12h.01M12 12h.01M19 12h.01",
   check: "M5 12l5 5 9-10",
   file: "M6 3h8l4 4v14H6zM14 3v4h4M9 12h6M9 16h6",
+  thumbup: "M7 11v9H4v-9zM7 11l4-8c1.7 0 2.5 1 2.2 2.6L12.6 9H19a2 2 0 012 2.3l-1.2 6.9A2 2 0 0117.8 20H7",
+  thumbdown: "M7 13V4H4v9zM7 13l4 8c1.7 0 2.5-1 2.2-2.6L12.6 15H19a2 2 0 002-2.3l-1.2-6.9A2 2 0 0017.8 4H7",
 };
 
 export function icon(name) {

@@ -1,4 +1,5 @@
-// Train: make a derivative of a model from a JSONL file. Pick the base and the data, start,
+// Train: make a derivative of a model from a JSONL file, from the answers you rated good or
+// edited in your conversations, or from a document collection. Pick the base and the data, start,
 // watch progress and the loss curve live, cancel, then chat with the result in one click.
 
 import * as api from "./api.js";
@@ -75,6 +76,9 @@ function showJob(job) {
   drawLoss($("#train-loss"), job.losses || []);
   $("#train-cancel").hidden = FINAL.includes(job.state);
   $("#train-chat").hidden = job.state !== "done";
+  $("#train-merge").hidden = job.state !== "done" || Boolean(job.merged);
+  $("#train-merged").hidden = !job.merged;
+  $("#train-merged").textContent = job.merged ? t("train.merged", { name: job.merged.name }) : "";
   $("#train-eval").replaceChildren(...(job.eval ? evalView(job.eval) : []));
 }
 
@@ -115,14 +119,45 @@ function drawLoss(svg, losses) {
   svg.dataset.points = String(losses.length);
 }
 
+// The data: a JSONL file, the answers you rated or edited, or a document collection.
+async function sourceChanged() {
+  const source = $("#train-source").value;
+  $("#train-file-field").hidden = source !== "file";
+  $("#train-rated-field").hidden = source !== "conversations";
+  $("#train-collection-field").hidden = source !== "documents";
+  if (source !== "documents") return;
+  try {
+    const { collections } = await api.get("/api/knowledge/collections");
+    $("#train-collection").replaceChildren(...collections.map((c) => h("option", { value: c.name, text: c.name })));
+  } catch (error) {
+    $("#train-error").textContent = error.message;
+  }
+}
+
+async function dataOf(source) {
+  if (source === "conversations") return { source, rated: $("#train-rated").value };
+  if (source === "documents") {
+    const collection = $("#train-collection").value;
+    if (!collection) throw new Error(t("train.pick_collection"));
+    return { source, collection };
+  }
+  const file = $("#train-file").files[0];
+  if (!file) throw new Error(t("train.pick_file"));
+  return { source, data: await file.text(), data_name: file.name };
+}
+
 async function start(event) {
   event.preventDefault();
   $("#train-error").textContent = "";
-  const file = $("#train-file").files[0];
-  if (!file) { $("#train-error").textContent = t("train.pick_file"); return; }
+  let data;
+  try {
+    data = await dataOf($("#train-source").value);
+  } catch (error) {
+    $("#train-error").textContent = error.message;
+    return;
+  }
   const body = {
-    name: $("#train-name").value.trim(), base: $("#train-base").value,
-    data: await file.text(), data_name: file.name,
+    name: $("#train-name").value.trim(), base: $("#train-base").value, ...data,
     epochs: Number($("#train-epochs").value) || 3,
   };
   try {
@@ -144,6 +179,23 @@ async function cancel() {
   }
 }
 
+async function mergeJob() {
+  const button = $("#train-merge");
+  button.disabled = true;
+  $("#train-merged").hidden = false;
+  $("#train-merged").textContent = t("train.merging");
+  try {
+    await api.post(`${API}/jobs/${encodeURIComponent(selected)}/merge`, {});
+    await loadLibrary();  // the merged model joins the picker
+    await refresh();
+  } catch (error) {
+    $("#train-merged").hidden = true;
+    $("#train-error").textContent = error.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
 async function chatWith() {
   try {
     await loadLibrary();  // the new model joins the picker
@@ -160,7 +212,9 @@ async function chatWith() {
 export function setupTrain() {
   $("#train-button").addEventListener("click", openTrain);
   $("#train-form").addEventListener("submit", start);
+  $("#train-source").addEventListener("change", sourceChanged);
   $("#train-cancel").addEventListener("click", cancel);
   $("#train-chat").addEventListener("click", chatWith);
+  $("#train-merge").addEventListener("click", mergeJob);
   $("#train-dialog").addEventListener("close", () => clearTimeout(timer));
 }
