@@ -22,7 +22,8 @@ in the question must be the expected one; for words, one of the accepted answers
 a word) in the first 200 characters. Every answer is capped at ``--max-tokens`` (same for all
 configurations, to bound the run); documents and memory are off (no embedding model).
 
-Sets (``--sets``): ``main`` and ``heldout`` (paraphrases nothing was tuned on); ``--every N``
+Sets (``--sets``): ``main``, ``heldout`` (paraphrases) and ``fresh`` (a third set kept out of
+every choice made after it was written); ``--every N``
 asks every N-th question only (a quick subset while iterating).
 
     .venv/bin/python bench/everyday.py [--configs before,previous,after] [--sets main,heldout]
@@ -120,7 +121,46 @@ HELDOUT: list[tuple[str, str, tuple[str, ...]]] = [
     ("translation", "Say 'one' in German.", ("eins",)),
 ]
 
-SETS = {"main": QUESTIONS, "heldout": HELDOUT}
+# A third set, written (2026-12-02 03:15 UTC) before the profile changes of that day were tried:
+# they were chosen on `main` and `heldout` (both then tuning sets), and `fresh` was run once, after.
+FRESH: list[tuple[str, str, tuple[str, ...]]] = [
+    ("arithmetic", "What is the sum of 14 and 25?", ("39",)),
+    ("arithmetic", "Subtract 9 from 30.", ("21",)),
+    ("arithmetic", "What is 5 times 9?", ("45",)),
+    ("arithmetic", "Multiply 3 by 12.", ("36",)),
+    ("arithmetic", "What is 64 divided by 4?", ("16",)),
+    ("arithmetic", "What is 45 + 38?", ("83",)),
+    ("arithmetic", "How much is 90 minus 45?", ("45",)),
+    ("arithmetic", "If I have 7 apples and buy 5 more, how many apples do I have?", ("12",)),
+    ("fact", "What is the capital of Canada?", ("ottawa",)),
+    ("fact", "What is the capital of China?", ("beijing",)),
+    ("fact", "Which ocean is the largest?", ("pacific",)),
+    ("fact", "What is the opposite of big?", ("small", "little")),
+    ("fact", "How many legs does a bird have?", ("2", "two")),
+    ("fact", "What colour is a ripe banana?", ("yellow",)),
+    ("fact", "Which animal is called the king of the jungle?", ("lion",)),
+    ("fact", "At how many degrees Celsius does water boil?", ("100",)),
+    ("fact", "What is a baby cat called?", ("kitten",)),
+    ("fact", "Which planet is known as the Red Planet?", ("mars",)),
+    ("calendar", "How many days are in a year that is not a leap year?", ("365",)),
+    ("calendar", "Which month comes after June?", ("july",)),
+    ("calendar", "What is the first month of the year?", ("january",)),
+    ("calendar", "Which day comes after Friday?", ("saturday",)),
+    ("calendar", "How many days does February have in a leap year?", ("29",)),
+    ("calendar", "What is the last month of the year?", ("december",)),
+    ("units", "How many centimeters are in two meters?", ("200",)),
+    ("units", "How many seconds are in an hour?", ("3600", "3,600")),
+    ("units", "How many feet are in a yard?", ("3", "three")),
+    ("units", "How many ounces are in a pound?", ("16", "sixteen")),
+    ("translation", "Translate 'red' into Spanish.", ("rojo",)),
+    ("translation", "What is 'friend' in Spanish?", ("amigo", "amiga")),
+    ("translation", "Translate 'yes' into German.", ("ja",)),
+    ("translation", "How do you say 'cheese' in French?", ("fromage",)),
+    ("translation", "Translate 'please' into French.", ("s'il vous plaît", "s'il vous plait")),
+    ("translation", "What is the Spanish word for 'milk'?", ("leche",)),
+]
+
+SETS = {"main": QUESTIONS, "heldout": HELDOUT, "fresh": FRESH}
 
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
@@ -242,7 +282,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--sets", default="main,heldout", help="main, heldout or both")
+    parser.add_argument("--sets", default="main,heldout",
+                        help="main, heldout, fresh (comma-separated)")
     parser.add_argument("--every", type=int, default=1,
                         help="only every N-th question (a quick subset while iterating)")
     args = parser.parse_args()

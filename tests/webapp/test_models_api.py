@@ -139,6 +139,13 @@ def test_profile_layers_and_derivatives(alice: Signed, bob: Signed) -> None:
                                              "examples": [], "arithmetic": False})
     assert r.json()["profile"]["examples"] == [] and r.json()["profile"]["arithmetic"] is False
     assert len(smollm2(alice)["examples"]) == 4  # bob's own layer only
+    # the Defaults form sends only its own fields: bob's examples and calculator choice stay
+    r = bob.put("/api/models/profile", json={"model": "smollm2", "scope": "user",
+                                             "system": "Short.", "temperature": None,
+                                             "top_p": None, "tools": True})
+    got = r.json()["profile"]
+    assert got["examples"] == [] and got["arithmetic"] is False and got["system"] == "Short."
+    assert got["sampling"]["temperature"] == 0.3  # null cleared bob's 0.9: the admin's shows
     r = bob.put("/api/models/profile", json={"model": "smollm2", "examples": [{"user": "Q"}]})
     assert r.status_code == 400  # an example needs both sides
 

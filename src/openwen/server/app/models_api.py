@@ -52,7 +52,8 @@ class Example(Body):
 class ProfileEdit(Body):
     model: str = Field(min_length=1, max_length=500)
     scope: Literal["user", "server"] = "user"
-    # the layer's new values; None (or a missing key) leaves that field to the layers below
+    # the layer's new values: null clears this layer's value (the layers below decide), a key
+    # left out keeps what this layer had
     system: str | None = Field(default=None, max_length=8000)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
@@ -243,18 +244,27 @@ async def set_default(body: ModelRef, current: CurrentViewer, state: State) -> d
 
 
 def _edit_layer(layer: dict[str, Any], body: ProfileEdit) -> dict[str, Any]:
-    profile = Profile(
-        system=body.system or None,
-        sampling=SamplingDefaults(temperature=body.temperature, top_p=body.top_p),
-        thinking=body.thinking,
-        tools=body.tools,
-        description=body.description or None,
-        examples=(tuple((e.user, e.assistant) for e in body.examples)
-                  if body.examples is not None else None),
-        arithmetic=body.arithmetic,
-    )
+    """``layer`` with ``body.model``'s entry edited: a field the request names (null included)
+    is set or cleared in this layer; one it leaves out keeps what the layer had, so a form that
+    edits the system prompt does not drop the examples a user set through the API."""
+    sent = body.model_fields_set
+    entry = dict(Profile.of(layer.get(body.model)).stored())
+    sampling = dict(entry.get("sampling") or {})
+    for key in ("temperature", "top_p"):
+        if key in sent:
+            sampling[key] = getattr(body, key)
+    entry["sampling"] = {k: v for k, v in sampling.items() if v is not None}
+    for key in ("system", "description"):  # an empty text clears it too
+        if key in sent:
+            entry[key] = getattr(body, key) or None
+    for key in ("thinking", "tools", "arithmetic"):
+        if key in sent:
+            entry[key] = getattr(body, key)
+    if "examples" in sent:
+        entry["examples"] = (None if body.examples is None else
+                             [{"user": e.user, "assistant": e.assistant} for e in body.examples])
+    stored = Profile.of(entry).stored()
     updated = dict(layer)
-    stored = profile.stored()
     if stored:
         updated[body.model] = stored
     else:
