@@ -42,7 +42,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from openwen.knowledge import KnowledgeBase, KnowledgeSettings, LocalEmbedder, Scope  # noqa: E402
 from openwen.knowledge.embedder import reads_cjk  # noqa: E402
-from openwen.knowledge.retrieval import fuse, fuse_rrf  # noqa: E402
+from openwen.knowledge.retrieval import for_model, fuse, fuse_rrf  # noqa: E402
 from openwen.storage import Storage  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -316,6 +316,8 @@ def main() -> None:
     global READS_CJK
     model, rows = collect(args)
     READS_CJK = reads_cjk(SimpleNamespace(name=model))  # type: ignore[arg-type]
+    global SETTINGS
+    SETTINGS = for_model(KnowledgeSettings(), model)
     fused = fusions(args.tune)
     for row in rows:
         ranked = {k: [(int(i), float(s)) for i, s in v] for k, v in row["rankings"].items()}
@@ -326,7 +328,8 @@ def main() -> None:
             row[name] = rank_of(fusion(ranked, row["question"]), relevant)
     extra = reranked(args, rows) if args.rerank else []
     if any(r.get("live") != r["hybrid"] for r in rows if "live" in r):
-        print("warning: the offline hybrid differs from KnowledgeBase.search", file=sys.stderr)
+        print("warning: the offline hybrid differs from KnowledgeBase.search (rankings "
+              "recorded under other settings?)", file=sys.stderr)
     results: dict[str, Any] = {}
     modes = ["fulltext", "vector", "hybrid", "rrf", *extra]
     if args.tune:

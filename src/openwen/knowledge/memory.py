@@ -20,7 +20,7 @@ from openwen.knowledge.documents import bump_version, read_version
 from openwen.knowledge.embedder import TextEmbedder, embed_query, reads_cjk, to_blob
 from openwen.knowledge.fulltext import rank_memories
 from openwen.knowledge.records import MemoryRecord
-from openwen.knowledge.retrieval import fuse
+from openwen.knowledge.retrieval import for_model, fuse
 from openwen.knowledge.settings import KnowledgeSettings
 from openwen.knowledge.vectors import Matrix, MatrixCache
 from openwen.storage.base import clean_text
@@ -172,7 +172,8 @@ class MemoryStore:
             similar = [(i, score) for i, score in matrix.top(vector, 50)
                        if score >= self.settings.memory_min_similarity]
             words = rank_memories(s, user_id, query, limit=50)
-            fused = fuse({"fulltext": words, "vector": similar}, self.settings, query=query,
+            fused = fuse({"fulltext": words, "vector": similar},
+                         for_model(self.settings, model), query=query,
                          reads_cjk=reads_cjk(self.embedder))[:limit]
             rows = {r.id: r for r in s.scalars(select(Memory).where(
                 Memory.user_id == user_id, Memory.id.in_([i for i, _, _ in fused])))}
