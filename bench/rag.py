@@ -39,7 +39,6 @@ from sqlalchemy import text
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from openwen.knowledge import KnowledgeBase, KnowledgeSettings, LocalEmbedder  # noqa: E402
-from openwen.knowledge.embedder import embed_query  # noqa: E402
 from openwen.knowledge.parse import kind_of, parse_file  # noqa: E402
 from openwen.storage import Storage  # noqa: E402
 
@@ -224,6 +223,19 @@ def latency(n: int, folder: Path, words: list[str], queries: int) -> dict:
 # -- main --------------------------------------------------------------------------------------
 
 
+def report_latency(args: argparse.Namespace, folder: Path) -> None:
+    words = vocabulary()
+    print("\nquery latency, warm cache, query embedding excluded "
+          f"({args.queries} queries, limit 5)")
+    for n in (int(s) for s in args.sizes.split(",") if s):
+        r = latency(n, folder, words, args.queries)
+        print(f"{n:>7} chunks: hybrid p50 {r['hybrid']['p50_ms']:.1f} ms, "
+              f"p95 {r['hybrid']['p95_ms']:.1f} ms | full-text p50/p95 "
+              f"{r['fulltext']['p50_ms']:.1f}/{r['fulltext']['p95_ms']:.1f} ms | vector "
+              f"{r['vector']['p50_ms']:.1f}/{r['vector']['p95_ms']:.1f} ms | cold matrix "
+              f"load {r['cold_load_ms']:.0f} ms (bulk fill {r['fill_s']:.0f} s)")
+
+
 def query_embedding_ms(embedder: LocalEmbedder) -> None:
     import torch
 
@@ -242,9 +254,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10000,100000", help="chunk counts for latency")
     parser.add_argument("--queries", type=int, default=100, help="queries per latency run")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only the query latency (no model: random embeddings)")
     parser.add_argument("--embedding-model", default="",
                         help="embedding_model setting (default all-MiniLM-L6-v2)")
     args = parser.parse_args()
+    if args.latency_only:
+        with tempfile.TemporaryDirectory(prefix="openwen-bench-") as tmp:
+            report_latency(args, Path(tmp))
+        return
     if args.embedding_model:
         from openwen.config import Settings
 
@@ -282,6 +300,8 @@ def main() -> None:
         print(f"\ningest: {pages} PDF pages in {seconds:.1f} s = {pages / seconds:.2f} pages/s "
               "(parse + chunk + embed + store; embedding dominates)")
         if args.embedding_model:
+            from openwen.knowledge.embedder import embed_query
+
             start = time.perf_counter()
             for _ in range(10):
                 embed_query(embedder, ["how long does a summer worker bee live?"])
@@ -290,16 +310,7 @@ def main() -> None:
         else:
             query_embedding_ms(embedder)
         storage.close()
-        words = vocabulary()
-        print("\nquery latency, warm cache, query embedding excluded "
-              f"({args.queries} queries, limit 5)")
-        for n in (int(s) for s in args.sizes.split(",") if s):
-            r = latency(n, folder, words, args.queries)
-            print(f"{n:>7} chunks: hybrid p50 {r['hybrid']['p50_ms']:.1f} ms, "
-                  f"p95 {r['hybrid']['p95_ms']:.1f} ms | full-text p50/p95 "
-                  f"{r['fulltext']['p50_ms']:.1f}/{r['fulltext']['p95_ms']:.1f} ms | vector "
-                  f"{r['vector']['p50_ms']:.1f}/{r['vector']['p95_ms']:.1f} ms | cold matrix "
-                  f"load {r['cold_load_ms']:.0f} ms (bulk fill {r['fill_s']:.0f} s)")
+        report_latency(args, folder)
     embedder.close()
 
 
