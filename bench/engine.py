@@ -9,10 +9,11 @@ cleared before every run, so each run pays the full prompt.
 ``--wait-policy`` measures instead how threads and OpenMP's wait policy behave on a quiet and on a
 loaded machine: for each policy (OpenMP's default spin-then-sleep, ``OMP_WAIT_POLICY=PASSIVE``,
 ``ACTIVE``) and thread count, a fresh process (the policy is read when llama.cpp's OpenMP runtime
-loads) reads a 512-token prompt and decodes 64 tokens with llama.cpp, once alone and once next to
-``--burners`` CPU burners (busy loops that end by themselves after the run):
+loads) reads a 512-token prompt and decodes ``--tokens`` tokens with llama.cpp, once alone and once
+next to ``--burners`` CPU burners (busy loops that end by themselves after the run); the last row is
+the server's default, spinning threads with openwen's thread tuner choosing the count each step:
 
-    .venv/bin/python bench/engine.py --wait-policy [--burners 1] [--rounds 2]
+    .venv/bin/python bench/engine.py --wait-policy [--burners 1] [--rounds 2] [--tokens 128]
 """
 
 from __future__ import annotations
@@ -77,15 +78,19 @@ POLICIES = {"spin (OpenMP default)": None, "PASSIVE": "PASSIVE", "ACTIVE": "ACTI
 BURN_SECONDS = 60
 
 
-def child_decode(threads: int) -> None:
-    """One measurement in a fresh process: prefill 512 tokens, then decode 64 greedily."""
+def child_decode(threads: int, adaptive: bool = False, tokens: int = 64) -> None:
+    """One measurement in a fresh process: prefill 512 tokens, then decode ``tokens`` greedily;
+    with ``adaptive``, openwen's thread tuner picks the count before each step, as the batched
+    engine's owner thread does (openwen.engines.threads)."""
     import llama_cpp
     from llama_cpp._internals import LlamaSampler
 
     from openwen.engines.batch_native import NativeContext, NativeModel
+    from openwen.engines.threads import ThreadTuner
 
     model = NativeModel(bundled_model_path())
     ctx = NativeContext(model, n_cells=2048, n_seq=1, n_batch=512, n_threads=threads)
+    tuner = ThreadTuner(ctx.set_threads, threads, adaptive=adaptive)
     prompt = model.tokenize(PROMPT * 4, add_bos=True)[:512]
     ctx.put_run(0, prompt, 0, 0)
     ctx.logits[len(prompt) - 1] = 1
@@ -96,12 +101,15 @@ def child_decode(threads: int) -> None:
     chain.add_greedy()
     token = int(llama_cpp.llama_sampler_sample(chain.sampler, ctx.ctx, len(prompt) - 1))
     start = time.perf_counter()
-    for pos in range(len(prompt), len(prompt) + 64):
+    for pos in range(len(prompt), len(prompt) + tokens):
         ctx.put(0, token, pos, 0, True)
+        tuner.before(1)
+        began = time.perf_counter()
         assert ctx.decode(1) == 0
+        tuner.after(1, time.perf_counter() - began)
         token = int(llama_cpp.llama_sampler_sample(chain.sampler, ctx.ctx, 0))
-    decode = 64 / (time.perf_counter() - start)
-    print(json.dumps({"prefill": prefill, "decode": decode}))
+    decode = tokens / (time.perf_counter() - start)
+    print(json.dumps({"prefill": prefill, "decode": decode, **tuner.describe()}))
 
 
 def burner(seconds: int) -> subprocess.Popen[bytes]:
@@ -110,40 +118,48 @@ def burner(seconds: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", code])
 
 
+# (label, OMP_WAIT_POLICY, threads, adaptive): fixed counts under each policy, then the
+# server's default (spin, the configured threads, the tuner on)
+ARMS = [(name, policy, threads, False) for name, policy in POLICIES.items() for threads in (1, 2)]
+ARMS.append(("spin + tuner (default)", None, 2, True))
+
+
 def wait_policy(args: argparse.Namespace) -> None:
     results: dict[tuple[str, int, str], list[dict[str, float]]] = {}
     for _ in range(args.rounds):
         for load in ("quiet", "loaded"):
-            for name, policy in POLICIES.items():
-                for threads in (1, 2):
-                    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-                    if policy:
-                        env["OMP_WAIT_POLICY"] = policy
-                    burners = ([burner(BURN_SECONDS) for _ in range(args.burners)]
-                               if load == "loaded" else [])
-                    try:
-                        out = subprocess.run(
-                            [sys.executable, __file__, "--child-decode", str(threads)], env=env,
-                            capture_output=True, text=True, timeout=BURN_SECONDS, check=True)
-                    finally:
-                        for b in burners:
-                            b.kill()
-                            b.wait()
-                    results.setdefault((name, threads, load), []).append(
-                        json.loads(out.stdout.strip().splitlines()[-1]))
+            for name, policy, threads, adaptive in ARMS:
+                env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+                if policy:
+                    env["OMP_WAIT_POLICY"] = policy
+                burners = ([burner(BURN_SECONDS) for _ in range(args.burners)]
+                           if load == "loaded" else [])
+                command = [sys.executable, __file__, "--child-decode", str(threads),
+                           "--tokens", str(args.tokens)] + (["--adaptive"] if adaptive else [])
+                try:
+                    out = subprocess.run(command, env=env, capture_output=True, text=True,
+                                         timeout=BURN_SECONDS, check=True)
+                    result = json.loads(out.stdout.strip().splitlines()[-1])
+                except subprocess.TimeoutExpired:  # a collapse: counted as nothing done
+                    result = {"prefill": 0.0, "decode": 0.0}
+                finally:
+                    for b in burners:
+                        b.kill()
+                        b.wait()
+                results.setdefault((name, threads, load), []).append(result)
     load_avg = os.getloadavg()
-    print(f"wait policy x threads, quiet vs {args.burners} burner(s), best of {args.rounds}; "
-          f"load {load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f}")
+    print(f"wait policy x threads, quiet vs {args.burners} burner(s), best of {args.rounds}, "
+          f"{args.tokens} tokens after a 512-token prompt; load {load_avg[0]:.2f} "
+          f"{load_avg[1]:.2f} {load_avg[2]:.2f} (0.0: the run took over {BURN_SECONDS} s)")
     print(f"{'policy':<24}{'threads':>8}{'quiet decode':>14}{'loaded decode':>15}"
           f"{'quiet prefill':>15}{'loaded prefill':>16}")
-    for name in POLICIES:
-        for threads in (1, 2):
-            q = results[(name, threads, "quiet")]
-            lo = results[(name, threads, "loaded")]
-            print(f"{name:<24}{threads:>8}{max(r['decode'] for r in q):>10.1f} t/s"
-                  f"{max(r['decode'] for r in lo):>11.1f} t/s"
-                  f"{max(r['prefill'] for r in q):>11.0f} t/s"
-                  f"{max(r['prefill'] for r in lo):>12.0f} t/s")
+    for name, _, threads, _ in ARMS:
+        q = results[(name, threads, "quiet")]
+        lo = results[(name, threads, "loaded")]
+        print(f"{name:<24}{threads:>8}{max(r['decode'] for r in q):>10.1f} t/s"
+              f"{max(r['decode'] for r in lo):>11.1f} t/s"
+              f"{max(r['prefill'] for r in q):>11.0f} t/s"
+              f"{max(r['prefill'] for r in lo):>12.0f} t/s")
 
 
 def main() -> None:
@@ -155,9 +171,10 @@ def main() -> None:
                     help="measure threads x OpenMP wait policy, quiet and loaded")
     ap.add_argument("--burners", type=int, default=1)
     ap.add_argument("--child-decode", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--adaptive", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_decode:
-        child_decode(args.child_decode)
+        child_decode(args.child_decode, args.adaptive, args.tokens)
         return
     if args.wait_policy:
         wait_policy(args)

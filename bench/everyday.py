@@ -11,7 +11,7 @@ Configurations (``--configs``):
   tools on (the full tools prompt);
 - ``previous``: SmolLM2's profile before example exchanges and the calculator's arithmetic
   (answer-first system prompt, greedy, tools off);
-- ``after``: the model's profile as it is (for SmolLM2 also four example exchanges, and the
+- ``after``: the model's profile as it is (for SmolLM2 also three example exchanges, and the
   calculator finishing the equations the model writes);
 - ``calculator``: the profile with the calculator's arithmetic but without the examples;
 - ``after-tools``: the profile with tools switched on by the chat (what a user who turns tools

@@ -53,6 +53,9 @@ class Settings(BaseModel):
     models_dir: Path | None = Field(None, description="local model store (default <home>/models)")
     n_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=512,
                            description="CPU threads for the embedded engine")
+    adaptive_threads: bool = Field(True, description="the batched engine drops to one thread "
+                                   "while other processes take the cores, and back when they "
+                                   "are free (measured from its own step times)")
     n_ctx: int = Field(8192, ge=256, le=1_048_576, description="context size in tokens")
     n_batch: int = Field(512, ge=8, le=65536, description="prompt batch size in tokens")
 

@@ -18,7 +18,7 @@ from webapp_helpers import ScriptedEngine, Signed, events, make_app
 
 from openwen.chat.service import ChatService
 from openwen.config import Settings, load_settings
-from openwen.models.profiles import SMOLLM2_SYSTEM
+from openwen.models.profiles import SMOLLM2_EXAMPLES, SMOLLM2_SYSTEM
 from openwen.models.store import ModelStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
@@ -134,11 +134,11 @@ def test_profile_layers_and_derivatives(alice: Signed, bob: Signed) -> None:
     assert r.status_code == 404
     r = alice.put("/api/models/profile", json={"model": "smollm2", "temperature": 7})
     assert r.status_code == 400 and r.json()["error"]["param"] == "temperature"
-    assert len(smollm2(alice)["examples"]) == 4 and smollm2(alice)["arithmetic"] is True
+    assert len(smollm2(alice)["examples"]) == len(SMOLLM2_EXAMPLES) and smollm2(alice)["arithmetic"] is True
     r = bob.put("/api/models/profile", json={"model": "smollm2", "scope": "user",
                                              "examples": [], "arithmetic": False})
     assert r.json()["profile"]["examples"] == [] and r.json()["profile"]["arithmetic"] is False
-    assert len(smollm2(alice)["examples"]) == 4  # bob's own layer only
+    assert len(smollm2(alice)["examples"]) == len(SMOLLM2_EXAMPLES)  # bob's own layer only
     # the Defaults form sends only its own fields: bob's examples and calculator choice stay
     r = bob.put("/api/models/profile", json={"model": "smollm2", "scope": "user",
                                              "system": "Short.", "temperature": None,

@@ -160,6 +160,7 @@ class NativeContext:
         params.n_seq_max = n_seq
         params.n_threads = n_threads
         params.n_threads_batch = n_threads
+        self.n_threads = n_threads
         params.kv_unified = True  # all sequences share the cells, each may use all of them
         params.no_perf = True
         if flash_attn is not None:  # llama.cpp's LLAMA_FLASH_ATTN_TYPE_*: -1 auto, 0 off, 1 on
@@ -210,6 +211,10 @@ class NativeContext:
         """Evaluate the first ``n_tokens`` batch entries; llama.cpp's return code."""
         self.batch.n_tokens = n_tokens
         return int(self._decode(self.ctx, self.batch))
+
+    def set_threads(self, n: int) -> None:
+        """Threads for the next evaluations (generation and prompt alike)."""
+        self._llama.llama_set_n_threads(self.ctx, n, n)
 
     def sample(self, chain: Any, i: int) -> int:
         return int(self._sample(chain.sampler, self.ctx, i))

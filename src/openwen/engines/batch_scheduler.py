@@ -26,6 +26,7 @@ from openwen.engines.batch_sampling import Candidates, JobSampler, greedy_tokens
 from openwen.engines.decoding import OutputDecoder
 from openwen.engines.kv_prefix import PrefixCache
 from openwen.engines.kv_slots import Slot
+from openwen.engines.threads import ThreadTuner
 from openwen.errors import EngineError, OverloadedError
 from openwen.messages import Done, FinishReason, Timings, Usage
 
@@ -73,7 +74,7 @@ class BatchScheduler:
     """Owns the context; admits, steps and finishes jobs. Thread-safe ``submit``/``cancel``."""
 
     def __init__(self, name: str, model: NativeModel, ctx: NativeContext, cache: PrefixCache, *,
-                 max_queue: int = 16, prefill_chunk: int = 256):
+                 max_queue: int = 16, prefill_chunk: int = 256, adaptive_threads: bool = False):
         self.name = name
         self.model = model
         self.ctx = ctx
@@ -85,6 +86,8 @@ class BatchScheduler:
         self.steps = 0
         self.busy_seconds = 0.0  # owner thread's time in the step loop (not waiting for work)
         self.decode_seconds = 0.0  # of which inside llama_decode
+        # fewer threads while other processes take the cores (openwen.engines.threads)
+        self.threads = ThreadTuner(ctx.set_threads, ctx.n_threads, adaptive=adaptive_threads)
         self._candidates = Candidates(ctx.n_vocab)
         self._is_eog = _eog_lookup(model)
         self._cond = threading.Condition()
@@ -263,9 +266,12 @@ class BatchScheduler:
         if i == 0:  # no cell free for any prompt token: give up on the youngest request
             self._fail(prefilling[-1], EngineError("the KV cache is full; retry shortly"))
             return
+        self.threads.before(i)
         started = time.perf_counter()
         rc = ctx.decode(i)
-        self.decode_seconds += time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        self.threads.after(i, seconds)
+        self.decode_seconds += seconds
         self.steps += 1
         if rc != 0:
             self._decode_failed(rc, decoding + [j for j, _ in fed])

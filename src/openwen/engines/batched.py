@@ -76,7 +76,7 @@ class BatchedEngine:
                  prefill_chunk: int = 128, kv_ram_mb: int = 1024,
                  kv_cache_dir: Path | None = None, kv_cache_dir_mb: int = 2048,
                  kv_disk_min_tokens: int = 512, model: NativeModel | None = None,
-                 adapter: Path | None = None):
+                 adapter: Path | None = None, adaptive_threads: bool = True):
         self.name = name
         self.model_path = Path(model_path)
         self.adapter_path = adapter
@@ -106,7 +106,8 @@ class BatchedEngine:
         table = SlotTable(kv_slots, self.kv_cells, self._ctx)
         self.cache = PrefixCache(table, self._ctx, store)
         self.worker = BatchScheduler(name, self._model, self._ctx, self.cache,
-                                     max_queue=max_queue, prefill_chunk=prefill_chunk)
+                                     max_queue=max_queue, prefill_chunk=prefill_chunk,
+                                     adaptive_threads=adaptive_threads)
 
     @property
     def progress_tokens(self) -> int:

@@ -207,8 +207,8 @@ SMOLLM2_EXAMPLES: tuple[tuple[str, str], ...] = (
     ("What is 14 times 3?", "14 * 3 = 42."),
     ("What is the capital of Egypt?", "The capital of Egypt is Cairo."),
     ("How many sides does a triangle have?", "A triangle has 3 sides."),
-    ("Translate 'book' into Italian.", "'Book' in Italian is 'libro'."),
-)
+)  # a fourth, a translation, was dropped: the model copied it into unrelated answers
+#    (bench/README.md, "Everyday questions": one more right on each of the three sets without it)
 
 _SMOLLM2 = Profile(
     # Without a system prompt SmolLM2's template injects its own, under which the 135M model

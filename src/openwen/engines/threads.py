@@ -1,0 +1,122 @@
+"""Thread count that follows the machine: all configured threads while the cores are free, one
+thread while other processes take them.
+
+llama.cpp splits every evaluation over its threads and waits for the slowest at each barrier.
+On a quiet machine two threads on two cores decode ~1.5x faster than one; when another process
+takes a core, a descheduled thread stalls every barrier and the step can take ten times longer
+than with one thread, which never waits for a peer (bench/README.md, "Busy machines"). No fixed
+setting serves both, and load averages lag and count llama.cpp's own threads, so the tuner
+measures instead: the engine's owner thread times each evaluation and, now and then, evaluates a
+few steps with the other thread count; it keeps whichever was faster for evaluations of that size.
+
+Probes back off while the choice holds (the first after 8 steps, then every 32 after a switch,
+doubling to at most every 1,024), so on a quiet machine they cost well under 1%; a sudden
+slow-down of the current choice (another process starting) probes at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+START_INTERVAL = 8  # steps before the first probe of a new engine
+FIRST_INTERVAL = 32  # steps between probes after a switch
+MAX_INTERVAL = 1024  # ... doubling up to this while the choice holds
+PROBE_STEPS = 4  # steps evaluated with the other count; the first only wakes its threads
+MARGIN = 0.85  # the other count must take at most this fraction of the current one's time
+ALPHA = 0.25  # weight of a new step time in the running average
+JUMP = 2.0  # a step this many times the average ...
+JUMPS = 3  # ... this many times in a row probes at once
+
+
+def size_class(n_tokens: int) -> int:
+    """Evaluations are compared with others of about the same size: 1, 2, 3-4, 5-8, ... tokens."""
+    return max(1, n_tokens).bit_length()
+
+
+@dataclass
+class ThreadTuner:
+    """Chooses, before each evaluation, how many threads llama.cpp uses for it.
+
+    ``apply(n)`` sets the context's thread count (it runs on the owner thread, between steps).
+    Call :meth:`before` ahead of each evaluation and :meth:`after` with its duration.
+    """
+
+    apply: Callable[[int], None]
+    threads: int
+    adaptive: bool = True  # False: always ``threads``
+    current: int = 0
+    interval: int = START_INTERVAL
+    switches: int = 0
+    probes: int = 0
+    _since: int = 0
+    _probe_left: int = 0
+    _jumps: int = 0
+    _applied: int = 0
+    _times: dict[tuple[int, int], float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.current = self.threads
+        self._applied = self.threads
+
+    @property
+    def enabled(self) -> bool:
+        return self.adaptive and self.threads > 1
+
+    @property
+    def other(self) -> int:
+        return 1 if self.current != 1 else self.threads
+
+    def before(self, n_tokens: int) -> None:
+        """Pick the thread count for an evaluation of ``n_tokens`` tokens."""
+        if not self.enabled:
+            return
+        if self._probe_left == 0 and (self._since >= self.interval or self._jumps >= JUMPS):
+            self._probe_left = PROBE_STEPS
+            self._jumps = 0
+            self.probes += 1
+            for key in [k for k in self._times if k[0] == self.other]:
+                del self._times[key]  # a probe measures the machine as it is now
+        self._set(self.other if self._probe_left else self.current)
+
+    def after(self, n_tokens: int, seconds: float) -> None:
+        """Record how long the evaluation just made took."""
+        if not self.enabled:
+            return
+        key = (self._applied, size_class(n_tokens))
+        if self._probe_left:
+            self._probe_left -= 1
+            if self._probe_left < PROBE_STEPS - 1:  # the first probe step only wakes threads
+                self._average(key, seconds)
+            if self._probe_left == 0:
+                self._decide(size_class(n_tokens))
+            return
+        self._since += 1
+        mean = self._times.get(key)
+        self._jumps = self._jumps + 1 if mean is not None and seconds > JUMP * mean else 0
+        self._average(key, seconds)
+
+    def _average(self, key: tuple[int, int], seconds: float) -> None:
+        mean = self._times.get(key)
+        self._times[key] = seconds if mean is None else mean + ALPHA * (seconds - mean)
+
+    def _decide(self, size: int) -> None:
+        mine = self._times.get((self.current, size))
+        theirs = self._times.get((self.other, size))
+        self._since = 0
+        if mine is not None and theirs is not None and theirs < MARGIN * mine:
+            self.current = self.other
+            self.switches += 1
+            self.interval = FIRST_INTERVAL
+        else:
+            self.interval = min(MAX_INTERVAL, self.interval * 2)
+        self._set(self.current)
+
+    def _set(self, n: int) -> None:
+        if n != self._applied:
+            self.apply(n)
+            self._applied = n
+
+    def describe(self) -> dict[str, int]:
+        """For /metrics and the benches: the count in use, switches and probes so far."""
+        return {"threads": self.current, "switches": self.switches, "probes": self.probes}
