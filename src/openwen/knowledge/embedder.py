@@ -141,10 +141,14 @@ class ServiceEmbedder:
 
     def __init__(self, service: EmbeddingService, loop: asyncio.AbstractEventLoop,
                  model: str | None = None):
+        from openwen.knowledge.embeddings_e5 import E5, E5_ALIASES
+
         self.service = service
         self.loop = loop
         self.model = model
         self.name = model or service.default_model
+        if self.name.lower() in E5_ALIASES:  # the name documents are stored under, as the CLI's
+            self.name = E5
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self._embed(texts, query=False)
