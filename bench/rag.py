@@ -223,12 +223,52 @@ def latency(n: int, folder: Path, words: list[str], queries: int) -> dict:
 # -- main --------------------------------------------------------------------------------------
 
 
+def report_latency(args: argparse.Namespace, folder: Path) -> None:
+    words = vocabulary()
+    print("\nquery latency, warm cache, query embedding excluded "
+          f"({args.queries} queries, limit 5)")
+    for n in (int(s) for s in args.sizes.split(",") if s):
+        r = latency(n, folder, words, args.queries)
+        print(f"{n:>7} chunks: hybrid p50 {r['hybrid']['p50_ms']:.1f} ms, "
+              f"p95 {r['hybrid']['p95_ms']:.1f} ms | full-text p50/p95 "
+              f"{r['fulltext']['p50_ms']:.1f}/{r['fulltext']['p95_ms']:.1f} ms | vector "
+              f"{r['vector']['p50_ms']:.1f}/{r['vector']['p95_ms']:.1f} ms | cold matrix "
+              f"load {r['cold_load_ms']:.0f} ms (bulk fill {r['fill_s']:.0f} s)")
+
+
+def query_embedding_ms(embedder: LocalEmbedder) -> None:
+    import torch
+
+    for threads in (torch.get_num_threads(), 1):
+        # set on the embedder's own thread (OpenMP settings are per thread)
+        embedder._executor.submit(torch.set_num_threads, threads).result()
+        start = time.perf_counter()
+        for _ in range(10):
+            embedder.embed(["how long does a summer worker bee live?"])
+        embed_ms = (time.perf_counter() - start) * 1000 / 10
+        print(f"query embedding (all-MiniLM-L6-v2, CPU, {threads} torch thread"
+              f"{'s' if threads > 1 else ''}): {embed_ms:.1f} ms per query")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10000,100000", help="chunk counts for latency")
     parser.add_argument("--queries", type=int, default=100, help="queries per latency run")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only the query latency (no model: random embeddings)")
+    parser.add_argument("--embedding-model", default="",
+                        help="embedding_model setting (default all-MiniLM-L6-v2)")
     args = parser.parse_args()
-    embedder = LocalEmbedder.minilm()
+    if args.latency_only:
+        with tempfile.TemporaryDirectory(prefix="openwen-bench-") as tmp:
+            report_latency(args, Path(tmp))
+        return
+    if args.embedding_model:
+        from openwen.config import Settings
+
+        embedder = LocalEmbedder.for_settings(Settings(embedding_model=args.embedding_model))
+    else:
+        embedder = LocalEmbedder.minilm()
     with tempfile.TemporaryDirectory(prefix="openwen-bench-") as tmp:
         folder = Path(tmp)
         storage = Storage.open(f"sqlite:///{folder / 'quality.db'}")
@@ -259,28 +299,18 @@ def main() -> None:
         seconds = ingest(kb, writer.id, pdfs)
         print(f"\ningest: {pages} PDF pages in {seconds:.1f} s = {pages / seconds:.2f} pages/s "
               "(parse + chunk + embed + store; embedding dominates)")
-        import torch
+        if args.embedding_model:
+            from openwen.knowledge.embedder import embed_query
 
-        for threads in (torch.get_num_threads(), 1):
-            # set on the embedder's own thread (OpenMP settings are per thread)
-            embedder._executor.submit(torch.set_num_threads, threads).result()
             start = time.perf_counter()
             for _ in range(10):
-                embedder.embed(["how long does a summer worker bee live?"])
-            embed_ms = (time.perf_counter() - start) * 1000 / 10
-            print(f"query embedding (all-MiniLM-L6-v2, CPU, {threads} torch thread"
-                  f"{'s' if threads > 1 else ''}): {embed_ms:.1f} ms per query")
+                embed_query(embedder, ["how long does a summer worker bee live?"])
+            print(f"query embedding ({embedder.name}): "
+                  f"{(time.perf_counter() - start) * 100:.1f} ms per query")
+        else:
+            query_embedding_ms(embedder)
         storage.close()
-        words = vocabulary()
-        print("\nquery latency, warm cache, query embedding excluded "
-              f"({args.queries} queries, limit 5)")
-        for n in (int(s) for s in args.sizes.split(",") if s):
-            r = latency(n, folder, words, args.queries)
-            print(f"{n:>7} chunks: hybrid p50 {r['hybrid']['p50_ms']:.1f} ms, "
-                  f"p95 {r['hybrid']['p95_ms']:.1f} ms | full-text p50/p95 "
-                  f"{r['fulltext']['p50_ms']:.1f}/{r['fulltext']['p95_ms']:.1f} ms | vector "
-                  f"{r['vector']['p50_ms']:.1f}/{r['vector']['p95_ms']:.1f} ms | cold matrix "
-                  f"load {r['cold_load_ms']:.0f} ms (bulk fill {r['fill_s']:.0f} s)")
+        report_latency(args, folder)
     embedder.close()
 
 

@@ -45,16 +45,20 @@ def test_issue_scenario_paraphrases_find_their_page(storage: Storage, embedder: 
     texts, questions = notes("family")
     scope = Scope(collection="family")
     add_texts(kb, alice, tmp_path / "family", texts, scope)
-    found = {"paraphrase": 0, "lexical": 0}
+    found = {(mode, kind): 0 for mode in ("hybrid", "vector", "fulltext")
+             for kind in ("paraphrase", "lexical")}
     missed = []
     for q in questions:
-        top = kb.search(alice.id, q["question"], scope, limit=1)
-        if top and top[0].filename == q["document"] and q["answer"] in top[0].text:
-            found[q["kind"]] += 1
-        else:
-            missed.append((q["id"], top[0].filename if top else None))
-    assert found["lexical"] == 12, missed
-    assert found["paraphrase"] >= 10, missed
+        for mode in ("hybrid", "vector", "fulltext"):
+            top = kb.search(alice.id, q["question"], scope, limit=1, mode=mode)  # type: ignore
+            if top and top[0].filename == q["document"] and q["answer"] in top[0].text:
+                found[mode, q["kind"]] += 1
+            elif mode == "hybrid":
+                missed.append((q["id"], top[0].filename if top else None))
+    assert found["hybrid", "lexical"] == 12, missed
+    assert found["hybrid", "paraphrase"] >= 10, missed
+    for kind in ("paraphrase", "lexical"):  # never below its best part
+        assert found["hybrid", kind] >= max(found["vector", kind], found["fulltext", kind]), found
 
 
 def test_boilerplate_is_left_out_of_what_is_embedded() -> None:

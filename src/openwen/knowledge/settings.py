@@ -27,7 +27,10 @@ class KnowledgeSettings:
     top_k: int = 5
     candidates: int = 50  # per ranking, before fusion
     fusion: str = "relative"  # "relative" (relative score fusion) or "rrf"
-    vector_weight: float = 0.75  # relative score fusion: weight of the vector ranking
+    vector_weight: float = 0.9  # relative score fusion: weight of the vector ranking
+    vector_scale: float = 0.3  # cosine below the best vector candidate that scores 0
+    cjk_vector_weight: float = 0.25  # vector weight for a CJK query, model reading no CJK
+    rrf_k: int = 60
     memory_top_k: int = 5
     memory_min_similarity: float = 0.35
     memory_auto_extract: bool = False  # server-wide default; users may switch it
