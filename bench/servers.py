@@ -180,6 +180,7 @@ class Stream:
     completion_tokens: int | None = None
     prompt_tokens: int | None = None
     cached_tokens: int | None = None
+    retries: int = 0  # sent again after the server closed a pooled connection unanswered
 
     @property
     def ttft(self) -> float:
@@ -202,7 +203,23 @@ async def stream_chat(client: httpx.AsyncClient, url: str, messages: list[dict[s
                             "temperature": 0.0, "seed": seed, "stream": True,
                             "stream_options": {"include_usage": True}}
     run = run or Stream(sent=0.0)
-    run.sent = time.perf_counter()
+    for attempt in range(2):
+        run.sent = time.perf_counter()
+        try:
+            return await _stream_once(client, url, body, run)
+        except httpx.RemoteProtocolError:
+            # a pooled keep-alive connection the server closed just as it was reused: like
+            # the official clients, retry once, but only if nothing had arrived yet
+            if run.arrivals or attempt:
+                raise
+            run.retries += 1
+            print(f"  (retried a stream: {url} closed a pooled connection unanswered)",
+                  file=sys.stderr, flush=True)
+    raise AssertionError("unreachable")
+
+
+async def _stream_once(client: httpx.AsyncClient, url: str, body: dict[str, Any],
+                       run: Stream) -> Stream:
     async with client.stream("POST", url + "/v1/chat/completions", json=body) as response:
         if response.status_code != 200:
             raise RuntimeError(f"{response.status_code}: {(await response.aread())[:500]!r}")
