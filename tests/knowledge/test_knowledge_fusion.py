@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_knowledge_retrieval import add_texts  # the sibling module, by its basename
 
 from openwen.knowledge import KnowledgeBase, KnowledgeSettings, LocalEmbedder, Scope
 from openwen.knowledge.embedder import embed_query, reads_cjk
@@ -22,15 +23,6 @@ EVAL = Path(__file__).resolve().parents[2] / "bench" / "data" / "eval"
 def eval_set(name: str) -> tuple[dict[str, str], list[dict[str, str]]]:
     data = json.loads((EVAL / f"{name}.json").read_text(encoding="utf-8"))
     return {d["file"]: d["text"] for d in data["documents"]}, data["questions"]
-
-
-def add_texts(kb: KnowledgeBase, user: UserRecord, folder: Path, texts: dict[str, str],
-              scope: Scope) -> None:
-    folder.mkdir(exist_ok=True)
-    for name, body in texts.items():
-        path = folder / name
-        path.write_text(body, encoding="utf-8")
-        kb.add_file(user.id, path, scope)
 
 
 def test_cjk_share() -> None:
