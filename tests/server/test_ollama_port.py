@@ -5,10 +5,6 @@ web app."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,14 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from openwen.cli.main import app as cli
-
-STARTUP_SECONDS = 180.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from served import STARTUP_TIMEOUT, environment, free_port, run_cli, serve
 
 
 @dataclass
@@ -36,47 +25,27 @@ class Ports:
     key: str
 
 
-def _openwen(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "openwen", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ports]:
     home = tmp_path_factory.mktemp("ollama-port")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENWEN_")}
-    env.update({"OPENWEN_HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
-                "OPENWEN_N_CTX": "2048", "OPENWEN_N_THREADS": "2",
-                "OPENWEN_REQUIRE_API_KEY": "true"})
-    key = _openwen(env, "keys", "create").strip()
-    main, other = _free_port(), _free_port()
-    log = (home / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "openwen", "serve", "--port", str(main),
-         "--ollama-port", str(other)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    ports = Ports(f"http://127.0.0.1:{main}", f"http://127.0.0.1:{other}", key)
+    key = run_cli(environment(home, {}), "keys", "create").strip()  # needed to start
+    other = free_port()
+    running = serve(home, "--ollama-port", str(other), require_api_key="true")
+    server = next(running)  # the main port answers /health
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, (home / "serve.log").read_text()[-3000:]
+        ports = Ports(server.url, f"http://127.0.0.1:{other}", key)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:  # the second listener starts beside the first
             try:
                 if httpx.get(ports.ollama + "/", timeout=5).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
-            assert time.monotonic() < deadline, "openwen serve did not start"
+            assert time.monotonic() < deadline, server.log_tail()
             time.sleep(0.3)
         yield ports
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        running.close()
 
 
 def _client(ports: Ports, *, key: bool = True) -> ollama.Client:

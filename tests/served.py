@@ -1,5 +1,6 @@
 """A real ``openwen serve`` in its own process (the real bundled model, a real SQLite file in a
-fresh home, 127.0.0.1 and a free port), for the security tests. Imported as ``served``."""
+fresh home, 127.0.0.1 and a free port), for tests that need a whole server process. Imported as
+``served`` (this folder is on the test path)."""
 
 from __future__ import annotations
 
@@ -36,10 +37,7 @@ class Served:
 
     def cli(self, *args: str) -> str:
         """Run ``openwen ARGS`` against the same home; its stdout."""
-        done = subprocess.run([sys.executable, "-m", "openwen", *args], env=self.env,
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        return run_cli(self.env, *args)
 
     def alive(self) -> bool:
         if self.process.poll() is not None:
@@ -50,9 +48,29 @@ class Served:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-def serve(home: Path, **settings: str) -> Iterator[Served]:
-    """``openwen serve`` with ``OPENWEN_<NAME>`` settings, until the generator is closed."""
-    yield from _run([sys.executable, "-m", "openwen", "serve", "--port"], home, settings)
+def environment(home: Path, settings: dict[str, str]) -> dict[str, str]:
+    """The environment of a server (or CLI call) on ``home``: this one without its ``OPENWEN_``
+    variables, then the home, small context, 2 threads and ``settings`` (names as in
+    :func:`serve`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENWEN_")}
+    env.update({"OPENWEN_HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
+                "OPENWEN_N_CTX": "2048", "OPENWEN_N_THREADS": "2"})
+    env.update({k if k.startswith("OPENWEN_") else f"OPENWEN_{k.upper()}": v
+                for k, v in settings.items()})
+    return env
+
+
+def run_cli(env: dict[str, str], *args: str) -> str:
+    """Run ``openwen ARGS`` in ``env``; its stdout."""
+    done = subprocess.run([sys.executable, "-m", "openwen", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def serve(home: Path, *args: str, **settings: str) -> Iterator[Served]:
+    """``openwen serve ARGS`` with ``OPENWEN_<NAME>`` settings, until the generator is closed."""
+    yield from _run([sys.executable, "-m", "openwen", "serve", *args, "--port"], home, settings)
 
 
 def serve_script(script: Path, home: Path, **settings: str) -> Iterator[Served]:
@@ -64,11 +82,7 @@ def serve_script(script: Path, home: Path, **settings: str) -> Iterator[Served]:
 def _run(command: list[str], home: Path, settings: dict[str, str]) -> Iterator[Served]:
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENWEN_")}
-    env.update({"OPENWEN_HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
-                "OPENWEN_N_CTX": "2048", "OPENWEN_N_THREADS": "2"})
-    env.update({k if k.startswith("OPENWEN_") else f"OPENWEN_{k.upper()}": v
-                for k, v in settings.items()})
+    env = environment(home, settings)
     log = home / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen([*command, str(port)], env=env, stdout=out,
