@@ -19,10 +19,10 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
-from served import Served, serve_script
 
 from openwen.config import Settings
 from openwen.server.application import create_app
+from served import Served, serve_script
 
 pytestmark = pytest.mark.slow
 
