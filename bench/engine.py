@@ -28,6 +28,7 @@ import sys
 import time
 from typing import Any
 
+from openwen.engines.llama_buffers import llama_cpp_module
 from openwen.engines.llamacpp import LlamaCppEngine
 from openwen.messages import Done, Message, TextDelta
 from openwen.models.store import bundled_model_path
@@ -179,7 +180,7 @@ def main() -> None:
     if args.wait_policy:
         wait_policy(args)
         return
-    from llama_cpp import Llama
+    Llama = llama_cpp_module().Llama
 
     path = bundled_model_path()
     engine = LlamaCppEngine(path, name="smollm2", n_ctx=2048, n_threads=args.threads)

@@ -108,7 +108,8 @@ def openwen_server(home: Path, *, threads: int, n_ctx: int, extra: dict[str, str
 @contextlib.contextmanager
 def llama_cpp_server(model: Path, log_dir: Path, *, threads: int, n_ctx: int) -> Iterator[str]:
     port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
+    command = [sys.executable, "-m", "openwen.engines.llama_buffers", "llama_cpp.server",
+               "--model", str(model),
                "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
                "--n_ctx", str(n_ctx), "--n_threads", str(threads),
                "--n_threads_batch", str(threads), "--n_batch", "512", "--verbose", "false",
@@ -165,9 +166,19 @@ def llama_server(binary: Path, model: Path, log_dir: Path, *, threads: int, n_ct
                "--port", str(port), "-c", str(n_ctx * parallel), "-np", str(parallel),
                "-t", str(threads), "-tb", str(threads), "-b", "512", "--no-webui",
                "--jinja", "--log-disable"]
+    if not plain_buffers_ok():
+        command.append("--no-repack")  # as openwen's engines: its AMX buffers crash here
     log_dir.mkdir(parents=True, exist_ok=True)
     with running(command, dict(os.environ), port, log_dir / "llama-server.log") as url:
         yield url
+
+
+def plain_buffers_ok() -> bool:
+    """False where openwen loads weights into plain CPU buffers (``openwen.engines.llama_buffers``:
+    llama.cpp's AMX buffers crash on this CPU), so the anchors run the same way."""
+    from openwen.engines.llama_buffers import extra_buffers_wanted, llama_cpp_module
+
+    return extra_buffers_wanted(llama_cpp_module())
 
 
 @dataclass

@@ -58,7 +58,8 @@ def llama_server(
     key = "sk-test-" + secrets.token_hex(8)
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     command = [
-        sys.executable, "-m", "llama_cpp.server",
+        # through openwen's launcher: plain CPU buffers where llama.cpp's AMX ones crash
+        sys.executable, "-m", "openwen.engines.llama_buffers", "llama_cpp.server",
         "--model", str(bundled_model), "--model_alias", "smollm2",
         "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "2048", "--n_threads", "2", "--chat_format", "chatml",

@@ -108,6 +108,21 @@ def assert_consistent(alone: list[TokenLogprob], other: list[TokenLogprob]) -> i
     return min(len(alone), len(other))
 
 
+def assert_continues_alike(one: list[TokenLogprob], other: list[TokenLogprob]) -> None:
+    """Two runs of one prompt (say, read fresh and resumed from saved state) agree for three
+    tokens or, where a near-tie flips sooner (the kernels sum a cached prefix in another order:
+    seen on an AMX CPU, "Plant" -1.33 vs "The" -1.29 as the first token), give the same
+    candidates the same log-probabilities (within BOUND) at the token where they part."""
+    agreed = assert_consistent(one, other)
+    if agreed >= 3:
+        return
+    x, y = dict(one[agreed].top), dict(other[agreed].top)
+    shared = x.keys() & y.keys()
+    assert len(shared) == 2, f"token {agreed}: candidates {list(x)} vs {list(y)}"
+    for token in shared:
+        assert abs(x[token] - y[token]) < BOUND, f"token {agreed}: {token!r} {x[token]}, {y[token]}"
+
+
 async def test_concurrent_streams_match_their_solo_runs(batched: BatchedEngine) -> None:
     """Each stream gets its own tokens: decoded together they follow their solo runs."""
     alone = [logprobs_of(await collect(batched, r)) for r in TEXTS]
@@ -341,7 +356,7 @@ async def test_saved_state_gives_the_same_continuation(bundled_model: Path,
         usage = done_of(resumed).usage
         assert engine.kv_state()["loads"] == 1
         assert usage.prompt_tokens - usage.cached_tokens < 40
-        assert assert_consistent(logprobs_of(expected), logprobs_of(resumed)) >= 3
+        assert_continues_alike(logprobs_of(expected), logprobs_of(resumed))
     finally:
         await engine.aclose()
     assert len(list(tmp_path.rglob("*.kv"))) == 1  # the short chat stayed under 64 tokens
@@ -350,7 +365,7 @@ async def test_saved_state_gives_the_same_continuation(bundled_model: Path,
         again = await collect(restarted, follow_up)
         assert done_of(again).usage.cached_tokens == done_of(again).usage.prompt_tokens - 1
         assert restarted.kv_state()["loads"] == 1
-        assert assert_consistent(logprobs_of(resumed), logprobs_of(again)) >= 3
+        assert_continues_alike(logprobs_of(resumed), logprobs_of(again))
     finally:
         await restarted.aclose()
 

@@ -31,6 +31,7 @@ from openwen.engines.decoding import (
 )
 from openwen.engines.grammar import grammar_for
 from openwen.engines.inert import tokenize_segments
+from openwen.engines.llama_buffers import llama_cpp_module
 from openwen.engines.logprobs import LogprobReader
 from openwen.engines.scheduler import Emit, ModelWorker
 from openwen.errors import ContextLengthError, InvalidRequestError, ModelFileError
@@ -197,7 +198,7 @@ def _token_text(model: Any, token: int) -> str:
 
 def _load_llama(path: Path, *, n_ctx: int, n_threads: int, n_batch: int,
                 adapter: Path | None = None) -> Any:
-    from llama_cpp import Llama
+    Llama = llama_cpp_module().Llama
 
     check_gguf(path)
     try:

@@ -148,7 +148,9 @@ class LlamaCppEmbedder:
 
 
 def _load_embedding_llama(path: Path, *, n_ctx: int, n_threads: int) -> Any:
-    import llama_cpp
+    from openwen.engines.llama_buffers import llama_cpp_module
+
+    llama_cpp = llama_cpp_module()
 
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
