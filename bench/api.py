@@ -60,7 +60,7 @@ from openwen.messages import Message
 from openwen.models.store import bundled_model_path
 
 ROOT = Path(__file__).resolve().parent.parent
-OPENWEN = ROOT / ".venv" / "bin" / "openwen"
+OPENWEN = Path(sys.executable).parent / "openwen"  # the venv running this bench
 N_CTX, N_BATCH = 2048, 512
 DECODE_TARGET, TTFT_TARGET_MS = 0.95, 15.0
 REQUESTS_PER_CLIENT = 20
