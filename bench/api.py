@@ -15,14 +15,16 @@ n_ctx 2048, n_batch 512). The two never compute at the same time: runs alternate
 2. time to first token: HTTP (request sent -> first content chunk received, over a kept-alive
    connection) minus raw (prompt text -> first sampled token, tokenising included), per pair. Each
    pair puts its own run number at the start of the system prompt on both sides, so both pay the
-   same full prefill (no prefix-cache hit on either). Target: p95 of the differences <= 15 ms.
+   same full prefill (no prefix-cache hit on either); pairs alternate which side goes first.
+   p50/p95 of each side and of the differences are printed. Target: p95 of the differences
+   <= 15 ms.
 3. ``GET /v1/models`` with ``--clients`` concurrent keep-alive connections, 20 requests each:
    latency p50/p95 and requests/s, beside ``GET /health`` under the same load (the anchor: the
    HTTP stack's own cost). The clients run in this process, on the same cores, so they are a
    minimal HTTP/1.1 client (microseconds per request); the same load through httpx.AsyncClient
    is shown too (its connection pool costs milliseconds of client CPU per request here).
 
-    .venv/bin/python bench/api.py [--rounds 5] [--tokens 128] [--pairs 20] [--clients 50]
+    .venv/bin/python bench/api.py [--rounds 5] [--tokens 128] [--pairs 60] [--clients 50]
                                   [--threads 2] [--omp-spin]
 
 llama-cpp-python's wheel uses OpenMP, whose idle threads spin by default. On a machine busier than
@@ -60,7 +62,7 @@ from openwen.messages import Message
 from openwen.models.store import bundled_model_path
 
 ROOT = Path(__file__).resolve().parent.parent
-OPENWEN = ROOT / ".venv" / "bin" / "openwen"
+OPENWEN = Path(sys.executable).parent / "openwen"  # the venv running this bench
 N_CTX, N_BATCH = 2048, 512
 DECODE_TARGET, TTFT_TARGET_MS = 0.95, 15.0
 REQUESTS_PER_CLIENT = 20
@@ -273,8 +275,12 @@ def bench_ttft(raw: RawModel, client: httpx.Client, pairs: int) -> dict[str, Any
     sum0, count0 = server_ttft(client)
     for run in range(pairs):
         msgs = messages(TTFT_PROMPT, run)
-        raws.append(raw.run(raw.render(msgs), 1)[0])
-        https.append(http_run(client, msgs, 2))
+        if run % 2:  # alternate who goes first, so a drift in load hits both sides alike
+            https.append(http_run(client, msgs, 2))
+            raws.append(raw.run(raw.render(msgs), 1)[0])
+        else:
+            raws.append(raw.run(raw.render(msgs), 1)[0])
+            https.append(http_run(client, msgs, 2))
     sum1, count1 = server_ttft(client)
     return {"raw": raws, "http": [h.ttft for h in https],
             "server_mean": (sum1 - sum0) / (count1 - count0) if count1 > count0 else float("nan"),
@@ -402,6 +408,9 @@ def details(dec: dict[str, Any], ttft: dict[str, Any], load: dict[str, dict[str,
           f"{ttft['cached']} cached; raw median {statistics.median(ttft['raw']) * 1000:.1f} ms, "
           f"http median {statistics.median(ttft['http']) * 1000:.1f} ms")
     print(f"  http - raw ms: {' '.join(f'{x * 1000:+.1f}' for x in ttft['diff'])}")
+    for side in ("raw", "http", "diff"):
+        print(f"  {side:>4}: p50 {ms(ttft[side], 50):+.1f} ms, p95 {ms(ttft[side], 95):+.1f} ms, "
+              f"min {min(ttft[side]) * 1000:+.1f} ms")
     http_mean, raw_mean = statistics.mean(ttft["http"]), statistics.mean(ttft["raw"])
     print(f"  means: http {http_mean * 1000:.1f} ms, raw {raw_mean * 1000:.1f} ms, the server's "
           f"own (/metrics: handler start to first engine event) {ttft['server_mean'] * 1000:.1f}"
@@ -462,7 +471,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5, help="decode runs per side")
     ap.add_argument("--tokens", type=int, default=128, help="max_tokens of a decode run")
-    ap.add_argument("--pairs", type=int, default=20, help="time-to-first-token pairs")
+    ap.add_argument("--pairs", type=int, default=60, help="time-to-first-token pairs")
     ap.add_argument("--clients", type=int, default=50, help="concurrent /v1/models clients")
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads, both sides")
     ap.add_argument("--omp-spin", action="store_true",

@@ -188,6 +188,30 @@ async def test_grammar_under_batching(batched: BatchedEngine) -> None:
     assert all(not text_of(p).lstrip().startswith("{") for p in poems)
 
 
+STORY = {"type": "object", "properties": {"story": {"type": "string", "minLength": 200}},
+         "required": ["story"]}
+
+
+@pytest.mark.parametrize("sampling", [GREEDY, Sampling(temperature=0.7, seed=11)],
+                         ids=["greedy", "seeded"])
+async def test_grammar_top_block_chooses_what_the_whole_vocabulary_would(
+        batched: BatchedEngine, sampling: Sampling, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a rejection the grammar checks only the highest logits: the same tokens as when it
+    filters the whole vocabulary, with rejections on the way (the string may not end early)."""
+    from openwen.engines import batch_sampling
+
+    fmt = {"type": "json_schema", "json_schema": {"name": "s", "schema": STORY}}
+    request = ask("Write a story about a dragon.", max_tokens=80, response_format=fmt,
+                  sampling=sampling)
+    worker = batched.worker
+    before = worker.grammar_rejections
+    fast = text_of(await collect(batched, request))
+    assert worker.grammar_rejections > before
+    monkeypatch.setattr(batch_sampling.JobSampler, "_top_block", lambda *_: -1)
+    assert text_of(await collect(batched, request)) == fast
+    assert fast.startswith('{')
+
+
 async def test_cancelled_request_frees_its_cells_at_once(bundled_model: Path) -> None:
     engine = make(bundled_model, kv_slots=2)
     try:

@@ -117,7 +117,8 @@ class NativeModel:
                 chain.close()
                 raise EngineError("llama.cpp could not build the grammar for this request")
         neutral = repeat == 1.0 and freq == 0.0 and present == 0.0
-        return JobSampler(chain, grammar=rules, greedy=temp == 0.0 and neutral)
+        return JobSampler(chain, grammar=rules, greedy=temp == 0.0 and neutral, neutral=neutral,
+                          top_k=(s.top_k if s.top_k is not None else 40) if temp > 0.0 else 0)
 
     def close(self) -> None:
         self._model.close()

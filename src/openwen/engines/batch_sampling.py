@@ -7,11 +7,14 @@ Each request gets a :class:`JobSampler` built from its sampling parameters:
   (:func:`greedy_tokens`), instead of llama.cpp building a candidate array of the whole
   vocabulary per sequence. Same token as llama.cpp's greedy sampler (the first maximum).
 - **chain**: llama.cpp's sampler chain in llama-cpp-python's order (``llama_sampler_sample``).
-- **grammar** (JSON mode, JSON Schema, forced tool calls): sample first with the chain *without*
-  the grammar, then ask the grammar about that one token; only when it is rejected does the
-  grammar filter the whole vocabulary and the chain sample again (what llama.cpp's own
-  ``common_sampler`` does). Checking one token costs microseconds; the full check costs a pass of
-  the grammar over every token of the vocabulary. Both samplers then accept the chosen token.
+- **grammar** (JSON mode, JSON Schema, forced tool calls): sample first as if there were no
+  grammar (greedy: numpy's argmax; without repetition penalties: ``llama_sampler_sample``, the
+  unconstrained request's own call), then ask the grammar about that one token (microseconds).
+  Only when it is rejected does the grammar filter candidates and the chain sample again (what
+  llama.cpp's own ``common_sampler`` does): first only the 256, then the 4096 highest logits,
+  which gives the same token as filtering everything whenever they hold enough allowed tokens
+  (see :meth:`JobSampler._top_block`), else the whole vocabulary (a pass of the grammar over
+  every token: milliseconds). The grammar then accepts the chosen token.
   The output always satisfies the grammar; with a seed it repeats exactly.
 """
 
@@ -23,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+TOP_BLOCKS = (256, 4096)  # after a grammar rejection, the highest logits checked first
+NEGLIGIBLE_LOGITS = 30.0  # a token this far below the best allowed one: e^-30, never drawn
 TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 
 
@@ -59,6 +64,17 @@ class Candidates:
         arr.data, arr.size, arr.selected, arr.sorted = self._ptr, self.n_vocab, -1, False
         return self.ref
 
+    def fill_top(self, logits: np.ndarray, k: int) -> Any:
+        """Only the ``k`` tokens with the highest logits (in no particular order)."""
+        top = np.argpartition(logits, -k)[-k:]
+        data = self.data
+        data["id"][:k] = top
+        data["logit"][:k] = logits[top]
+        data["p"][:k] = 0.0
+        arr = self.array
+        arr.data, arr.size, arr.selected, arr.sorted = self._ptr, k, -1, False
+        return self.ref
+
     def selected(self) -> int:
         arr = self.array
         return int(arr.data[arr.selected].id)
@@ -70,12 +86,20 @@ class Candidates:
 
 
 class JobSampler:
-    """One request's sampler: ``greedy``, ``chain`` or ``grammar`` (see the module docstring)."""
+    """One request's sampler: ``greedy``, ``chain`` or ``grammar`` (see the module docstring).
 
-    def __init__(self, chain: Any, *, grammar: Any | None = None, greedy: bool = False):
+    ``neutral``: no repetition penalties (the chain's order of logits is the model's);
+    ``top_k``: the chain's top-k (0 when it samples from everything or is greedy).
+    """
+
+    def __init__(self, chain: Any, *, grammar: Any | None = None, greedy: bool = False,
+                 neutral: bool = False, top_k: int = 0):
         self.chain = chain  # llama_cpp._internals.LlamaSampler, without the grammar
         self.grammar = grammar  # a llama_sampler* of its own, or None
         self.greedy = greedy and grammar is None
+        self.argmax = greedy  # greedy with or without a grammar: the chain is an argmax
+        self.neutral = neutral
+        self.top_k = top_k
         self.rejections = 0  # grammar: sampled tokens the grammar turned down
 
     @property
@@ -89,20 +113,77 @@ class JobSampler:
             return int(logits.argmax())
         if self.grammar is None:
             return int(llama.llama_sampler_sample(self.chain.sampler, ctx, index))
-        chain = self.chain.sampler
-        llama.llama_sampler_apply(chain, cand.fill(logits))
-        token = cand.selected()
-        check = cand.single(token, 0.0)
-        llama.llama_sampler_apply(self.grammar, check)
-        if not np.isfinite(cand.one[0]["logit"]):  # rejected: the grammar filters everything
+        token = self._first_pick(ctx, index, logits, cand)
+        if not self._allows(token, cand):  # rejected: the grammar must filter the candidates
             self.rejections += 1
-            ref = cand.fill(logits)
-            llama.llama_sampler_apply(self.grammar, ref)
-            llama.llama_sampler_apply(chain, ref)
-            token = cand.selected()
+            token = self._top_block(logits, cand)
+            if token < 0:
+                token = self._whole_vocabulary(logits, cand)
         llama.llama_sampler_accept(self.grammar, token)
-        llama.llama_sampler_accept(chain, token)
+        if not self.neutral:  # llama_sampler_sample accepted it already otherwise
+            llama.llama_sampler_accept(self.chain.sampler, token)
         return token
+
+    def _first_pick(self, ctx: Any, index: int, logits: np.ndarray, cand: Candidates) -> int:
+        """The chain's token as if there were no grammar. Greedy: numpy's argmax (the greedy
+        sampler's token). Without penalties: llama.cpp samples from the logits in C, as for an
+        unconstrained request (and accepts the token into the chain, which for these samplers
+        only advances nothing). Otherwise the chain runs over the filled candidate array."""
+        llama = _llama()
+        if self.argmax:
+            return int(logits.argmax())
+        if self.neutral:
+            return int(llama.llama_sampler_sample(self.chain.sampler, ctx, index))
+        llama.llama_sampler_apply(self.chain.sampler, cand.fill(logits))
+        return cand.selected()
+
+    def _allows(self, token: int, cand: Candidates) -> bool:
+        """Whether the grammar, in its current state, accepts ``token`` next."""
+        _llama().llama_sampler_apply(self.grammar, cand.single(token, 0.0))
+        return bool(np.isfinite(cand.one[0]["logit"]))
+
+    def _top_block(self, logits: np.ndarray, cand: Candidates) -> int:
+        """After a rejection: the grammar checks only the highest logits (``TOP_BLOCKS``: 256,
+        then 4096), not the whole vocabulary (a pass over every token costs milliseconds).
+
+        Greedy: the highest allowed logit in the block is the whole vocabulary's. Top-k
+        sampling without penalties: with ``top_k`` allowed tokens in the block, the chain keeps
+        the same tokens in the same order (every allowed token outside ranks below them); with
+        fewer, the block is used when every token outside it lies ``NEGLIGIBLE_LOGITS`` below the
+        best allowed one (probability e^-30 each: top-p and min-p drop them, and they could be
+        drawn only with top_p 1 and min_p 0, at odds below 1e-8 per token). Otherwise -1: the
+        caller filters everything."""
+        greedy = self.argmax
+        if not (greedy or (self.neutral and 0 < self.top_k <= TOP_BLOCKS[0] // 2)):
+            return -1
+        llama = _llama()
+        for size in TOP_BLOCKS:
+            if size >= cand.n_vocab:
+                return -1
+            ref = cand.fill_top(logits, size)
+            lowest = float(cand.data["logit"][:size].min())
+            llama.llama_sampler_apply(self.grammar, ref)
+            block = cand.data[:size]
+            allowed = np.isfinite(block["logit"])
+            n_allowed = int(allowed.sum())
+            if n_allowed == 0:
+                continue
+            if greedy:
+                return int(block["id"][block["logit"].argmax()])
+            best = float(block["logit"].max())
+            if n_allowed >= self.top_k or lowest < best - NEGLIGIBLE_LOGITS:
+                llama.llama_sampler_apply(self.chain.sampler, ref)
+                return cand.selected()
+        return -1
+
+    def _whole_vocabulary(self, logits: np.ndarray, cand: Candidates) -> int:
+        llama = _llama()
+        ref = cand.fill(logits)
+        llama.llama_sampler_apply(self.grammar, ref)
+        if self.argmax:  # the grammar only sets logits to -inf, in place
+            return int(cand.data["id"][cand.data["logit"].argmax()])
+        llama.llama_sampler_apply(self.chain.sampler, ref)
+        return cand.selected()
 
     def close(self) -> None:
         if self.grammar is not None:

@@ -86,6 +86,8 @@ class BatchScheduler:
         self.steps = 0
         self.busy_seconds = 0.0  # owner thread's time in the step loop (not waiting for work)
         self.decode_seconds = 0.0  # of which inside llama_decode
+        self.grammar_tokens = 0  # tokens sampled under a grammar, by requests that left
+        self.grammar_rejections = 0  # of which the grammar turned down the first pick
         # fewer threads while other processes take the cores (openwen.engines.threads)
         self.threads = ThreadTuner(ctx.set_threads, ctx.n_threads, adaptive=adaptive_threads)
         self._candidates = Candidates(ctx.n_vocab)
@@ -359,6 +361,9 @@ class BatchScheduler:
         if job.slot is not None:
             self.cache.release(job.slot, keep)
             job.slot = None
+        if job.chain.grammar is not None:
+            self.grammar_tokens += job.n_out
+            self.grammar_rejections += job.chain.rejections
         job.chain.close()
 
     def _decode_failed(self, rc: int, jobs: list[Job]) -> None:
