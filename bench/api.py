@@ -86,9 +86,9 @@ class RawModel:
     server renders and tokenises the same way: see engines/llamacpp.py)."""
 
     def __init__(self, path: Path, threads: int):
-        from llama_cpp import Llama
+        from openwen.engines.llama_buffers import llama_cpp_module
 
-        self.llm = Llama(model_path=str(path), n_ctx=N_CTX, n_threads=threads,
+        self.llm = llama_cpp_module().Llama(model_path=str(path), n_ctx=N_CTX, n_threads=threads,
                          n_threads_batch=threads, n_batch=N_BATCH, verbose=False)
         self.format = self._chat_format()
 
