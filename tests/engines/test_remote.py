@@ -680,8 +680,8 @@ async def test_sse_events_from_bytes_split_anywhere() -> None:
         for i in range(0, len(stream), size):
             yield stream[i:i + size]
 
-    expected = [SseEvent('{"a": "é中"}'), SseEvent("one\ntwo", "error"), SseEvent("tight"),
-                SseEvent("[DONE]")]
+    expected = [SseEvent('{"a": "é中"}'.encode()), SseEvent(b"one\ntwo", "error"),
+                SseEvent(b"tight"), SseEvent(b"[DONE]")]
     for size in (1, 2, 3, 7, len(stream)):
         assert [e async for batch in iter_sse_batches(pieces(size)) for e in batch] == expected
 
@@ -696,7 +696,66 @@ async def test_events_of_one_read_come_as_one_batch() -> None:
             yield read
 
     batches = [batch async for batch in iter_sse_batches(pieces())]
-    assert batches == [[SseEvent("a"), SseEvent("b")], [SseEvent("c")]]
+    assert batches == [[SseEvent(b"a"), SseEvent(b"b")], [SseEvent(b"c")]]
+
+
+async def test_sse_fast_path_and_line_path_agree_wherever_the_reads_split() -> None:
+    """LF-only streams are cut at blank lines in one go; every way of splitting the reads (so
+    that each path meets events the other began) gives the same events."""
+    from openwen.engines.remote_stream import SseEvent, iter_sse_batches
+
+    stream = (b'data: {"x":1}\n\n\n\n: ping\n\ndata: a\ndata: b\n\nevent: error\ndata: e\n\n'
+              b"data:no-space\n\nid: 7\ndata: z\n\ndata: \xff\xfe\n\ndata: last")
+    expected = [SseEvent(b'{"x":1}'), SseEvent(b"a\nb"), SseEvent(b"e", "error"),
+                SseEvent(b"no-space"), SseEvent(b"z"), SseEvent(b"\xff\xfe"), SseEvent(b"last")]
+
+    async def pieces(size: int) -> AsyncIterator[bytes]:
+        for i in range(0, len(stream), size):
+            yield stream[i:i + size]
+
+    for size in range(1, len(stream) + 1):
+        got = [e async for batch in iter_sse_batches(pieces(size)) for e in batch]
+        assert got == expected, size
+
+
+def test_plain_text_runs_become_one_delta_and_other_chunks_keep_their_place() -> None:
+    """The reader's batch path gives what chunk-by-chunk reading and merging give."""
+    from openwen.engines.remote_stream import ChunkReader, merge_deltas
+    from openwen.messages import ReasoningDelta
+
+    def choice(delta: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"id": "c", "choices": [{"index": 0, "delta": delta, **extra}]}
+
+    chunks = [choice({"role": "assistant", "content": ""}), choice({"reasoning_content": "hm"}),
+              choice({"content": "He"}), choice({"content": "llo"}),
+              choice({"content": "!"}, logprobs={"content": [{"token": "!", "logprob": -1.0}]}),
+              choice({"content": " ok"}), choice({}, finish_reason="stop"),
+              {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5}}]
+    one_by_one = ChunkReader(0.0, lambda: 0)
+    expected = merge_deltas([e for chunk in chunks for e in one_by_one.feed(chunk)])
+    batched = ChunkReader(0.0, lambda: 0)
+    events: list[StreamEvent] = []
+    batched.feed_all(chunks, events)
+    assert merge_deltas(events) == expected
+    assert expected[0] == ReasoningDelta("hm") and expected[1].text == "Hello! ok"
+    assert batched.generated_chunks == one_by_one.generated_chunks == 5
+    done, reference = batched.finish()[-1], one_by_one.finish()[-1]
+    assert isinstance(done, Done) and isinstance(reference, Done)
+    assert (done.finish_reason, done.usage) == (reference.finish_reason, reference.usage)
+    assert done.usage.completion_tokens == 5
+
+
+def test_an_error_chunk_keeps_the_text_read_before_it() -> None:
+    from openwen.engines.remote_stream import ChunkReader
+    from openwen.errors import UpstreamError
+
+    reader = ChunkReader(0.0, lambda: 0)
+    events: list[StreamEvent] = []
+    chunks = [{"choices": [{"delta": {"content": "par"}}]},
+              {"choices": [{"delta": {"content": "tial"}}]}, {"error": {"message": "boom"}}]
+    with pytest.raises(UpstreamError, match="boom"):
+        reader.feed_all(chunks, events)
+    assert events == [TextDelta("partial")]
 
 
 def test_deltas_read_together_are_merged_in_order() -> None:

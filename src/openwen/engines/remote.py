@@ -302,12 +302,24 @@ class RemoteEngine:
 
     def _read_batch(self, batch: list[SseEvent], reader: ChunkReader,
                     events: list[StreamEvent]) -> bool:
-        """Append the events of one read's SSE events to ``events``; True at ``[DONE]``."""
+        """Append the events of one read's SSE events to ``events``; True at ``[DONE]``. A
+        malformed or error event raises :class:`UpstreamError` with what came before it kept."""
+        chunks: list[dict[str, Any]] = []
+        failure: UpstreamError | None = None
+        done = False
         for sse in batch:
-            if sse.data.strip() == "[DONE]":
-                return True
-            events.extend(reader.feed(self._parse_chunk(sse.data, sse.event)))
-        return False
+            if sse.data.strip() == b"[DONE]":
+                done = True
+                break
+            try:
+                chunks.append(self._parse_chunk(sse.data, sse.event))
+            except UpstreamError as exc:
+                failure = exc
+                break
+        reader.feed_all(chunks, events)
+        if failure is not None:
+            raise failure
+        return done
 
     async def _read_whole(
         self, response: httpx.Response, reader: ChunkReader
@@ -317,16 +329,16 @@ class RemoteEngine:
             body = await response.aread()
         except httpx.HTTPError as exc:
             raise UpstreamError(f"reading the answer from {self._where}: {_describe(exc)}") from exc
-        for event in reader.feed(self._parse_chunk(body.decode("utf-8", "replace"), None)):
+        for event in reader.feed(self._parse_chunk(body, None)):
             yield event
         for event in reader.finish():
             yield event
 
-    def _parse_chunk(self, data: str, event: str | None) -> dict[str, Any]:
+    def _parse_chunk(self, data: bytes, event: str | None) -> dict[str, Any]:
         try:
             chunk = loads_chunk(data)
         except ValueError as exc:
-            shown = scrub(data[:200], self._api_key)
+            shown = scrub(data[:200].decode("utf-8", "replace"), self._api_key)
             raise UpstreamError(
                 f"the upstream at {self._where} sent a malformed event: {shown}"
             ) from exc
@@ -487,11 +499,14 @@ def _scrub_error(error: Any, secret: str | None) -> Any:
     return error
 
 
-def loads_chunk(data: str) -> Any:
+def loads_chunk(data: bytes | str) -> Any:
     """One streamed event's JSON: orjson (a relayed answer parses one per token, and the
     standard library's parser was a quarter of a gateway's CPU), the standard library for
-    what orjson refuses and JSON allows (a lone surrogate escape, NaN)."""
+    what orjson refuses and JSON allows (a lone surrogate escape, NaN; bytes that are not UTF-8
+    are read with replacement characters, as a text decoder would)."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
+        if isinstance(data, bytes):
+            data = data.decode("utf-8", "replace")
         return json.loads(data)

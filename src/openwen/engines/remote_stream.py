@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from openwen.errors import UpstreamError
 from openwen.messages import (
@@ -41,9 +41,11 @@ FINISH_REASONS: dict[str, FinishReason] = {
 }
 
 
-@dataclass(frozen=True)
-class SseEvent:
-    data: str
+class SseEvent(NamedTuple):
+    """One server-sent event: its ``data`` lines joined by newlines (bytes: the JSON parser reads
+    them as they are) and its ``event`` field."""
+
+    data: bytes
     event: str | None = None
 
 
@@ -51,33 +53,67 @@ async def iter_sse_batches(chunks: AsyncIterator[bytes]) -> AsyncGenerator[list[
     """Server-sent events straight from the response's byte chunks (LF or CRLF line ends), as
     one list per chunk read: the relay's hot path, without a text decoder and a line iterator in
     between. An upstream that outpaces the relay hands it many events per read; they travel on
-    together (see :func:`merge_deltas`), so the cost is per read rather than per token."""
+    together (see :func:`merge_deltas`), so the cost is per read rather than per token.
+
+    Between events (nothing half-read) and with LF line ends, a read is cut at blank lines in
+    one call and each ``data: ...`` event taken whole; anything else goes line by line."""
     pending = b""
-    data: list[str] = []
-    event: str | None = None
+    lines = _SseLines()
     async for raw in chunks:
-        lines = (pending + raw).split(b"\n") if pending else raw.split(b"\n")
-        pending = lines.pop()
+        buffer = pending + raw if pending else raw
         batch: list[SseEvent] = []
-        for line in lines:
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if line.startswith(b"data:"):
-                value = line[6:] if line.startswith(b"data: ") else line[5:]
-                data.append(value.decode("utf-8", "replace"))
-            elif not line:
-                if data:
-                    batch.append(SseEvent("\n".join(data), event))
-                data, event = [], None
-            elif line.startswith(b"event:"):
-                event = line[6:].strip().decode("utf-8", "replace")
-            # ":" comments (keep-alive pings) and other fields are skipped
+        if lines.idle and b"\r" not in buffer:
+            blocks = buffer.split(b"\n\n")
+            pending = blocks.pop()
+            for block in blocks:
+                if block.startswith(b"data: ") and b"\n" not in block:
+                    batch.append(SseEvent(block[6:]))
+                elif block:
+                    lines.feed_block(block, batch)
+        else:
+            split = buffer.split(b"\n")
+            pending = split.pop()
+            for line in split:
+                lines.feed(line, batch)
         if batch:
             yield batch
-    if pending.startswith(b"data:"):
-        data.append(pending[5:].lstrip(b" ").decode("utf-8", "replace"))
-    if data:
-        yield [SseEvent("\n".join(data), event)]
+    batch = []
+    for line in pending.split(b"\n"):
+        lines.feed(line, batch)
+    lines.feed(b"", batch)  # the stream's end ends the last event
+    if batch:
+        yield batch
+
+
+class _SseLines:
+    """The line-by-line state of :func:`iter_sse_batches`: an event's ``data`` and ``event``."""
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.event: str | None = None
+
+    @property
+    def idle(self) -> bool:
+        return not self.data and self.event is None
+
+    def feed_block(self, block: bytes, batch: list[SseEvent]) -> None:
+        """One whole event (its lines, without the blank line that ended it)."""
+        for line in block.split(b"\n"):
+            self.feed(line, batch)
+        self.feed(b"", batch)
+
+    def feed(self, line: bytes, batch: list[SseEvent]) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line.startswith(b"data:"):
+            self.data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+        elif not line:
+            if self.data:
+                batch.append(SseEvent(b"\n".join(self.data), self.event))
+            self.data, self.event = [], None
+        elif line.startswith(b"event:"):
+            self.event = line[6:].strip().decode("utf-8", "replace")
+        # ":" comments (keep-alive pings) and other fields are skipped
 
 
 def merge_deltas(events: list[StreamEvent]) -> list[StreamEvent]:
@@ -158,6 +194,31 @@ class ChunkReader:
             if isinstance(choice, dict) and choice.get("index", 0) == 0:
                 events.extend(self._read_choice(choice))
         return events
+
+    def feed_all(self, chunks: list[dict[str, Any]], events: list[StreamEvent]) -> None:
+        """Append the events of one read's chunks to ``events``: a run of plain text chunks (most
+        of an answer) becomes one :class:`TextDelta`, with no event per token; any other chunk
+        goes through :meth:`feed`. On an ``error`` chunk :class:`UpstreamError` is raised with
+        what came before it already in ``events``."""
+        texts: list[str] = []
+        try:
+            for chunk in chunks:
+                text = plain_text(chunk)
+                if text is not None:
+                    texts.append(text)
+                    continue
+                if texts:
+                    events.append(self._text_run(texts))
+                    texts = []
+                events.extend(self.feed(chunk))
+        finally:
+            if texts:
+                events.append(self._text_run(texts))
+
+    def _text_run(self, texts: list[str]) -> TextDelta:
+        self._mark_token()
+        self.generated_chunks += len(texts) - 1
+        return TextDelta("".join(texts))
 
     def _read_choice(self, choice: dict[str, Any]) -> list[StreamEvent]:
         # A non-streamed answer carries "message" instead of "delta"; read it the same way.
@@ -254,6 +315,27 @@ class ChunkReader:
             decode_ms=decode,
             ttft_ms=ttft,
         )
+
+
+def plain_text(chunk: dict[str, Any]) -> str | None:
+    """The text of a chunk that carries nothing but a content delta of choice 0 (no reasoning,
+    tool call, logprobs, finish reason, usage, timings or error), else None."""
+    choices = chunk.get("choices")
+    if (not isinstance(choices, list) or len(choices) != 1 or "error" in chunk
+            or chunk.get("usage") is not None or "timings" in chunk):
+        return None
+    choice = choices[0]
+    if (not isinstance(choice, dict) or choice.get("index", 0) != 0
+            or choice.get("finish_reason") or choice.get("logprobs") is not None):
+        return None
+    delta = choice.get("delta")
+    if not isinstance(delta, dict):
+        return None
+    content = delta.get("content")
+    if (not isinstance(content, str) or not content or delta.get("tool_calls")
+            or delta.get("reasoning_content") or delta.get("reasoning")):
+        return None
+    return content
 
 
 def _error_text(error: Any) -> str:
