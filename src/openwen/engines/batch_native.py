@@ -15,6 +15,7 @@ from typing import Any
 
 from openwen.engines.batch_sampling import JobSampler, step_logits
 from openwen.engines.decoding import TokenPieces, check_gguf
+from openwen.engines.llama_buffers import llama_cpp_module
 from openwen.errors import EngineError, ModelFileError
 from openwen.requests import Sampling
 
@@ -22,9 +23,9 @@ PENALTY_LAST_N = 64  # llama-cpp-python's default window for repetition penaltie
 
 
 def _llama() -> Any:
-    import llama_cpp
     from llama_cpp._logger import set_verbose
 
+    llama_cpp = llama_cpp_module()
     set_verbose(False)
     return llama_cpp
 
