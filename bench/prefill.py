@@ -12,15 +12,20 @@ every configuration, then round 2, ..., each round starting one configuration la
 2. **joining**: three sequences decode one token per step while a ~300-token prompt is read
    ``chunk`` tokens per step alongside (the scheduler's ``prefill_chunk`` while others stream);
    for each chunk: the time until the prompt is read (the newcomer's time to first token) and the
-   longest step (the others' longest pause).
+   longest step (the others' longest pause);
+3. **engine**: openwen's :class:`~openwen.engines.batched.BatchedEngine` (its defaults, the
+   thread tuner on) reading the same text as one chat message, cold: prompt tokens/s from its
+   own timings, and how much of that time was inside ``llama_decode`` (the profile: the rest is
+   the scheduler's).
 
     .venv/bin/python bench/prefill.py [--threads 2] [--prompt 4000] [--rounds 2]
-        [--chunks 32,64,128,256,512] [--only cold|join]
+        [--chunks 32,64,128,256,512] [--only cold|join|engine]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import sys
 import time
@@ -106,6 +111,40 @@ def join(ctx: NativeContext, tokens: list[int], chunk: int) -> tuple[float, floa
     return elapsed, longest
 
 
+def engine_prefill(model: NativeModel, args: argparse.Namespace, text: str) -> dict[str, float]:
+    """One cold request through a fresh BatchedEngine: prompt tok/s and the decode share."""
+    from openwen.engines.batched import BatchedEngine
+    from openwen.messages import Done, Message
+    from openwen.requests import ChatRequest, Sampling
+
+    engine = BatchedEngine(bundled_model_path(), name="smollm2", n_ctx=args.cells,
+                           n_threads=args.threads, model=model, kv_ram_mb=0)
+    request = ChatRequest(messages=(Message("user", text),), max_tokens=1,
+                          sampling=Sampling(temperature=0.0, seed=0))
+
+    async def run() -> Done:
+        warm = ChatRequest(messages=(Message("user", "Hi"),), max_tokens=2)
+        _ = [e async for e in engine.stream(warm)]
+        worker = engine.worker
+        decode0, busy0 = worker.decode_seconds, worker.busy_seconds
+        done = [e async for e in engine.stream(request)][-1]
+        assert isinstance(done, Done)
+        stats["decode_s"] = worker.decode_seconds - decode0
+        stats["busy_s"] = worker.busy_seconds - busy0
+        return done
+
+    stats: dict[str, float] = {}
+    try:
+        done = asyncio.run(run())
+    finally:
+        asyncio.run(engine.aclose())
+    assert done.timings is not None
+    prompt_s = done.timings.prompt_ms / 1000
+    stats.update(tokens=done.usage.prompt_tokens, prompt_s=prompt_s,
+                 rate=done.usage.prompt_tokens / prompt_s)
+    return stats
+
+
 def label(config: tuple[int, int, int]) -> str:
     n_batch, n_ubatch, flash = config
     fa = {-1: "auto", 0: "off", 1: "on"}[flash]
@@ -120,22 +159,29 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--chunks", type=lambda s: [int(x) for x in s.split(",")],
                     default=[32, 64, 128, 256, 512])
-    ap.add_argument("--only", choices=["cold", "join"])
+    ap.add_argument("--only", choices=["cold", "join", "engine"])
     args = ap.parse_args()
     model = NativeModel(bundled_model_path())
     long_prompt = prompt_tokens(model, args.prompt)
     short_prompt = prompt_tokens(model, JOIN_PROMPT)
     rates: dict[tuple[int, int, int], list[float]] = {c: [] for c in CONFIGS}
     joins: dict[int, list[tuple[float, float]]] = {c: [] for c in args.chunks}
+    engine_text = "\n".join(m["content"] for m in conversation("garden", args.prompt))
+    engines: list[dict[str, float]] = []
     for r in range(args.rounds):
-        if args.only != "join":
+        if args.only in (None, "cold"):
             for config in CONFIGS[r % len(CONFIGS):] + CONFIGS[:r % len(CONFIGS)]:
                 ctx = context(model, args, *config)
                 rates[config].append(cold(ctx, long_prompt))
                 ctx.close()
                 print(f"  round {r + 1} {label(config)}: {rates[config][-1]:7.1f} tok/s",
                       flush=True)
-        if args.only != "cold":
+        if args.only in (None, "engine"):
+            engines.append(engine_prefill(model, args, engine_text))
+            e = engines[-1]
+            print(f"  round {r + 1} engine: {e['rate']:7.1f} tok/s ({e['tokens']:.0f} tokens)",
+                  flush=True)
+        if args.only in (None, "join"):
             ctx = context(model, args, 512, 512, -1)
             for chunk in args.chunks:
                 joins[chunk].append(join(ctx, short_prompt, chunk))
@@ -143,13 +189,20 @@ def main() -> None:
         print(f"  round {r + 1}/{args.rounds} done; {machine()}", flush=True)
     print(f"\nprefill: SmolLM2-135M Q4_1, {args.threads} threads, {args.cells} cells, best of "
           f"{args.rounds}; {datetime.date.today()}; {machine()}")
-    if args.only != "join":
+    if args.only in (None, "cold"):
         top = max(max(v) for v in rates.values())
         print(f"cold prefill of {args.prompt} tokens, alone:")
         for config, got in rates.items():
             print(f"  {label(config)}: {max(got):7.1f} tok/s ({max(got) / top:.3f}x the best; "
                   f"all {', '.join(f'{x:.1f}' for x in got)})")
-    if args.only != "cold":
+    if engines:
+        e = max(engines, key=lambda x: x["rate"])
+        rates = ", ".join(f"{x['rate']:.1f}" for x in engines)
+        print(f"openwen BatchedEngine, cold, {e['tokens']:.0f} prompt tokens: {e['rate']:7.1f} "
+              f"tok/s (all {rates}); of its "
+              f"{e['prompt_s'] * 1000:.0f} ms prompt time {e['decode_s'] * 1000:.0f} ms in "
+              f"llama_decode, owner thread busy {e['busy_s'] * 1000:.0f} ms")
+    if args.only in (None, "join"):
         print(f"a {JOIN_PROMPT}-token prompt read beside {OTHERS} decoding sequences "
               "(n_batch 512, n_ubatch 512, flash auto):")
         for chunk, got in joins.items():
