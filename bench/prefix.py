@@ -140,12 +140,15 @@ def sides(args: argparse.Namespace, tmp: Path) -> dict[str, Side]:
         binary = build_llama_server()
     if binary is not None:
         def llama(r: int) -> dict[str, Stream]:
-            logs = tmp / f"llama-server{r}"
-            with llama_server(binary, model, logs, threads=args.threads, n_ctx=N_CTX,
-                              batch=None) as url:
-                runs = session(url, args.history, r)[0]
-            print(f"    llama-server used: {llama_server_params(logs)}", flush=True)
-            return runs
+            if r == 0:  # started once with a verbose log, only to read what it uses
+                with llama_server(binary, model, tmp / "params", threads=args.threads,
+                                  n_ctx=N_CTX, batch=None, verbose=True):
+                    pass
+                print(f"    llama-server uses: {llama_server_params(tmp / 'params')}",
+                      flush=True)
+            with llama_server(binary, model, tmp / f"llama-server{r}", threads=args.threads,
+                              n_ctx=N_CTX, batch=None) as url:
+                return session(url, args.history, r)[0]
 
         found["llama-server"] = llama
     else:

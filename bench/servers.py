@@ -168,12 +168,13 @@ def plain_buffers() -> bool:
 
 @contextlib.contextmanager
 def llama_server(binary: Path, model: Path, log_dir: Path, *, threads: int, n_ctx: int,
-                 parallel: int = 8, batch: int | None = 512) -> Iterator[str]:
+                 parallel: int = 8, batch: int | None = 512, verbose: bool = False
+                 ) -> Iterator[str]:
     """llama.cpp's ``llama-server``: ``parallel`` slots in one unified KV cache of ``n_ctx``
     cells per slot, the same threads, prompt cache on (its default); ``batch`` is ``-b``
     (``None``: its default, 2048; ``-ub`` stays at its default, 512). Its log, with the
-    context parameters it really used, goes to ``log_dir/llama-server.log``
-    (:func:`llama_server_params`)."""
+    context parameters it really used when ``verbose`` (``-lv 4``), goes to
+    ``log_dir/llama-server.log`` (:func:`llama_server_params`)."""
     port = free_port()
     command = [str(binary), "-m", str(model), "-a", "smollm2", "--host", "127.0.0.1",
                "--port", str(port), "-c", str(n_ctx * parallel), "-np", str(parallel),
@@ -182,6 +183,8 @@ def llama_server(binary: Path, model: Path, log_dir: Path, *, threads: int, n_ct
         command += ["-b", str(batch)]
     if plain_buffers():
         command.append("--no-repack")
+    if verbose:
+        command += ["-lv", "4"]
     log_dir.mkdir(parents=True, exist_ok=True)
     with running(command, dict(os.environ), port, log_dir / "llama-server.log") as url:
         yield url
@@ -194,13 +197,13 @@ def llama_server_params(log_dir: Path) -> str:
         return "(no log)"
     found: dict[str, str] = {}
     for line in path.read_text(errors="replace").splitlines():
-        for key in ("n_batch", "n_ubatch", "flash_attn", "n_ctx_seq", "n_seq_max"):
+        for key in ("n_batch", "n_ubatch", "flash_attn", "kv_unified", "n_seq_max"):
             if f" {key} " in line and "=" in line and key not in found:
                 found[key] = line.split("=", 1)[1].strip()
-        if "Flash Attention was auto" in line:
-            found["flash_attn"] = line.split("set to", 1)[-1].strip()
+        if "Flash Attention enabled" in line or "Flash Attention disabled" in line:
+            found["flash_attn"] += " -> " + line.rsplit(" ", 1)[-1].strip()
         if "system_info: n_threads" in line and "threads" not in found:
-            found["threads"] = line.split("n_threads =", 1)[1].split("(")[0].strip()
+            found["threads"] = line.split("n_threads =", 1)[1].split("/")[0].strip()
     return ", ".join(f"{k} {v}" for k, v in found.items()) or "(nothing found in its log)"
 
 
