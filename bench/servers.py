@@ -156,29 +156,56 @@ def build_llama_server() -> Path:
     return build / "bin" / "llama-server"
 
 
+def plain_buffers() -> bool:
+    """Whether openwen loads weights without llama.cpp's extra (repacked) CPU buffers here (on
+    AMX CPUs: ``openwen.engines.llama_buffers``); llama-server then gets ``--no-repack``, so
+    both read the same weight layout (and it does not crash in its warm-up)."""
+    import llama_cpp
+
+    from openwen.engines.llama_buffers import extra_buffers_wanted
+
+    return not extra_buffers_wanted(llama_cpp)
+
+
 @contextlib.contextmanager
 def llama_server(binary: Path, model: Path, log_dir: Path, *, threads: int, n_ctx: int,
-                 parallel: int = 8) -> Iterator[str]:
+                 parallel: int = 8, batch: int | None = 512, verbose: bool = False
+                 ) -> Iterator[str]:
     """llama.cpp's ``llama-server``: ``parallel`` slots in one unified KV cache of ``n_ctx``
-    cells per slot, the same threads, prompt cache on (its default)."""
+    cells per slot, the same threads, prompt cache on (its default); ``batch`` is ``-b``
+    (``None``: its default, 2048; ``-ub`` stays at its default, 512). Its log, with the
+    context parameters it really used when ``verbose`` (``-lv 4``), goes to
+    ``log_dir/llama-server.log`` (:func:`llama_server_params`)."""
     port = free_port()
     command = [str(binary), "-m", str(model), "-a", "smollm2", "--host", "127.0.0.1",
                "--port", str(port), "-c", str(n_ctx * parallel), "-np", str(parallel),
-               "-t", str(threads), "-tb", str(threads), "-b", "512", "--no-webui",
-               "--jinja", "--log-disable"]
-    if not plain_buffers_ok():
-        command.append("--no-repack")  # as openwen's engines: its AMX buffers crash here
+               "-t", str(threads), "-tb", str(threads), "--no-webui", "--jinja"]
+    if batch is not None:
+        command += ["-b", str(batch)]
+    if plain_buffers():
+        command.append("--no-repack")
+    if verbose:
+        command += ["-lv", "4"]
     log_dir.mkdir(parents=True, exist_ok=True)
     with running(command, dict(os.environ), port, log_dir / "llama-server.log") as url:
         yield url
 
 
-def plain_buffers_ok() -> bool:
-    """False where openwen loads weights into plain CPU buffers (``openwen.engines.llama_buffers``:
-    llama.cpp's AMX buffers crash on this CPU), so the anchors run the same way."""
-    from openwen.engines.llama_buffers import extra_buffers_wanted, llama_cpp_module
-
-    return extra_buffers_wanted(llama_cpp_module())
+def llama_server_params(log_dir: Path) -> str:
+    """What llama-server's log says it used: n_batch, n_ubatch, flash attention, threads."""
+    path = log_dir / "llama-server.log"
+    if not path.is_file():
+        return "(no log)"
+    found: dict[str, str] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        for key in ("n_batch", "n_ubatch", "flash_attn", "kv_unified", "n_seq_max"):
+            if f" {key} " in line and "=" in line and key not in found:
+                found[key] = line.split("=", 1)[1].strip()
+        if "Flash Attention enabled" in line or "Flash Attention disabled" in line:
+            found["flash_attn"] += " -> " + line.rsplit(" ", 1)[-1].strip()
+        if "system_info: n_threads" in line and "threads" not in found:
+            found["threads"] = line.split("n_threads =", 1)[1].split("/")[0].strip()
+    return ", ".join(f"{k} {v}" for k, v in found.items()) or "(nothing found in its log)"
 
 
 @dataclass

@@ -10,7 +10,7 @@ import asyncio
 from pathlib import Path
 
 from openwen.engines.batched import BatchedEngine
-from openwen.engines.threads import MAX_INTERVAL, PROBE_STEPS, ThreadTuner
+from openwen.engines.threads import MAX_INTERVAL, PROBE_MAX_TOKENS, PROBE_STEPS, ThreadTuner
 from openwen.messages import Done, Message, TextDelta
 from openwen.requests import ChatRequest, Sampling
 
@@ -73,6 +73,19 @@ def test_sizes_are_compared_with_their_own_kind() -> None:
     m.run(3, {2: 0.5, 1: 0.8}, n_tokens=256)  # three prompt chunks: slow, but not a jump
     m.run(500, QUIET)
     assert m.tuner.current == 2 and m.tuner.switches == 0
+
+
+def test_prompt_chunks_are_never_probed() -> None:
+    """A cold prefill (many 512-token steps) keeps every thread; the probe due waits for the
+    next decode step."""
+    m = Machine()
+    m.run(7, QUIET)
+    start = len(m.used)
+    m.run(40, {2: 2.0, 1: 3.5}, n_tokens=512)
+    assert set(m.used[start:]) == {2} and m.tuner.probes == 0
+    m.run(PROBE_STEPS, QUIET)
+    assert m.tuner.probes == 1 and m.used[-PROBE_STEPS:] == [1] * PROBE_STEPS
+    assert PROBE_MAX_TOKENS < 512
 
 
 def test_fixed_threads_never_change() -> None:

@@ -12,6 +12,12 @@ few steps with the other thread count; it keeps whichever was faster for evaluat
 Probes back off while the choice holds (the first after 8 steps, then every 32 after a switch,
 doubling to at most every 1,024), so on a quiet machine they cost well under 1%; a sudden
 slow-down of the current choice (another process starting) probes at once.
+
+Probes run on small evaluations only (at most ``PROBE_MAX_TOKENS`` tokens: decode steps): a
+prompt chunk of hundreds of tokens evaluated on the slower count would cost a cold prefill as much
+as thousands of decode-step probes (4 steps of 512 tokens on one thread: about 3 s more of a
+~4,000-token prompt on this 2-core machine). Large evaluations use the count the small ones chose,
+are timed all the same, and a run of slow ones probes at the next small step.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ MARGIN = 0.85  # the other count must take at most this fraction of the current 
 ALPHA = 0.25  # weight of a new step time in the running average
 JUMP = 2.0  # a step this many times the average ...
 JUMPS = 3  # ... this many times in a row probes at once
+PROBE_MAX_TOKENS = 64  # larger evaluations (prompt chunks) are never probe steps
 
 
 def size_class(n_tokens: int) -> int:
@@ -71,6 +78,9 @@ class ThreadTuner:
         """Pick the thread count for an evaluation of ``n_tokens`` tokens."""
         if not self.enabled:
             return
+        if n_tokens > PROBE_MAX_TOKENS:
+            self._set(self.current)
+            return
         if self._probe_left == 0 and (self._since >= self.interval or self._jumps >= JUMPS):
             self._probe_left = PROBE_STEPS
             self._jumps = 0
@@ -84,7 +94,7 @@ class ThreadTuner:
         if not self.enabled:
             return
         key = (self._applied, size_class(n_tokens))
-        if self._probe_left:
+        if self._probe_left and n_tokens <= PROBE_MAX_TOKENS:
             self._probe_left -= 1
             if self._probe_left < PROBE_STEPS - 1:  # the first probe step only wakes threads
                 self._average(key, seconds)
