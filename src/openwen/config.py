@@ -58,6 +58,8 @@ class Settings(BaseModel):
                                    "are free (measured from its own step times)")
     n_ctx: int = Field(8192, ge=256, le=1_048_576, description="context size in tokens")
     n_batch: int = Field(512, ge=8, le=65536, description="prompt batch size in tokens")
+    n_ubatch: int = Field(512, ge=8, le=65536, description="tokens llama.cpp evaluates at once "
+                          "within a batch (the batched engine; at most n_batch)")
 
     embedded_engine: Literal["batched", "simple"] = Field(
         "batched", description="embedded engine: batched (concurrent requests, prefix cache) "

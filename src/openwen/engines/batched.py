@@ -72,7 +72,8 @@ class BatchedEngine:
     capabilities = Capabilities(tools=True, thinking=True, grammar=True, logprobs=True)
 
     def __init__(self, model_path: Path, *, name: str, n_ctx: int = 8192, n_threads: int = 2,
-                 n_batch: int = 512, max_queue: int = 16, kv_slots: int = 8, kv_cells: int = 0,
+                 n_batch: int = 512, n_ubatch: int = 512, max_queue: int = 16,
+                 kv_slots: int = 8, kv_cells: int = 0,
                  prefill_chunk: int = 128, kv_ram_mb: int = 1024,
                  kv_cache_dir: Path | None = None, kv_cache_dir_mb: int = 2048,
                  kv_disk_min_tokens: int = 512, model: NativeModel | None = None,
@@ -87,8 +88,9 @@ class BatchedEngine:
         try:
             self._adapter = NativeAdapter(self._model, adapter) if adapter else None
             self._ctx = NativeContext(self._model, n_cells=cells, n_seq=kv_slots,
-                                      n_batch=min(n_batch, cells), n_threads=n_threads,
-                                      adapter=self._adapter)
+                                      n_batch=min(n_batch, cells),
+                                      n_ubatch=min(n_ubatch, n_batch, cells),
+                                      n_threads=n_threads, adapter=self._adapter)
         except BaseException:
             self._close_weights()
             raise
