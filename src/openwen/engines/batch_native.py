@@ -97,12 +97,13 @@ class NativeModel:
                                  s.presence_penalty or 0.0)
         chain.add_penalties(self.n_vocab, PENALTY_LAST_N, repeat, freq, present)
         temp = s.temperature if s.temperature is not None else 0.8
+        top_k = s.top_k if s.top_k is not None else 40
         if temp < 0.0:
             chain.add_dist(seed)
         elif temp == 0.0:
             chain.add_greedy()
         else:
-            chain.add_top_k(s.top_k if s.top_k is not None else 40)
+            chain.add_top_k(top_k)
             chain.add_typical(1.0, 1)
             chain.add_top_p(s.top_p if s.top_p is not None else 0.95, 1)
             chain.add_min_p(s.min_p if s.min_p is not None else 0.05, 1)
@@ -118,7 +119,7 @@ class NativeModel:
                 raise EngineError("llama.cpp could not build the grammar for this request")
         neutral = repeat == 1.0 and freq == 0.0 and present == 0.0
         return JobSampler(chain, grammar=rules, greedy=temp == 0.0 and neutral, neutral=neutral,
-                          top_k=(s.top_k if s.top_k is not None else 40) if temp > 0.0 else 0)
+                          top_k=top_k if temp > 0.0 else 0)
 
     def close(self) -> None:
         self._model.close()

@@ -73,8 +73,8 @@ class BatchedEngine:
 
     def __init__(self, model_path: Path, *, name: str, n_ctx: int = 8192, n_threads: int = 2,
                  n_batch: int = 512, n_ubatch: int = 512, max_queue: int = 16,
-                 kv_slots: int = 8, kv_cells: int = 0,
-                 prefill_chunk: int = 128, kv_ram_mb: int = 1024,
+                 kv_slots: int = 8, kv_cells: int = 0, prefill_chunk: int = 128,
+                 kv_ram_mb: int = 1024,
                  kv_cache_dir: Path | None = None, kv_cache_dir_mb: int = 2048,
                  kv_disk_min_tokens: int = 512, model: NativeModel | None = None,
                  adapter: Path | None = None, adaptive_threads: bool = True):

@@ -153,8 +153,8 @@ class EngineRegistry:
                 engine = BatchedEngine(
                     local.path, name=name, n_ctx=s.n_ctx, n_threads=s.n_threads,
                     n_batch=s.n_batch, n_ubatch=s.n_ubatch, max_queue=s.max_queue,
-                    kv_slots=s.kv_slots,
-                    kv_cells=s.kv_cells, prefill_chunk=s.prefill_chunk, kv_ram_mb=s.kv_ram_mb,
+                    kv_slots=s.kv_slots, kv_cells=s.kv_cells, prefill_chunk=s.prefill_chunk,
+                    kv_ram_mb=s.kv_ram_mb,
                     kv_cache_dir=s.home / "kvcache" if s.kv_cache_dir_mb else None,
                     kv_cache_dir_mb=s.kv_cache_dir_mb, model=weights, adapter=local.adapter,
                     adaptive_threads=s.adaptive_threads)
