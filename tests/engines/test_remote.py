@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import socket
@@ -238,6 +239,40 @@ async def test_request_body_carries_tools_history_and_extensions(stand_in: Start
     assert body["chat_template_kwargs"] == {"enable_thinking": False}
     assert body["cache_prompt"] is True
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+
+
+async def test_a_cookie_one_answer_set_never_goes_out_with_the_next_request(
+    stand_in: StartStandIn,
+) -> None:
+    """One client carries every user's requests to an upstream: an upstream's ``Set-Cookie``
+    (a session, a sticky-routing cookie) must not reach the next user's request."""
+
+    async def handler(conn: Connection) -> None:
+        await conn.read_request()
+        await conn.send_head(200, {"Content-Type": "text/event-stream",
+                                   "Set-Cookie": "session=alice-secret; Path=/"})
+        for event in HELLO:
+            await conn.send_event(event)
+        await conn.send_event("[DONE]")
+        await conn.finish()
+
+    upstream = stand_in(handler)
+    async with RemoteEngine(upstream.url + "/v1", model="m") as engine:
+        assert text_of(await collect(engine, ask())) == "Hi"
+        assert text_of(await collect(engine, ask("Another user."))) == "Hi"
+    first, second = upstream.requests
+    assert "cookie" not in first.headers and "cookie" not in second.headers
+    assert second.headers["content-type"] == "application/json"
+    assert second.json()["messages"] == [{"role": "user", "content": "Another user."}]
+
+
+def test_request_bodies_are_compact_json_even_where_orjson_refuses() -> None:
+    from openwen.engines.remote import dumps_body
+
+    assert dumps_body({"a": "é", "b": [1, 2.5]}) == '{"a":"é","b":[1,2.5]}'.encode()
+    wide = {"schema": {"maximum": 2**70}}  # a tool's schema may hold any integer
+    assert json.loads(dumps_body(wide)) == wide
+    assert json.loads(dumps_body({"t": float("nan")})) == {"t": None}
 
 
 async def test_a_plain_request_sends_only_openai_fields(stand_in: StartStandIn) -> None:
