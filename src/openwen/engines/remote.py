@@ -49,6 +49,7 @@ from openwen.engines.remote_stream import (
     iter_sse_batches,
     merge_deltas,
 )
+from openwen.engines.upstream_http import AsyncUpstreamClient
 from openwen.errors import ConfigError, OpenwenError, UpstreamError
 from openwen.messages import StreamEvent
 from openwen.requests import ChatRequest
@@ -110,8 +111,8 @@ class RemoteEngine:
         self._list_retry_at = 0.0
         self._timeouts = httpx.Timeout(timeout, connect=connect_timeout)
         self._urls: dict[str, httpx.URL] = {}
-        self._client = _UpstreamClient(headers=self._headers(), timeout=self._timeouts,
-                                       transport=_transport(self._base))
+        self._client = AsyncUpstreamClient(headers=self._headers(), timeout=self._timeouts,
+                                          transport=_transport(self._base))
         # called with a description when the upstream cannot be reached (after the retries)
         self.on_unreachable: Callable[[str], None] | None = None
 
@@ -466,33 +467,6 @@ class RemoteEngine:
         await self.aclose()
 
 
-class _UpstreamClient(httpx.AsyncClient):
-    """httpx's client without a cookie jar. One client carries every user's requests to an
-    upstream, so a cookie one answer set must never go out with the next user's request (and
-    reading ``Set-Cookie`` off every response cost a relayed request ~3% of its CPU)."""
-
-    @property  # type: ignore[override]
-    def cookies(self) -> httpx.Cookies:
-        return _NO_COOKIES
-
-    @cookies.setter
-    def cookies(self, cookies: Any) -> None:
-        raise TypeError("the upstream client keeps no cookies")
-
-
-class _NoCookies(httpx.Cookies):
-    """Always empty: ``Set-Cookie`` is never read, ``Cookie`` never sent."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-    def set_cookie_header(self, request: httpx.Request) -> None:
-        return None
-
-
-_NO_COOKIES = _NoCookies()
-
-
 def dumps_body(body: dict[str, Any]) -> bytes:
     """A request body as compact JSON: orjson, the standard library for what orjson refuses
     (an integer wider than 64 bits in a tool's schema). A NaN or infinity becomes ``null``: an
@@ -516,7 +490,7 @@ def _transport(url: httpx.URL) -> httpx.AsyncBaseTransport:
 
     def session() -> aiohttp.ClientSession:  # made on first use, inside the event loop
         connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=30)
-        # no cookie jar here either (see _UpstreamClient)
+        # no cookie jar here either (see upstream_http)
         return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
     proxy = urllib.request.getproxies().get(url.scheme)

@@ -10,6 +10,7 @@ import httpx
 import numpy as np
 
 from openwen.config import Settings, UpstreamConfig
+from openwen.engines.upstream_http import UpstreamClient
 from openwen.errors import UpstreamError
 
 BATCH = 64
@@ -29,7 +30,7 @@ class RemoteEmbedder:
         headers = {"User-Agent": "openwen"}
         if config.api_key is not None:
             headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
-        self._client = httpx.Client(
+        self._client = UpstreamClient(
             headers=headers, timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout))
         self._url = config.base_url.rstrip("/") + "/embeddings"
 
