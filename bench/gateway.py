@@ -17,6 +17,7 @@ processes), errors, and the fewest tokens any stream got (starvation check).
     bench/gateway.py                    # workers 1 and 2, levels 1 16 64 256
     bench/gateway.py --workers 1 --levels 1 64 --tokens 200
     bench/gateway.py --baseline /tmp/old-checkout      # the same levels through an older openwen
+    bench/gateway.py --floor     # and through the leanest FastAPI relay (the framework's cost)
 
 Targets on this 2-core machine: at 64 streams relayed >= 0.9x direct, p99 added ITL <= 10 ms;
 at 256 streams no errors and no stream starved.
@@ -37,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from starlette.requests import Request  # the floor relay's handler (annotations are strings)
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "tok"
@@ -101,6 +104,58 @@ def upstream_main(port: int, tokens: int) -> None:
     asyncio.run(run())
 
 
+# -- the floor: the leanest relay FastAPI can be ------------------------------------------------
+
+
+def floor_app() -> Any:
+    """What any gateway on FastAPI + uvicorn costs at least: the request body and the upstream's
+    SSE bytes passed through unread (aiohttp, one pooled session), no auth, parsing or
+    re-encoding. Run with ``--floor``, beside openwen, to see how much of a relay's cost is
+    the framework's and how much openwen's own."""
+    import aiohttp
+    from fastapi import FastAPI
+    from fastapi.responses import StreamingResponse
+
+    upstream = f"http://127.0.0.1:{os.environ['GATEWAY_FLOOR_UPSTREAM']}/v1/chat/completions"
+    app = FastAPI()
+    sessions: list[aiohttp.ClientSession] = []
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/chat/completions")
+    async def relay(request: Request) -> StreamingResponse:  # Request: imported at the top
+        if not sessions:
+            sessions.append(aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=4096), cookie_jar=aiohttp.DummyCookieJar()))
+        response = await sessions[0].post(upstream, data=await request.body(),
+                                          headers={"content-type": "application/json"})
+
+        async def body() -> Any:
+            try:
+                async for data in response.content.iter_any():
+                    yield data
+            finally:
+                response.release()
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    return app
+
+
+def start_floor(upstream_port: int, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {**os.environ, "GATEWAY_FLOOR_UPSTREAM": str(upstream_port)}
+    args = [sys.executable, "-m", "uvicorn", "gateway:floor_app", "--factory", "--app-dir",
+            str(Path(__file__).parent), "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--log-level", "info"]  # logs requests, as openwen does
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return process, port
+
+
 # -- the client ---------------------------------------------------------------------------------
 
 
@@ -126,7 +181,9 @@ async def one_stream(port: int, body: bytes) -> tuple[float, list[float], str | 
                 break
             if line.startswith(b"data: {") and marker in line:
                 # a relay may pass on in one chunk tokens that reached it together
-                arrivals.extend([loop.time()] * line.count(marker))
+                # ("completion_tokens" and the like in a usage chunk are not tokens)
+                count = line.count(marker) - line.count(b"_tokens")
+                arrivals.extend([loop.time()] * count)
             elif line.startswith(b"data: [DONE]"):
                 break
         writer.close()
@@ -248,10 +305,14 @@ def report(streams: int, workers: int, direct: dict[str, Any], relayed: dict[str
 
 def measure(upstream_port: int, workers: int, levels: list[int], variant: str, src: Path
             ) -> list[dict[str, Any]]:
-    """Each level straight to the upstream, then relayed by the openwen in ``src``."""
+    """Each level straight to the upstream, then relayed by the openwen in ``src`` (or by the
+    floor relay)."""
     rows = []
     with tempfile.TemporaryDirectory() as home:
-        server, port = start_openwen(upstream_port, workers, Path(home), src)
+        if variant == "floor":
+            server, port = start_floor(upstream_port, workers)
+        else:
+            server, port = start_openwen(upstream_port, workers, Path(home), src)
         try:
             run_client(port, 4, "bench")  # warm up connections and code paths
             for streams in levels:
@@ -274,10 +335,15 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path,
                         help="also relay through the openwen of this checkout (e.g. a worktree of "
                              "an older commit), level by level beside this one")
+    parser.add_argument("--floor", action="store_true",
+                        help="also relay through the leanest FastAPI relay (bytes through, "
+                             "nothing parsed): the framework's own cost, level by level")
     args = parser.parse_args()
     variants = [("this", ROOT / "src")]
     if args.baseline:
         variants.append(("baseline", args.baseline.resolve() / "src"))
+    if args.floor:
+        variants.append(("floor", ROOT / "src"))
     upstream_port = free_port()
     upstream = subprocess.Popen([sys.executable, __file__, "--upstream", str(upstream_port),
                                  str(args.tokens)])
