@@ -5,17 +5,19 @@
     manager.list()                          # every job with bytes, total, speed, ETA, state
     manager.cancel(job.id)                  # stops; the partial file stays for a resume
 
-A job is one :func:`openwen.models.pull.pull` in its own thread. Its state lives here, on the
-server, so a reloaded page sees the same progress; starting the same model again after a cancel
-or a failure resumes from the partial file. Before it starts, a job checks the disk has room for
-the whole download (the hub's listing says how big it is). ``on_done`` is called with the job
-when a model finished (the web app refreshes its model list then).
+A job is one :func:`openwen.models.pull.pull` in its own thread. Its state lives on the
+server, in memory and in ``<home>/downloads/`` (:mod:`openwen.models.download_records`), so a
+reloaded page sees the same progress and every worker of ``openwen serve --workers N`` lists,
+cancels and dismisses the same jobs; starting the same model again after a cancel, a failure
+or a killed server resumes from the partial file. Before it starts, a job checks the disk has
+room for the whole download (the hub's listing says how big it is). ``on_done`` is called with
+the job when a model finished (the web app refreshes its model list then).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -24,11 +26,14 @@ from typing import Any, Literal
 
 from openwen.config import Settings
 from openwen.errors import InvalidRequestError, NotFoundError, OpenwenError
+from openwen.models import download_records as records
 from openwen.models.pull import PullProgress, PullResult, parse_spec, pull
 
 log = logging.getLogger(__name__)
 
 State = Literal["queued", "running", "verifying", "done", "error", "cancelled"]
+INTERRUPTED = ("the server process that ran this download stopped; start it again to resume "
+               "from what it fetched")
 SPEED_WINDOW = 5.0  # seconds of history the speed is measured over
 MAX_FINISHED = 20
 
@@ -83,6 +88,20 @@ class Job:
             "model": self.model,
         }
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Job:
+        """Another process's job as its record shows it; an active job whose process is gone
+        is an error (``interrupted``)."""
+        job = cls(id=record["id"], spec=str(record.get("spec", "")))
+        for name in ("state", "file", "completed", "total", "speed", "error", "error_code",
+                     "started", "finished", "model"):
+            if name in record:
+                setattr(job, name, record[name])
+        if job.active and not records.owner_alive(record):
+            job.state, job.error, job.error_code = "error", INTERRUPTED, "interrupted"
+            job.speed = 0.0
+        return job
+
     def sample(self, done: int) -> None:
         now = time.monotonic()
         self._samples.append((now, done))
@@ -96,6 +115,8 @@ class Job:
 def error_code(message: str) -> str:
     """A short code the web app turns into a translated message."""
     text = message.lower()
+    if "already being downloaded" in text:
+        return "busy"
     if "cannot reach" in text:
         return "no_network"
     if "not found" in text or "http 404" in text:
@@ -110,40 +131,54 @@ def error_code(message: str) -> str:
 
 
 class Downloads:
-    """The server's background downloads (thread-safe)."""
+    """The server's background downloads (thread-safe; shared with the host's other server
+    processes through their records)."""
 
     def __init__(self, settings: Settings, *, on_done: Callable[[Job], None] | None = None,
                  pull_kwargs: dict[str, Any] | None = None):
         self.settings = settings
         self.on_done = on_done
         self.pull_kwargs = pull_kwargs or {}
-        self._jobs: dict[int, Job] = {}
-        self._ids = itertools.count(1)
+        self._jobs: dict[int, Job] = {}  # the jobs this process runs
+        self._written: dict[int, float] = {}
+        self._folder = records.records_dir(settings)
         self._lock = threading.Lock()
 
     def list(self) -> list[Job]:
+        """This process's jobs and the other processes' (from their records)."""
         with self._lock:
-            return sorted(self._jobs.values(), key=lambda j: j.id)
+            own = dict(self._jobs)
+        others = [Job.from_record(r) for r in records.read_records(self._folder)
+                  if r["id"] not in own]
+        return sorted([*own.values(), *others], key=lambda j: (j.started, j.id))
 
     def get(self, job_id: int) -> Job:
         with self._lock:
             job = self._jobs.get(job_id)
+        if job is None:
+            record = records.read_record(self._folder, job_id)
+            job = Job.from_record(record) if record is not None else None
         if job is None:
             raise NotFoundError(f"no download {job_id}", param="id")
         return job
 
     def start(self, spec: str) -> Job:
         """Start pulling ``spec`` (a catalog name or ``owner/repo[:file]``); the running job
-        when that model is already downloading."""
+        when that model is already downloading (in this process or another)."""
         spec = spec.strip()
         parse_spec(spec)  # a bad name fails here, before any thread starts
         with self._lock:
             for job in self._jobs.values():
                 if job.spec == spec and job.active:
                     return job
+        for other in self.list():
+            if other.spec == spec and other.active:
+                return other
+        with self._lock:
             self._forget_old()
-            job = Job(id=next(self._ids), spec=spec)
+            job = Job(id=secrets.randbelow(2**52) + 1, spec=spec)
             self._jobs[job.id] = job
+        self._write(job)
         thread = threading.Thread(target=self._run, args=(job,), daemon=True,
                                   name=f"openwen-pull-{job.id}")
         thread.start()
@@ -154,7 +189,10 @@ class Downloads:
         if not job.active:
             raise InvalidRequestError(f"download {job_id} is not running ({job.state})",
                                       param="id")
-        job.cancel.set()
+        if job_id in self._jobs:
+            job.cancel.set()
+        else:  # another process runs it: it stops at its next progress report
+            records.ask_cancel(self._folder, job_id)
         return job
 
     def dismiss(self, job_id: int) -> None:
@@ -164,15 +202,37 @@ class Downloads:
             raise InvalidRequestError("cancel the download first", param="id")
         with self._lock:
             self._jobs.pop(job_id, None)
+        records.remove_record(self._folder, job_id)
 
     def cancel_all(self) -> None:
-        for job in self.list():
+        with self._lock:
+            own = list(self._jobs.values())
+        for job in own:
             job.cancel.set()
 
     def _forget_old(self) -> None:
         finished = [j for j in self._jobs.values() if not j.active]
         for job in sorted(finished, key=lambda j: j.id)[:-MAX_FINISHED or None]:
             self._jobs.pop(job.id, None)
+        done = [r for r in records.read_records(self._folder)
+                if r.get("state") in ("done", "error", "cancelled")]
+        done.sort(key=lambda r: float(r.get("finished") or 0))
+        for record in done[:-MAX_FINISHED or None]:
+            records.remove_record(self._folder, record["id"])
+
+    def _write(self, job: Job, *, throttle: bool = False) -> None:
+        """Write ``job``'s record (for progress, at most every ``WRITE_EVERY`` s); a cancel
+        another process asked for is picked up here."""
+        now = time.monotonic()
+        if throttle and now - self._written.get(job.id, 0.0) < records.WRITE_EVERY:
+            return
+        self._written[job.id] = now
+        if job.active and records.cancel_asked(self._folder, job.id):
+            job.cancel.set()
+        try:
+            records.write_record(self._folder, job.to_dict())
+        except OSError as exc:  # progress stays visible on this process at least
+            log.warning("cannot write the record of download %s: %s", job.id, exc)
 
     # -- the worker thread -----------------------------------------------------------------------
 
@@ -183,9 +243,11 @@ class Downloads:
         job.completed, job.total = report.completed, report.total
         job.state = "verifying" if report.status == "verify" else "running"
         job.sample(report.completed)
+        self._write(job, throttle=True)
 
     def _run(self, job: Job) -> None:
         job.state = "running"
+        self._write(job)
         state: State
         try:
             result: PullResult = pull(job.spec, self.settings,
@@ -208,6 +270,8 @@ class Downloads:
             except Exception:
                 log.exception("after download of %s", job.spec)
         job.state = state  # last: whoever sees the job finished sees all of it
+        self._write(job)
+        records.remove_cancel(self._folder, job.id)
 
     def _name_of(self, result: PullResult) -> str | None:
         from openwen.models.store import ModelStore

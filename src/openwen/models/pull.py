@@ -25,13 +25,15 @@ then renamed into place atomically; a file that fails a check is deleted and
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -377,8 +379,13 @@ class HubClient:
     ) -> int:
         """Fetch ``remote`` to ``dest`` (resuming ``dest.part``); returns bytes transferred."""
         url = self.file_url(repo, remote.path, revision)
-        part = dest.with_name(dest.name + ".part")
         dest.parent.mkdir(parents=True, exist_ok=True)
+        with _exclusive(dest, remote.path):
+            return self._download_locked(url, remote, dest, report)
+
+    def _download_locked(self, url: str, remote: RemoteFile, dest: Path,
+                         report: _Report | None) -> int:
+        part = dest.with_name(dest.name + ".part")
         transferred, attempt = 0, 0
         while True:
             try:
@@ -538,6 +545,26 @@ class ModelScopeClient(HubClient):
 
 MODELSCOPE_ENDPOINT = "https://modelscope.cn"
 HF_ENDPOINT = "https://huggingface.co"
+
+
+@contextlib.contextmanager
+def _exclusive(dest: Path, name: str) -> Iterator[None]:
+    """Hold ``<dest>.lock`` while ``dest`` downloads: two processes (two server workers, or
+    ``openwen pull`` beside the server) appending to one ``.part`` file would corrupt it. The
+    lock file stays (removing it would let a third process lock a fresh one beside a holder)."""
+    lock = dest.with_name(dest.name + ".lock")
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DownloadError(
+                f"{name} is already being downloaded by another process (another server worker "
+                "or `openwen pull`); wait for it to finish"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def hub_client(settings: Settings, **kwargs: Any) -> HubClient:

@@ -363,6 +363,7 @@ class ModelStore:
         for path in model.files:
             path.unlink(missing_ok=True)
             path.with_name(path.name + ".part").unlink(missing_ok=True)
+            path.with_name(path.name + ".lock").unlink(missing_ok=True)
         self._prune(model.path.parent, root)
         self._last = None
         log.info("removed %s (%s)", model.name, model.path)

@@ -232,7 +232,7 @@ function renderCatalog() {
 }
 
 function downloadError(job) {
-  const known = ["no_network", "not_found", "disk_full", "corrupt", "forbidden"];
+  const known = ["no_network", "not_found", "disk_full", "corrupt", "forbidden", "busy", "interrupted"];
   const key = known.includes(job.error_code) ? `models.error_${job.error_code}` : "models.error_failed";
   return t(key, { name: job.spec });
 }

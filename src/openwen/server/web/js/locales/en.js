@@ -304,6 +304,8 @@ export default {
   "models.error_disk_full": "Not enough free disk space for {name}.",
   "models.error_corrupt": "The download of {name} was damaged (checksum mismatch) and was deleted; try again.",
   "models.error_forbidden": "The hub refused access to {name} (a token may be needed).",
+  "models.error_busy": "{name} is already being downloaded by another process on this server; wait for it to finish.",
+  "models.error_interrupted": "The server process downloading {name} stopped; download it again to resume.",
   "models.error_failed": "The download of {name} failed.",
   "models.error_admin_only": "Only an admin can download or remove models here.",
   "firstrun.region": "Getting started",

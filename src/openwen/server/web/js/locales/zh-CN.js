@@ -300,6 +300,8 @@ export default {
   "models.error_disk_full": "磁盘空间不足，无法下载 {name}。",
   "models.error_corrupt": "{name} 的下载已损坏（校验和不一致），已被删除；请重试。",
   "models.error_forbidden": "模型仓库拒绝访问 {name}（可能需要令牌）。",
+  "models.error_busy": "这台服务器上的另一个进程正在下载 {name}，请等它完成。",
+  "models.error_interrupted": "下载 {name} 的服务器进程已停止；再次下载即可从中断处继续。",
   "models.error_failed": "{name} 下载失败。",
   "models.error_admin_only": "在这里只有管理员可以下载或删除模型。",
   "firstrun.region": "入门",
