@@ -7,12 +7,14 @@ it interrupted when that process is killed; starting it again then resumes its p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,12 +50,20 @@ def big(hub, tmp_path: Path, make_gguf) -> bytes:
     return data
 
 
-def other_worker(hub_settings: Settings) -> subprocess.Popen[str]:
+@contextlib.contextmanager
+def other_worker(hub_settings: Settings) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Another process downloading ``REPO``, and its job's id."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.Popen(
+    worker = subprocess.Popen(
         [sys.executable, "-c", WORKER, str(hub_settings.models_path),
          str(hub_settings.hub_endpoint), REPO],
         stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert worker.stdout is not None
+        yield worker, int(worker.stdout.readline())
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
 
 
 def seen_running(downloads: Downloads, job_id: int, at_least: int = 1 << 20) -> Job:
@@ -69,10 +79,7 @@ def seen_running(downloads: Downloads, job_id: int, at_least: int = 1 << 20) -> 
 def test_a_download_another_worker_runs_is_listed_cancelled_and_not_started_twice(
     hub, hub_settings: Settings, big: bytes
 ) -> None:
-    worker = other_worker(hub_settings)
-    try:
-        assert worker.stdout is not None
-        job_id = int(worker.stdout.readline())
+    with other_worker(hub_settings) as (worker, job_id):
         here = Downloads(hub_settings)
         job = seen_running(here, job_id)
         assert job.total == len(big) and job.speed > 0 and job.eta is not None
@@ -81,10 +88,9 @@ def test_a_download_another_worker_runs_is_listed_cancelled_and_not_started_twic
         with pytest.raises(InvalidRequestError, match="cancel the download first"):
             here.dismiss(job_id)
         here.cancel(job_id)
+        assert worker.stdout is not None
         assert worker.stdout.readline().strip() == "cancelled"
         assert worker.wait(timeout=30) == 0
-    finally:
-        worker.kill()
     assert here.get(job_id).state == "cancelled"
     here.dismiss(job_id)
     assert here.list() == []
@@ -94,16 +100,11 @@ def test_a_download_another_worker_runs_is_listed_cancelled_and_not_started_twic
 def test_a_killed_worker_s_download_shows_interrupted_and_resumes(
     hub, hub_settings: Settings, big: bytes
 ) -> None:
-    worker = other_worker(hub_settings)
-    try:
-        assert worker.stdout is not None
-        job_id = int(worker.stdout.readline())
+    with other_worker(hub_settings) as (worker, job_id):
         here = Downloads(hub_settings, pull_kwargs={"retry_delay": 0})
         seen_running(here, job_id, at_least=2 << 20)
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
-    finally:
-        worker.kill()
     gone = here.get(job_id)
     assert gone.state == "error" and gone.error_code == "interrupted", gone
     part = hub_settings.models_path / "Qwen" / "tiny-GGUF" / (FILE + ".part")

@@ -27,25 +27,21 @@ class NoCookies(httpx.Cookies):
 NO_COOKIES = NoCookies()
 
 
-class AsyncUpstreamClient(httpx.AsyncClient):
+class _NoCookieJar:
+    """Makes an httpx client's ``cookies`` the always-empty jar (put before the client class)."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        raise TypeError("an upstream client keeps no cookies")
+
+
+class AsyncUpstreamClient(_NoCookieJar, httpx.AsyncClient):  # type: ignore[misc]
     """:class:`httpx.AsyncClient` without a cookie jar."""
 
-    @property  # type: ignore[override]
-    def cookies(self) -> httpx.Cookies:
-        return NO_COOKIES
 
-    @cookies.setter
-    def cookies(self, cookies: Any) -> None:
-        raise TypeError("an upstream client keeps no cookies")
-
-
-class UpstreamClient(httpx.Client):
+class UpstreamClient(_NoCookieJar, httpx.Client):  # type: ignore[misc]
     """:class:`httpx.Client` without a cookie jar."""
-
-    @property  # type: ignore[override]
-    def cookies(self) -> httpx.Cookies:
-        return NO_COOKIES
-
-    @cookies.setter
-    def cookies(self, cookies: Any) -> None:
-        raise TypeError("an upstream client keeps no cookies")
