@@ -98,7 +98,7 @@ def test_prompt_chunks_are_never_probed() -> None:
     assert PROBE_MAX_TOKENS < 512
 
 
-def test_a_probe_is_compared_with_the_steps_just_before_it() -> None:
+def test_a_probe_is_compared_with_the_steps_right_after_it() -> None:
     """Step cost grows with the context: a long conversation's two-thread steps are no yardstick
     for a one-thread probe during a short one (the next turn after another chat ran used to be
     read on one thread, twice as slow)."""
