@@ -15,6 +15,10 @@ the last prompt's state, so step 2 costs it the whole history. With ``--rounds N
 is started afresh N times, in turn (round 1 of each, then round 2; a new chat each round), and
 the best cold and next-turn TTFT count.
 
+``--batches 2048/512,512/512`` runs one openwen side per ``n_batch/n_ubatch`` (``openwen
+2048/512``, ...; OPENWEN_N_BATCH / OPENWEN_N_UBATCH), in the same rounds, so the settings are
+compared with each other and with llama-server in one run; without it openwen runs its defaults.
+
 Printed: cold TTFT / next-turn TTFT per server (target for openwen: >= 20x) and openwen's speed
 over llama-server's (llama-server TTFT / openwen TTFT) for the cold prefill (target >= 0.98x)
 and the next turn. For openwen the server is then restarted on the same data folder and the
@@ -24,6 +28,7 @@ that turn does not re-read the history either.
     .venv/bin/python bench/prefix.py [--threads 2] [--history 4000] [--rounds 1]
         [--only openwen|llama-server|llama_cpp.server] [--llama-server PATH]
         [--build-llama-server] [--with-llama-cpp-python] [--omp-spin]
+        [--batches N_BATCH/N_UBATCH,...]
 """
 
 from __future__ import annotations
@@ -117,11 +122,12 @@ def session(url: str, history: int, round_: int = 0
     return runs, follow(chat, runs["next"], "Thanks. Anything to plant next week?")
 
 
-def openwen_session(home: Path, args: argparse.Namespace, round_: int) -> dict[str, Stream]:
-    with openwen_server(home, threads=args.threads, n_ctx=N_CTX) as url:
+def openwen_session(home: Path, args: argparse.Namespace, round_: int,
+                    extra: dict[str, str] | None = None) -> dict[str, Stream]:
+    with openwen_server(home, threads=args.threads, n_ctx=N_CTX, extra=extra) as url:
         runs, resume = session(url, args.history, round_)
     print("    (server restarted on the same data folder)", flush=True)
-    with openwen_server(home, threads=args.threads, n_ctx=N_CTX) as url:
+    with openwen_server(home, threads=args.threads, n_ctx=N_CTX, extra=extra) as url:
         runs["restart"] = asyncio.run(turn(url, resume))
         show("next turn after a restart", runs["restart"])
     return runs
@@ -133,8 +139,15 @@ Side = Callable[[int], dict[str, Stream]]
 def sides(args: argparse.Namespace, tmp: Path) -> dict[str, Side]:
     """The servers to measure, each as a function of the round that runs one session."""
     model = bundled_model_path()
-    found: dict[str, Side] = {
-        "openwen": lambda r: openwen_session(tmp / f"home{r}", args, r)}
+    found: dict[str, Side] = {}
+    for batch in args.batches.split(",") if args.batches else []:
+        n_batch, n_ubatch = batch.split("/")
+        env = {"OPENWEN_N_BATCH": n_batch, "OPENWEN_N_UBATCH": n_ubatch}
+        found[f"openwen {batch}"] = (
+            lambda r, env=env, batch=batch: openwen_session(
+                tmp / f"home-{batch.replace('/', '-')}-{r}", args, r, env))
+    if not found:
+        found["openwen"] = lambda r: openwen_session(tmp / f"home{r}", args, r)
     binary = llama_server_binary(args)
     if binary is not None:
         def llama(r: int) -> dict[str, Stream]:
@@ -155,7 +168,7 @@ def sides(args: argparse.Namespace, tmp: Path) -> dict[str, Side]:
                 return session(url, args.history, r)[0]
 
         found["llama_cpp.server"] = python_server
-    return {k: v for k, v in found.items() if not args.only or k == args.only}
+    return {k: v for k, v in found.items() if not args.only or k.split()[0] == args.only}
 
 
 def best(runs: list[dict[str, Stream]]) -> dict[str, Stream]:
@@ -169,6 +182,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--history", type=int, default=4000, help="tokens of the long chat")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--batches", help="openwen sides by n_batch/n_ubatch, e.g. 2048/512,512/512")
     add_server_options(ap)
     args = ap.parse_args()
     omp_policy(args.omp_spin)
@@ -200,16 +214,18 @@ def report(results: dict[str, dict[str, Stream]], every: dict[str, list[dict[str
                   + ", ".join(f"{r['cold'].ttft * 1000:.0f}" for r in every[name])
                   + " ms; next " + ", ".join(f"{r['next'].ttft * 1000:.0f}" for r in every[name])
                   + " ms")
-    ow, ls = results.get("openwen"), results.get("llama-server")
-    if ow and ls:
-        cold, warm = ls["cold"].ttft / ow["cold"].ttft, ls["next"].ttft / ow["next"].ttft
-        print(f"openwen / llama-server speed (its TTFT / openwen's): cold prefill {cold:.3f}x, "
-              f"next turn {warm:.2f}x")
-        print(f"target cold prefill >= 0.98x llama-server's: {cold:.3f}x "
-              f"{'MET' if cold >= 0.98 else 'NOT MET'}")
-    if ow:
+    ls = results.get("llama-server")
+    for name, ow in results.items():
+        if not name.startswith("openwen"):
+            continue
+        if ls:
+            cold, warm = ls["cold"].ttft / ow["cold"].ttft, ls["next"].ttft / ow["next"].ttft
+            print(f"{name} / llama-server speed (its TTFT / openwen's): cold prefill "
+                  f"{cold:.3f}x, next turn {warm:.2f}x")
+            print(f"  target cold prefill >= 0.98x llama-server's: {cold:.3f}x "
+                  f"{'MET' if cold >= 0.98 else 'NOT MET'}")
         got = ow["cold"].ttft / ow["next"].ttft
-        print(f"target next-turn TTFT >= 20x faster than cold: {got:.1f}x "
+        print(f"  {name}: target next-turn TTFT >= 20x faster than cold: {got:.1f}x "
               f"{'MET' if got >= 20 else 'NOT MET'}")
 
 

@@ -9,8 +9,17 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
+from openwen.engines import threads
 from openwen.engines.batched import BatchedEngine
-from openwen.engines.threads import MAX_INTERVAL, PROBE_MAX_TOKENS, PROBE_STEPS, ThreadTuner
+from openwen.engines.threads import (
+    CHECK_STEPS,
+    MAX_INTERVAL,
+    PROBE_MAX_TOKENS,
+    PROBE_STEPS,
+    ThreadTuner,
+)
 from openwen.messages import Done, Message, TextDelta
 from openwen.requests import ChatRequest, Sampling
 
@@ -52,7 +61,8 @@ def test_contention_drops_to_one_thread_within_a_few_steps() -> None:
     assert m.tuner.current == 1
     first_single = after.index(1)
     assert first_single <= 4  # a run of slow steps probes at once, not after the long interval
-    assert after[first_single + PROBE_STEPS:].count(2) <= PROBE_STEPS * 2  # later probes only
+    # then the check on two threads (the probe's yardstick) and later probes only
+    assert after[first_single + PROBE_STEPS:].count(2) <= CHECK_STEPS + PROBE_STEPS * 2
 
 
 def test_back_to_every_thread_when_the_cores_are_free_again() -> None:
@@ -88,13 +98,32 @@ def test_prompt_chunks_are_never_probed() -> None:
     assert PROBE_MAX_TOKENS < 512
 
 
+def test_a_probe_is_compared_with_the_steps_right_after_it() -> None:
+    """Step cost grows with the context: a long conversation's two-thread steps are no yardstick
+    for a one-thread probe during a short one (the next turn after another chat ran used to be
+    read on one thread, twice as slow)."""
+    long_chat = {2: 0.060, 1: 0.096}  # ~4,000 tokens of context
+    short_chat = {2: 0.020, 1: 0.032}  # ~1,000
+    m = Machine()
+    m.run(30, long_chat)
+    while m.tuner._probe_left:  # the long chat's own probes are over
+        m.run(1, long_chat)
+    m.run(1, {2: 3.0, 1: 4.5}, n_tokens=512)  # the short chat's prompt
+    m.tuner._since = m.tuner.interval  # a probe is due: it lands on the short chat's first steps
+    m.run(1, short_chat)
+    m.run(200, short_chat)
+    assert m.tuner.probes >= 1 and m.tuner.switches == 0 and m.tuner.current == 2
+
+
 def test_fixed_threads_never_change() -> None:
     for m in (Machine(adaptive=False), Machine(threads=1)):
         m.run(2000, BUSY)
         assert m.applied == [] and m.tuner.current == m.tuner.threads
 
 
-async def test_the_engine_switches_threads_between_steps_and_answers(bundled_model: Path) -> None:
+async def test_the_engine_switches_threads_between_steps_and_answers(
+        bundled_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads, "FIRST_INTERVAL", 2)  # probe again soon after a switch too
     engine = BatchedEngine(bundled_model, name="smollm2", n_ctx=1024, n_threads=2, kv_slots=2)
     try:
         tuner = engine.worker.threads

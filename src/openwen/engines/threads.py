@@ -7,7 +7,15 @@ takes a core, a descheduled thread stalls every barrier and the step can take te
 than with one thread, which never waits for a peer (bench/README.md, "Busy machines"). No fixed
 setting serves both, and load averages lag and count llama.cpp's own threads, so the tuner
 measures instead: the engine's owner thread times each evaluation and, now and then, evaluates a
-few steps with the other thread count; it keeps whichever was faster for evaluations of that size.
+few steps with the other thread count, then a few with the current one again, and keeps whichever
+was faster on evaluations of the same size.
+
+A probe is judged only against the current count's steps right after it, never against a
+running average: a step's cost grows with the context its sequences attend to (SmolLM2-135M: a
+one-token step at 4,000 tokens of context takes ~3x one at 1,000), so an average kept while a long
+conversation decoded made a probe during a short one look 3x faster and switched to one thread
+for nothing; the next turn of the long conversation was then read on one thread, twice as slow
+(bench/README.md, "Why the next turn doubled with n_batch 2048").
 
 Probes back off while the choice holds (the first after 8 steps, then every 32 after a switch,
 doubling to at most every 1,024), so on a quiet machine they cost well under 1%; a sudden
@@ -29,6 +37,7 @@ START_INTERVAL = 8  # steps before the first probe of a new engine
 FIRST_INTERVAL = 32  # steps between probes after a switch
 MAX_INTERVAL = 1024  # ... doubling up to this while the choice holds
 PROBE_STEPS = 4  # steps evaluated with the other count; the first only wakes its threads
+CHECK_STEPS = 4  # then steps with the current count to compare with; the first wakes it again
 MARGIN = 0.85  # the other count must take at most this fraction of the current one's time
 ALPHA = 0.25  # weight of a new step time in the running average
 JUMP = 2.0  # a step this many times the average ...
@@ -58,9 +67,12 @@ class ThreadTuner:
     probes: int = 0
     _since: int = 0
     _probe_left: int = 0
+    _check_left: int = 0
     _jumps: int = 0
     _applied: int = 0
-    _times: dict[tuple[int, int], float] = field(default_factory=dict)
+    _times: dict[tuple[int, int], float] = field(default_factory=dict)  # for jumps only
+    _probed: list[tuple[int, float]] = field(default_factory=list)  # (size, s) other count
+    _checked: list[tuple[int, float]] = field(default_factory=list)  # ... current count after
 
     def __post_init__(self) -> None:
         self.current = self.threads
@@ -81,25 +93,34 @@ class ThreadTuner:
         if n_tokens > PROBE_MAX_TOKENS:
             self._set(self.current)
             return
-        if self._probe_left == 0 and (self._since >= self.interval or self._jumps >= JUMPS):
+        probing = self._probe_left or self._check_left
+        if not probing and (self._since >= self.interval or self._jumps >= JUMPS):
             self._probe_left = PROBE_STEPS
             self._jumps = 0
             self.probes += 1
-            for key in [k for k in self._times if k[0] == self.other]:
-                del self._times[key]  # a probe measures the machine as it is now
+            self._probed.clear()  # a probe measures the machine as it is now
+            self._checked.clear()
         self._set(self.other if self._probe_left else self.current)
 
     def after(self, n_tokens: int, seconds: float) -> None:
         """Record how long the evaluation just made took."""
         if not self.enabled:
             return
-        key = (self._applied, size_class(n_tokens))
+        size = size_class(n_tokens)
+        key = (self._applied, size)
         if self._probe_left and n_tokens <= PROBE_MAX_TOKENS:
             self._probe_left -= 1
             if self._probe_left < PROBE_STEPS - 1:  # the first probe step only wakes threads
-                self._average(key, seconds)
+                self._probed.append((size, seconds))
             if self._probe_left == 0:
-                self._decide(size_class(n_tokens))
+                self._check_left = CHECK_STEPS
+            return
+        if self._check_left and n_tokens <= PROBE_MAX_TOKENS:
+            self._check_left -= 1
+            if self._check_left < CHECK_STEPS - 1:  # ... nor does the first step back
+                self._checked.append((size, seconds))
+            if self._check_left == 0:
+                self._decide(size)
             return
         self._since += 1
         mean = self._times.get(key)
@@ -111,14 +132,16 @@ class ThreadTuner:
         self._times[key] = seconds if mean is None else mean + ALPHA * (seconds - mean)
 
     def _decide(self, size: int) -> None:
-        mine = self._times.get((self.current, size))
-        theirs = self._times.get((self.other, size))
+        """After the check: switch if the other count beat the current one on steps of the same
+        size; with none of that size on both sides, try again after the same interval."""
+        theirs = [s for n, s in self._probed if n == size]
+        mine = [s for n, s in self._checked if n == size]
         self._since = 0
-        if mine is not None and theirs is not None and theirs < MARGIN * mine:
+        if theirs and mine and _mean(theirs) < MARGIN * _mean(mine):
             self.current = self.other
             self.switches += 1
             self.interval = FIRST_INTERVAL
-        else:
+        elif theirs and mine:
             self.interval = min(MAX_INTERVAL, self.interval * 2)
         self._set(self.current)
 
@@ -130,3 +153,7 @@ class ThreadTuner:
     def describe(self) -> dict[str, int]:
         """For /metrics and the benches: the count in use, switches and probes so far."""
         return {"threads": self.current, "switches": self.switches, "probes": self.probes}
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
