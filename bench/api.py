@@ -160,6 +160,15 @@ class HttpRun:
 
 
 def http_run(client: httpx.Client, msgs: list[dict[str, str]], max_tokens: int) -> HttpRun:
+    """One streamed request; again once if the server had just closed the kept-alive connection
+    (uvicorn closes one idle for 5 s: the raw side can take that long on a loaded machine)."""
+    try:
+        return http_once(client, msgs, max_tokens)
+    except httpx.RemoteProtocolError:
+        return http_once(client, msgs, max_tokens)
+
+
+def http_once(client: httpx.Client, msgs: list[dict[str, str]], max_tokens: int) -> HttpRun:
     body = {"model": "smollm2", "messages": msgs, "max_tokens": max_tokens, "temperature": 0,
             "stream": True, "stream_options": {"include_usage": True}}
     usage: dict[str, Any] = {}
