@@ -25,13 +25,21 @@ n_ctx 2048, n_batch 512). The two never compute at the same time: runs alternate
    is shown too (its connection pool costs milliseconds of client CPU per request here).
 
     .venv/bin/python bench/api.py [--rounds 5] [--tokens 128] [--pairs 60] [--clients 50]
-                                  [--threads 2] [--omp-spin]
+                                  [--threads 2] [--omp-passive] [--trace-stages]
 
-llama-cpp-python's wheel uses OpenMP, whose idle threads spin by default. On a machine busier than
-its cores that spinning starves the threads doing real work: measured here at load ~5 on 2 cores,
-raw decode fell from ~55 to ~10 tok/s and prefill took seconds, on both sides alike. So the bench
-sets ``OMP_WAIT_POLICY=PASSIVE`` for both sides unless the environment already sets it or
-``--omp-spin`` is given; the policy in effect is printed with the figures.
+Both sides run llama.cpp the same way: ``--threads`` threads for decode and prompt, n_batch 512,
+the same weight buffers (plain CPU buffers on AMX CPUs: ``openwen.engines.llama_buffers``, which
+both load through) and the same OpenMP wait policy, which is OpenMP's default (spinning), the
+way ``openwen serve`` runs unless told otherwise. ``--omp-passive`` sets
+``OMP_WAIT_POLICY=PASSIVE`` for both (an ``OMP_WAIT_POLICY`` already in the environment wins
+either way): on a machine busier than its cores spinning starves the threads doing real work
+(measured here at load ~5 on 2 cores: raw decode ~55 -> ~10 tok/s), while on a quiet one PASSIVE
+halves the served decode (2026-12-02: 0.50x raw, TTFT +106 ms), so PASSIVE figures do not say how
+the server runs. The policy in effect is printed with the figures.
+
+``--trace-stages`` starts the server with ``OPENWEN_TRACE_STAGES`` (:mod:`openwen.stage_trace`)
+and prints, for the time-to-first-token pairs, each stage's time in microseconds for the request
+at the p50 and at the p95 of the differences, and each stage's p50/p95 over all of them.
 """
 
 from __future__ import annotations
@@ -152,6 +160,15 @@ class HttpRun:
 
 
 def http_run(client: httpx.Client, msgs: list[dict[str, str]], max_tokens: int) -> HttpRun:
+    """One streamed request; again once if the server had just closed the kept-alive connection
+    (uvicorn closes one idle for 5 s: the raw side can take that long on a loaded machine)."""
+    try:
+        return http_once(client, msgs, max_tokens)
+    except httpx.RemoteProtocolError:
+        return http_once(client, msgs, max_tokens)
+
+
+def http_once(client: httpx.Client, msgs: list[dict[str, str]], max_tokens: int) -> HttpRun:
     body = {"model": "smollm2", "messages": msgs, "max_tokens": max_tokens, "temperature": 0,
             "stream": True, "stream_options": {"include_usage": True}}
     usage: dict[str, Any] = {}
@@ -187,13 +204,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def openwen_server(home: Path, threads: int) -> Iterator[str]:
-    """``openwen serve`` on 127.0.0.1 (a free port) until the block exits; yields its base URL."""
+def openwen_server(home: Path, threads: int, trace: Path | None = None) -> Iterator[str]:
+    """``openwen serve`` on 127.0.0.1 (a free port) until the block exits; yields its base URL.
+    With ``trace`` the server writes per-request stage times there (:mod:`openwen.stage_trace`)."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENWEN_")}
+    # the buffer choice (the raw side reads it too) and the thread tuner, for experiments
+    keep = ("OPENWEN_LLAMA_EXTRA_BUFFERS", "OPENWEN_ADAPTIVE_THREADS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENWEN_") or k in keep}
     env.update(OPENWEN_HOME=str(home), OPENWEN_CONFIG=str(home / "config.toml"),
                OPENWEN_N_THREADS=str(threads), OPENWEN_N_CTX=str(N_CTX),
                OPENWEN_N_BATCH=str(N_BATCH))
+    if trace is not None:
+        env["OPENWEN_TRACE_STAGES"] = str(trace)
     log_path = home / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen([str(OPENWEN), "serve", "--port", str(port)], env=env,
@@ -361,6 +383,54 @@ async def bench_models(url: str, clients: int) -> dict[str, dict[str, Any]]:
             "httpx": await load_httpx(url, "/v1/models", clients)}
 
 
+# -- server stages (--trace-stages) -------------------------------------------------------------
+
+
+def trace_file(home: Path, args: argparse.Namespace) -> Path | None:
+    return home / "stages.jsonl" if args.trace_stages else None
+
+
+def read_trace(path: Path | None) -> list[dict[str, int]]:
+    if path is None or not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def stage_report(ttft: dict[str, Any]) -> None:
+    """Per-stage server times (µs after the handler started, and each stage's own span) of the
+    TTFT requests: those at the p50 and p95 of the differences, and p50/p95 of every stage."""
+    records: list[dict[str, int]] = ttft["stages"][-len(ttft["diff"]):]
+    if len(records) != len(ttft["diff"]):
+        print(f"stages: {len(records)} traced requests for {len(ttft['diff'])} pairs; skipped")
+        return
+    order = sorted(range(len(records)), key=lambda i: ttft["diff"][i])
+    at = {p: order[min(len(order) - 1, round(p / 100 * (len(order) - 1)))] for p in (50, 95)}
+    names = sorted({k for r in records for k in r if not k.startswith("gc")},
+                   key=lambda k: statistics.median(r.get(k, 0) for r in records))
+    print("\nserver stages of the ttft requests, µs after the handler started "
+          "(span: since the stage before)")
+    print(f"  {'stage':<15} {'p50 req':>9} {'span':>7} {'p95 req':>9} {'span':>7}"
+          f"   all: span p50 {'p95':>7}")
+    for j, name in enumerate(names):
+        spans = [r[name] - (r[names[j - 1]] if j else 0) for r in records if name in r
+                 and (j == 0 or names[j - 1] in r)]
+        row = f"  {name:<15}"
+        for p in (50, 95):
+            rec = records[at[p]]
+            prev = rec.get(names[j - 1], 0) if j else 0
+            row += f" {rec.get(name, -1):>9} {rec.get(name, 0) - prev:>7}"
+        if spans:
+            row += f"   {pct(spans, 50):>13.0f} {pct(spans, 95):>7.0f}"
+        print(row)
+    for p in (50, 95):
+        rec = records[at[p]]
+        print(f"  p{p} request: diff {ttft['diff'][at[p]] * 1000:+.1f} ms, "
+              f"gc {rec['gc_us']} µs in {rec['gc_runs']} runs")
+    gcs = [r["gc_us"] for r in records]
+    print(f"  gc over all: {sum(1 for r in records if r['gc_runs'])} of {len(records)} requests "
+          f"saw a collection; max {max(gcs)} µs")
+
+
 # -- report -------------------------------------------------------------------------------------
 
 
@@ -457,7 +527,7 @@ def report(dec: dict[str, Any], ttft: dict[str, Any], load: dict[str, dict[str, 
     ])
     command = (f"bench/api.py --rounds {args.rounds} --tokens {args.tokens} "
                f"--pairs {args.pairs} --clients {n} --threads {args.threads}"
-               + (" --omp-spin" if args.omp_spin else ""))
+               + (" --omp-passive" if args.omp_passive else ""))
     policy = os.environ.get("OMP_WAIT_POLICY", "unset")
     print("\nsummary (for bench/README.md):")
     print(f"| {datetime.date.today()} | API: HTTP streaming decode {http_r:.1f} tok/s; TTFT "
@@ -474,26 +544,34 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=60, help="time-to-first-token pairs")
     ap.add_argument("--clients", type=int, default=50, help="concurrent /v1/models clients")
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads, both sides")
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="OMP_WAIT_POLICY=PASSIVE on both sides rather than OpenMP's spinning "
+                         "default (the server's); an OMP_WAIT_POLICY already set is kept")
     ap.add_argument("--omp-spin", action="store_true",
-                    help="leave OMP_WAIT_POLICY unset (OpenMP's spinning default) rather than "
-                         "PASSIVE; an OMP_WAIT_POLICY already in the environment is kept")
+                    help="the default (kept so older commands still run)")
+    ap.add_argument("--trace-stages", action="store_true",
+                    help="per-stage server times of the TTFT requests (openwen.stage_trace)")
     args = ap.parse_args()
-    if not args.omp_spin:  # before llama.cpp (and libgomp) loads, here and in the server
+    if args.omp_passive:  # before llama.cpp (and libgomp) loads, here and in the server
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     started = time.monotonic()
     loads = [load()]
     raw = RawModel(bundled_model_path(), args.threads)
     with tempfile.TemporaryDirectory(prefix="openwen-bench-") as home, \
-            openwen_server(Path(home), args.threads) as url, \
+            openwen_server(Path(home), args.threads, trace_file(Path(home), args)) as url, \
             httpx.Client(base_url=url, timeout=120) as client:
         dec = bench_decode(raw, client, args)
         loads.append(load())
+        traced = read_trace(trace_file(Path(home), args))
         ttft = bench_ttft(raw, client, args.pairs)
+        ttft["stages"] = read_trace(trace_file(Path(home), args))[len(traced):]
         loads.append(load())
         raw.close()
         served = asyncio.run(bench_models(url, args.clients))
     loads.append(load())
     report(dec, ttft, served, args, loads)
+    if ttft["stages"]:
+        stage_report(ttft)
     print(f"(took {time.monotonic() - started:.0f} s)")
 
 

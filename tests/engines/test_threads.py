@@ -35,12 +35,13 @@ class Machine:
         self.tuner = ThreadTuner(self.applied.append, threads, adaptive=adaptive)
         self.used: list[int] = []
 
-    def run(self, steps: int, times: dict[int, float], n_tokens: int = 1) -> None:
+    def run(self, steps: int, times: dict[int, float], n_tokens: int = 1,
+            prompt: bool = False) -> None:
         for _ in range(steps):
-            self.tuner.before(n_tokens)
+            self.tuner.before(n_tokens, prompt=prompt)
             threads = self.applied[-1] if self.applied else self.tuner.threads
             self.used.append(threads)
-            self.tuner.after(n_tokens, times[threads])
+            self.tuner.after(n_tokens, times[threads], prompt=prompt)
 
 
 def test_a_quiet_machine_keeps_every_thread_and_probes_less_and_less() -> None:
@@ -113,6 +114,25 @@ def test_a_probe_is_compared_with_the_steps_right_after_it() -> None:
     m.run(1, short_chat)
     m.run(200, short_chat)
     assert m.tuner.probes >= 1 and m.tuner.switches == 0 and m.tuner.current == 2
+
+
+def test_short_prompts_are_never_probed_either() -> None:
+    """A prompt short enough to be read in one small step (a new chat's first turn) keeps every
+    thread even when a probe is due or under way: probing it would delay its first token."""
+    m = Machine()
+    m.run(7, QUIET)
+    start = len(m.used)
+    m.run(5, {2: 0.14, 1: 0.21}, n_tokens=45, prompt=True)  # due after 8 steps: not here
+    m.run(3, QUIET, n_tokens=3, prompt=True)  # a decode token plus a 2-token prompt chunk
+    assert set(m.used[start:]) == {2} and m.tuner.probes == 0
+    m.run(1, QUIET)  # the next decode-only step probes
+    assert m.tuner.probes == 1 and m.used[-1] == 1
+    mid = len(m.used)
+    m.run(2, QUIET, n_tokens=45, prompt=True)  # mid-probe: the prompt steps keep every thread
+    assert m.used[mid:] == [2, 2]
+    m.run(PROBE_STEPS - 1, QUIET)  # ... and the probe resumes on decode steps
+    assert m.used[-(PROBE_STEPS - 1):] == [1] * (PROBE_STEPS - 1)
+    assert m.tuner.current == 2 and m.tuner.switches == 0
 
 
 def test_fixed_threads_never_change() -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from openwen import stage_trace
 from openwen.engines.batch_native import NativeContext, NativeModel
 from openwen.engines.batch_sampling import Candidates, JobSampler, greedy_tokens
 from openwen.engines.decoding import OutputDecoder
@@ -57,6 +58,7 @@ class Job:
     cancelled: bool = False
     admitted: float = 0.0
     first: float = 0.0
+    stages: stage_trace.Stages | None = None  # when tracing (openwen.stage_trace)
 
 
 def _eog_lookup(model: NativeModel) -> Callable[[int], bool]:
@@ -98,6 +100,7 @@ class BatchScheduler:
         self._running: list[Job] = []
         self._closing = False
         self._outbox: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue[Any], Any]]] = {}
+        self._traced: list[stage_trace.Stages] = []  # jobs with events in the outbox
         self._thread = threading.Thread(target=self._run, name=f"openwen-batch-{name}",
                                         daemon=True)
         self._thread.start()
@@ -156,11 +159,13 @@ class BatchScheduler:
             clock = time.perf_counter
             while self._wait_for_work():
                 start = clock()
+                self._trace("woke", self._pending)
                 self._drop_cancelled()
                 self._run_calls()
                 self._admit()
                 if self._running:
                     self.cache.offload_idle()  # idle cells would slow every step down
+                    self._trace("offloaded", self._running)
                     self._step()
                 self._flush()
                 self.busy_seconds += clock() - start
@@ -229,6 +234,7 @@ class BatchScheduler:
             job.slot, job.fed, job.cached = lease.slot, lease.n_keep, lease.n_keep
             job.cache_source = lease.source
             job.admitted = time.perf_counter()
+            stage_trace.mark("admitted", job.stages)
             self._running.append(job)
 
     def _step(self) -> None:
@@ -268,11 +274,13 @@ class BatchScheduler:
         if i == 0:  # no cell free for any prompt token: give up on the youngest request
             self._fail(prefilling[-1], EngineError("the KV cache is full; retry shortly"))
             return
-        self.threads.before(i)
+        self.threads.before(i, prompt=bool(fed))  # no probe while a prompt waits (threads.py)
+        self._trace("eval_start", self._running)
         started = time.perf_counter()
         rc = ctx.decode(i)
         seconds = time.perf_counter() - started
-        self.threads.after(i, seconds)
+        self._trace("eval_end", self._running)
+        self.threads.after(i, seconds, prompt=bool(fed))
         self.decode_seconds += seconds
         self.steps += 1
         if rc != 0:
@@ -319,6 +327,7 @@ class BatchScheduler:
     def _sampled(self, job: Job, token: int, index: int) -> None:
         if not job.first:
             job.first = time.perf_counter()
+            stage_trace.mark("first_token", job.stages)
         if self._is_eog(token):
             self._finish(job, "stop")
             return
@@ -391,6 +400,17 @@ class BatchScheduler:
     def _emit(self, job: Job, item: Any) -> None:
         if not job.cancelled:
             self._outbox.setdefault(job.loop, []).append((job.out, item))
+            if job.stages is not None:
+                self._traced.append(job.stages)
+
+    def _trace(self, stage: str, jobs: Any) -> None:
+        """Mark ``stage`` for each job being traced (:mod:`openwen.stage_trace`)."""
+        if stage_trace.enabled():
+            try:
+                for job in tuple(jobs):
+                    stage_trace.mark(stage, job.stages)
+            except RuntimeError:  # the pending queue changed under us: a mark missed
+                pass
 
     def _flush(self) -> None:
         if not self._outbox:
@@ -401,6 +421,10 @@ class BatchScheduler:
                 loop.call_soon_threadsafe(_deliver, items)
             except RuntimeError:  # that event loop is closed: nobody is listening
                 pass
+        if self._traced:
+            for stages in self._traced:
+                stage_trace.mark("flushed", stages)
+            self._traced = []
 
     def _shutdown(self) -> None:
         with self._cond:

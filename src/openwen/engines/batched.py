@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from openwen import stage_trace
 from openwen.engines.base import Capabilities, ModelInfo
 from openwen.engines.batch_native import NativeAdapter, NativeContext, NativeModel
 from openwen.engines.batch_scheduler import END, BatchScheduler, Job
@@ -150,16 +151,21 @@ class BatchedEngine:
         accepted = time.perf_counter()
         loop = asyncio.get_running_loop()
         out: asyncio.Queue[Any] = asyncio.Queue()
+        stage_trace.mark("engine")
         job = await asyncio.to_thread(self._prepare, request, loop, out)
         job.accepted = accepted
+        job.stages = stage_trace.current()
+        stage_trace.mark("prepared")
         try:
             self.worker.submit(job)
         except BaseException:
             job.chain.close()
             raise
+        stage_trace.mark("submitted")
         try:
             while True:
                 item = await out.get()
+                stage_trace.mark("delivered")
                 if item is END:
                     return
                 if isinstance(item, BaseException):
@@ -203,8 +209,11 @@ class BatchedEngine:
 
     def _prepare(self, request: ChatRequest, loop: asyncio.AbstractEventLoop,
                  out: asyncio.Queue[Any]) -> Job:
+        stage_trace.mark("prepare_thread")
         rendered = self.render(request)
+        stage_trace.mark("rendered")
         tokens = self.tokenize(rendered.text)
+        stage_trace.mark("tokenized")
         n_prompt = len(tokens)
         if n_prompt == 0:
             raise InvalidRequestError("the prompt is empty", param="prompt")

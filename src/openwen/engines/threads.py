@@ -26,6 +26,11 @@ prompt chunk of hundreds of tokens evaluated on the slower count would cost a co
 as thousands of decode-step probes (4 steps of 512 tokens on one thread: about 3 s more of a
 ~4,000-token prompt on this 2-core machine). Large evaluations use the count the small ones chose,
 are timed all the same, and a run of slow ones probes at the next small step.
+
+Nor do probes run on a step that reads any prompt tokens, however few (``prompt=True``): a short
+prompt's whole prefill is one such step, and evaluating it on the slower count delays that
+request's first token by the probe's cost (a 45-token prompt: ~145 ms on two threads here, about
+1.5x that on one). Probes wait for the next decode-only step.
 """
 
 from __future__ import annotations
@@ -86,11 +91,12 @@ class ThreadTuner:
     def other(self) -> int:
         return 1 if self.current != 1 else self.threads
 
-    def before(self, n_tokens: int) -> None:
-        """Pick the thread count for an evaluation of ``n_tokens`` tokens."""
+    def before(self, n_tokens: int, prompt: bool = False) -> None:
+        """Pick the thread count for an evaluation of ``n_tokens`` tokens (``prompt``: some of
+        them are a prompt being read, so a request waits for its first token on this step)."""
         if not self.enabled:
             return
-        if n_tokens > PROBE_MAX_TOKENS:
+        if n_tokens > PROBE_MAX_TOKENS or prompt:
             self._set(self.current)
             return
         probing = self._probe_left or self._check_left
@@ -102,20 +108,20 @@ class ThreadTuner:
             self._checked.clear()
         self._set(self.other if self._probe_left else self.current)
 
-    def after(self, n_tokens: int, seconds: float) -> None:
-        """Record how long the evaluation just made took."""
+    def after(self, n_tokens: int, seconds: float, prompt: bool = False) -> None:
+        """Record how long the evaluation just made took (``prompt`` as given to ``before``)."""
         if not self.enabled:
             return
         size = size_class(n_tokens)
         key = (self._applied, size)
-        if self._probe_left and n_tokens <= PROBE_MAX_TOKENS:
+        if self._probe_left and n_tokens <= PROBE_MAX_TOKENS and not prompt:
             self._probe_left -= 1
             if self._probe_left < PROBE_STEPS - 1:  # the first probe step only wakes threads
                 self._probed.append((size, seconds))
             if self._probe_left == 0:
                 self._check_left = CHECK_STEPS
             return
-        if self._check_left and n_tokens <= PROBE_MAX_TOKENS:
+        if self._check_left and n_tokens <= PROBE_MAX_TOKENS and not prompt:
             self._check_left -= 1
             if self._check_left < CHECK_STEPS - 1:  # ... nor does the first step back
                 self._checked.append((size, seconds))

@@ -27,6 +27,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
+from openwen import stage_trace
 from openwen.cache_salt import cache_salt_for
 from openwen.chat.answer import answer, one_answer
 from openwen.chat.service import ChatService
@@ -101,6 +102,7 @@ async def start_answer(request: Request, chat: ChatRequest, *, received: float,
     except BaseException:
         await events.aclose()  # type: ignore[attr-defined]
         raise
+    stage_trace.mark("first_event")
     state.metrics.ttft.labels(model_name(request, chat), dialect_of(request.url.path)).observe(
         time.perf_counter() - received)
     return first, events

@@ -18,6 +18,8 @@ from typing import Any
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
+from openwen import stage_trace
+
 MAX_PENDING = 256
 
 
@@ -55,6 +57,7 @@ class CoalescingStreamingResponse(StreamingResponse):
                     buffer.clear()
                     space.set()
                     await send({"type": "http.response.body", "body": body, "more_body": True})
+                    stage_trace.mark("first_send")
                 if outcome["done"] and not buffer:
                     break
         finally:
@@ -62,6 +65,7 @@ class CoalescingStreamingResponse(StreamingResponse):
                 producer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await producer
+            stage_trace.finish()
         if outcome["error"] is not None:
             raise outcome["error"]
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from openwen import stage_trace
 from openwen.server.generating import generate
 from openwen.server.openai.common import json_body_doc, read_request
 from openwen.server.openai.protocol import (
@@ -38,7 +39,9 @@ ERRORS: dict[int | str, dict[str, object]] = {
 )
 async def create_chat_completion(request: Request) -> Response:
     received = time.perf_counter()
+    stage_trace.begin(received)
     body = await read_request(request, ChatCompletionRequest)
+    stage_trace.mark("parsed")
     chat = body.to_chat_request()
     if body.server_tools is not False:  # extension: the request opted in to server tools
         from openwen.server.openai.server_tools import respond
