@@ -3,17 +3,23 @@
 Everything runs the bundled SmolLM2-135M on the same threads. Measured in one run, interleaved
 (round 1 of every side, then round 2, ...; the best of ``--rounds`` counts):
 
-1. **ceiling** (in process): llama.cpp evaluating one token of each of N sequences per
-   ``llama_decode`` and sampling each greedily with llama.cpp's sampler, nothing else;
-2. **engine** (in process): openwen's :class:`BatchedEngine` with N concurrent greedy requests;
-   the time each step spends outside ``llama_decode`` (scheduling, sampling, detokenising, stop
-   checks, handing events to the event loop) is the per-step overhead, in microseconds;
+1. **ceiling** (in a fresh process per measurement): llama.cpp evaluating one token of each
+   of N sequences per ``llama_decode`` and sampling each greedily with llama.cpp's sampler,
+   nothing else;
+2. **engine** (in a fresh process per measurement): openwen's :class:`BatchedEngine` with N
+   concurrent greedy requests; the time each step spends outside ``llama_decode`` (scheduling,
+   sampling, detokenising, stop checks, handing events to the event loop) is the per-step
+   overhead, in microseconds;
 3. **HTTP**: N concurrent streamed ``/v1/chat/completions`` (distinct prompts, greedy,
    ``--tokens`` tokens each) against ``openwen serve`` and ``llama-server -np 8`` (if a binary is
    found: ``--llama-server PATH``, or one built by ``--build-llama-server``; see
    ``servers.py``) and, with ``--with-llama-cpp-python``, llama-cpp-python's server. The
    aggregate rate is all completion tokens over the wall time from the first request sent to the
    last token received.
+
+Each in-process measurement gets a process of its own: with the ceiling's llama.cpp context and
+the engine's driven from two threads of one process, whichever ran second read up to 2.5x slower
+(its first single-sequence ceiling 86 tok/s, the same after the engine had run 35 tok/s).
 
 Ratios: N streams over the best single-stream HTTP rate measured in this run (any server), and
 over the ceiling for N sequences. Targets for openwen: 4 streams >= 1.4x and >= 0.93x the
@@ -33,7 +39,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -242,6 +250,30 @@ def best(runs: list[dict[str, float]]) -> dict[str, Any]:
     return top
 
 
+def in_fresh_process(side: str, n: int, round_: int, args: argparse.Namespace
+                     ) -> dict[str, float]:
+    """One in-process measurement (``ceiling`` or ``engine``) in a process of its own."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--in-process", side, str(n), str(args.tokens), str(round_),
+         str(args.threads), str(max(args.streams))],
+        capture_output=True, text=True, check=True, timeout=600)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def in_process_main(side: str, n: int, tokens: int, round_: int, threads: int,
+                    max_streams: int) -> None:
+    inproc = InProcess(bundled_model_path(), threads, max_streams)
+    try:
+        if side == "ceiling":
+            result = {"rate": inproc.ceiling(n, tokens, round_)}
+        else:
+            result = inproc.openwen(n, tokens, round_)
+    finally:
+        inproc.close()
+    print(json.dumps(result), flush=True)
+
+
 def measure(args: argparse.Namespace) -> dict[str, dict[Any, Any]]:
     model = bundled_model_path()
     raw: dict[str, dict[int, list[dict[str, float]]]] = {
@@ -252,20 +284,15 @@ def measure(args: argparse.Namespace) -> dict[str, dict[Any, Any]]:
         tmp = Path(tmp_name)
         urls = {name: stack.enter_context(start())
                 for name, start in servers(args, tmp, model).items()}
-        inproc = InProcess(model, args.threads, max(args.streams)) if not args.only else None
-        try:
-            for r in range(args.rounds):  # every side once per round: noise spreads over all
-                if inproc is not None:
-                    for n in args.streams:
-                        raw["ceiling"][n].append({"rate": inproc.ceiling(n, args.tokens, r)})
-                        raw["engine"][n].append(inproc.openwen(n, args.tokens, r))
-                for name, url in urls.items():
-                    for n, res in http_round(url, args.streams, args.tokens, r).items():
-                        http.setdefault(name, {}).setdefault(n, []).append(res)
-                print(f"  round {r + 1}/{args.rounds} done; {machine()}", flush=True)
-        finally:
-            if inproc is not None:
-                inproc.close()
+        for r in range(args.rounds):  # every side once per round: noise spreads over all
+            if not args.only:
+                for n in args.streams:
+                    for side in ("ceiling", "engine"):
+                        raw[side][n].append(in_fresh_process(side, n, r, args))
+            for name, url in urls.items():
+                for n, res in http_round(url, args.streams, args.tokens, r).items():
+                    http.setdefault(name, {}).setdefault(n, []).append(res)
+            print(f"  round {r + 1}/{args.rounds} done; {machine()}", flush=True)
         for name, url in urls.items():
             joins[name] = http_join(url)
     results: dict[str, dict[Any, Any]] = {}
@@ -342,4 +369,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "--in-process":
+        in_process_main(sys.argv[2], *(int(a) for a in sys.argv[3:8]))
+    else:
+        main()
