@@ -19,8 +19,6 @@ nor need them.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import socket
 import time
@@ -28,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from openwen.config import Settings
+from openwen.host_files import pid_alive, read_json, write_json
 
 WRITE_EVERY = 0.5  # seconds between progress writes of one job
 STALE_AFTER = 60.0  # seconds without a write after which another host's job counts as gone
@@ -45,36 +44,22 @@ def owner_fields() -> dict[str, Any]:
 def write_record(folder: Path, job: dict[str, Any]) -> None:
     """Replace ``<id>.json`` atomically (a reader never sees half a record)."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{job['id']}.json"
-    tmp = folder / f".{job['id']}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps({**job, **owner_fields()}), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(folder / f"{job['id']}.json", {**job, **owner_fields()})
 
 
 def read_records(folder: Path) -> list[dict[str, Any]]:
     """Every readable record (a half-deleted or foreign file is skipped)."""
-    records = []
-    for path in folder.glob("*.json"):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict) and isinstance(record.get("id"), int):
-            records.append(record)
-    return records
+    records = (read_json(path) for path in folder.glob("*.json"))
+    return [r for r in records if isinstance(r.get("id"), int)]
 
 
 def read_record(folder: Path, job_id: int) -> dict[str, Any] | None:
-    try:
-        record = json.loads((folder / f"{job_id}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
+    return read_json(folder / f"{job_id}.json") or None
 
 
 def remove_record(folder: Path, job_id: int) -> None:
     (folder / f"{job_id}.json").unlink(missing_ok=True)
-    (folder / f"{job_id}.cancel").unlink(missing_ok=True)
+    remove_cancel(folder, job_id)
 
 
 def ask_cancel(folder: Path, job_id: int) -> None:
@@ -86,24 +71,13 @@ def cancel_asked(folder: Path, job_id: int) -> bool:
     return (folder / f"{job_id}.cancel").exists()
 
 
+def remove_cancel(folder: Path, job_id: int) -> None:
+    (folder / f"{job_id}.cancel").unlink(missing_ok=True)
+
+
 def owner_alive(record: dict[str, Any]) -> bool:
     """Whether the process that wrote ``record`` still runs."""
     if record.get("owner_host") != HOST:
         return time.time() - float(record.get("written") or 0) < STALE_AFTER
     pid = record.get("owner_pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    with contextlib.suppress(OSError):  # a zombie is gone for our purposes
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
-
-
-def remove_cancel(folder: Path, job_id: int) -> None:
-    (folder / f"{job_id}.cancel").unlink(missing_ok=True)
+    return isinstance(pid, int) and pid_alive(pid)

@@ -167,13 +167,9 @@ class Downloads:
         when that model is already downloading (in this process or another)."""
         spec = spec.strip()
         parse_spec(spec)  # a bad name fails here, before any thread starts
-        with self._lock:
-            for job in self._jobs.values():
-                if job.spec == spec and job.active:
-                    return job
-        for other in self.list():
-            if other.spec == spec and other.active:
-                return other
+        for running in self.list():  # this process's jobs and the others'
+            if running.spec == spec and running.active:
+                return running
         with self._lock:
             self._forget_old()
             job = Job(id=secrets.randbelow(2**52) + 1, spec=spec)
@@ -214,6 +210,7 @@ class Downloads:
         finished = [j for j in self._jobs.values() if not j.active]
         for job in sorted(finished, key=lambda j: j.id)[:-MAX_FINISHED or None]:
             self._jobs.pop(job.id, None)
+            self._written.pop(job.id, None)
         done = [r for r in records.read_records(self._folder)
                 if r.get("state") in ("done", "error", "cancelled")]
         done.sort(key=lambda r: float(r.get("finished") or 0))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from openwen.config import Settings
+from openwen.host_files import pid_alive, read_json, write_json
 from openwen.tune.errors import JobNotFoundError, TuneError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -47,32 +47,6 @@ def tune_root(settings: Settings) -> Path:
 
 def derivatives_root(settings: Settings) -> Path:
     return settings.home / "derivatives"
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Replace ``path`` atomically (readers never see half a file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
-    if pid <= 0:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 @dataclass
