@@ -163,6 +163,15 @@ def test_codex_gets_a_streamed_answer(agents: Path, server: RunningServer, home:
     instructions.write_text("You are a helpful assistant. Answer briefly.\n")
     done = _codex(agents, server, home, "-c", f'model_instructions_file="{instructions}"',
                   *SLIM_CODEX, "Say hello.")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.strip()  # the final answer, streamed as response.output_text.delta
-    assert "tokens used" in done.stderr  # from response.completed's usage
+    transcript = done.stdout + done.stderr
+    if "Incomplete response returned, reason: max_output_tokens" in transcript:
+        # SmolLM2 sometimes rambles until the context is full: the answer streamed, ended as
+        # response.incomplete (reason max_output_tokens) and Codex, which counts that as a
+        # failed turn, said so and exited 1
+        assert done.returncode == 1, transcript
+        # the agent printed the streamed answer under its "codex" heading
+        assert transcript.partition("\ncodex\n")[2].strip(), transcript
+    else:
+        assert done.returncode == 0, transcript
+        assert done.stdout.strip()  # the final answer, streamed as response.output_text.delta
+    assert "tokens used" in done.stderr  # from the last event's usage
