@@ -26,9 +26,9 @@ import logging
 import math
 import time
 import urllib.request
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import orjson
@@ -49,6 +49,7 @@ from openwen.engines.remote_stream import (
     iter_sse_batches,
     merge_deltas,
 )
+from openwen.engines.upstream_direct import DirectResponse, DirectSender, direct_sender
 from openwen.engines.upstream_http import AsyncUpstreamClient
 from openwen.errors import ConfigError, OpenwenError, UpstreamError
 from openwen.messages import StreamEvent
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from openwen.config import Settings
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 # Failures that happen before the upstream sent a single response byte: safe to retry.
 RETRYABLE = (
@@ -68,6 +70,7 @@ RETRYABLE = (
     httpx.RemoteProtocolError,
 )
 MAX_BACKOFF = 2.0
+Response = httpx.Response | DirectResponse
 MAX_CONNECTIONS = 4096  # per upstream
 LIST_RETRY_SECONDS = 30.0
 
@@ -111,6 +114,7 @@ class RemoteEngine:
         self._list_retry_at = 0.0
         self._timeouts = httpx.Timeout(timeout, connect=connect_timeout)
         self._urls: dict[str, httpx.URL] = {}
+        self._direct: dict[str, DirectSender | None] = {}
         self._client = AsyncUpstreamClient(headers=self._headers(), timeout=self._timeouts,
                                           transport=_transport(self._base))
         # called with a description when the upstream cannot be reached (after the retries)
@@ -170,6 +174,7 @@ class RemoteEngine:
         """The upstream's ``/models`` listing (cached; ``refresh`` fetches it again)."""
         if self._upstream_models is None or refresh:
             response = await self._send("GET", "/models", None, model=None)
+            assert isinstance(response, httpx.Response)  # no body: sent through httpx
             try:
                 await response.aread()
             finally:
@@ -263,7 +268,7 @@ class RemoteEngine:
             await response.aclose()
 
     async def _read_stream(
-        self, response: httpx.Response, reader: ChunkReader
+        self, response: Response, reader: ChunkReader
     ) -> AsyncGenerator[StreamEvent, None]:
         finished = False
         try:
@@ -324,7 +329,7 @@ class RemoteEngine:
         return done
 
     async def _read_whole(
-        self, response: httpx.Response, reader: ChunkReader
+        self, response: Response, reader: ChunkReader
     ) -> AsyncGenerator[StreamEvent, None]:
         """An upstream that ignored ``stream: true`` and answered one JSON completion."""
         try:
@@ -362,19 +367,38 @@ class RemoteEngine:
             url = self._urls[path] = self._base.copy_with(path=self._prefix + path)
         return url
 
+    def _sender(self, path: str) -> DirectSender | None:
+        """The aiohttp session's sender for ``path`` (see ``upstream_direct``), found once."""
+        if path not in self._direct:
+            self._direct[path] = direct_sender(self._client, self._url(path), self._headers(),
+                                               self._timeouts)
+        return self._direct[path]
+
     async def _send(
         self, method: str, path: str, body: dict[str, Any] | None, model: str | None
-    ) -> httpx.Response:
-        """Send with retries on connection failures; an error status becomes an openwen error."""
+    ) -> Response:
+        """Send with retries on connection failures; an error status becomes an openwen error.
+        A request with a body (a chat completion) goes straight to aiohttp when it can."""
         accept = "text/event-stream" if body is not None else "application/json"
         headers = {"Accept": accept}
         content = None
         if body is not None:
             headers["Content-Type"] = "application/json"
             content = dumps_body(body)
+            sender = self._sender(path)
+            if sender is not None:
+                url = str(self._url(path))
+                response: Response = await self._send_with_retries(
+                    lambda: sender.send(method, url, content, headers), path)
+                return await self._checked(response, path, model)
         request = self._client.build_request(method, self._url(path), content=content,
                                              headers=headers)
-        response = await self._send_with_retries(request, path)
+        response = await self._send_with_retries(
+            lambda: self._client.send(request, stream=True), path)
+        return await self._checked(response, path, model)
+
+    async def _checked(self, response: Response, path: str, model: str | None) -> Response:
+        """``response`` if its status is not an error, else the error raised."""
         if response.status_code < 400:
             return response
         try:
@@ -385,11 +409,11 @@ class RemoteEngine:
             await response.aclose()
         raise await self._status_error(response, content, path, model)
 
-    async def _send_with_retries(self, request: httpx.Request, path: str) -> httpx.Response:
+    async def _send_with_retries(self, send: Callable[[], Awaitable[R]], path: str) -> R:
         where = self._where + path
         for attempt in range(self.retries + 1):
             try:
-                return await self._client.send(request, stream=True)
+                return await send()
             except RETRYABLE as exc:
                 if attempt >= self.retries:
                     tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
@@ -415,7 +439,7 @@ class RemoteEngine:
         raise AssertionError("unreachable")
 
     async def _status_error(
-        self, response: httpx.Response, content: bytes, path: str, model: str | None
+        self, response: Response, content: bytes, path: str, model: str | None
     ) -> OpenwenError:
         message, error = parse_error_body(content)
         message = scrub(message, self._api_key)
@@ -424,7 +448,7 @@ class RemoteEngine:
         return self._plain_status_error(response, message, error, path)
 
     def _plain_status_error(
-        self, response: httpx.Response, message: str, error: dict[str, Any], path: str
+        self, response: Response, message: str, error: dict[str, Any], path: str
     ) -> OpenwenError:
         return error_for_status(
             response.status_code,

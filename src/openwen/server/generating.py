@@ -103,7 +103,8 @@ async def start_answer(request: Request, chat: ChatRequest, *, received: float,
         await events.aclose()  # type: ignore[attr-defined]
         raise
     stage_trace.mark("first_event")
-    state.metrics.ttft.labels(model_name(request, chat), dialect_of(request.url.path)).observe(
+    dialect = dialect_of(request.scope["path"])  # not request.url: that builds a URL object
+    state.metrics.ttft.labels(model_name(request, chat), dialect).observe(
         time.perf_counter() - received)
     return first, events
 
@@ -126,7 +127,7 @@ async def collect(request: Request, first: Any, events: AsyncIterator[Any]) -> l
 
 
 def record_done(request: Request, model: str, done: Done) -> None:
-    request.app.state.metrics.record_usage(model, done.usage, dialect_of(request.url.path))
+    request.app.state.metrics.record_usage(model, done.usage, dialect_of(request.scope["path"]))
 
 
 def stream_response(request: Request, model: str, first: Any, events: AsyncIterator[Any],

@@ -124,6 +124,8 @@ class RequestGuard:
         self.check_host = check_host
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
         self.allowed_origins = {o for o in map(normal_origin, allowed_origins) if o}
+        self._hosts: dict[str, bool] = {}  # Host header -> allowed (bounded, see _remember)
+        self._policies = PolicyCache()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -144,7 +146,7 @@ class RequestGuard:
                 f"this server only answers requests for a loopback host (localhost, 127.0.0.1), "
                 f"not for '{host[:100]}'; add the name to allowed_hosts to use it",
                 code="host_not_allowed")
-        policy = policy_for(scope)
+        policy = self._policies.get(scope)
         method = scope.get("method", "GET")
         if not (policy.cross_site_reads and method in ("GET", "HEAD")):
             self.check_origin(headers, host)
@@ -152,8 +154,13 @@ class RequestGuard:
             check_content_type(headers)
 
     def host_allowed(self, host: str) -> bool:
-        name, _ = split_host(host)
-        return (is_loopback(name) or name.endswith(".localhost") or name in self.allowed_hosts)
+        allowed = self._hosts.get(host)
+        if allowed is None:
+            name, _ = split_host(host)
+            allowed = (is_loopback(name) or name.endswith(".localhost")
+                       or name in self.allowed_hosts)
+            _remember(self._hosts, host, allowed)
+        return allowed
 
     def check_origin(self, headers: dict[str, str], host: str) -> None:
         origin = headers.get("origin")
@@ -207,6 +214,39 @@ def check_content_type(headers: dict[str, str]) -> None:
         return
     raise UnsupportedMediaTypeError(
         f"the body must be JSON ('Content-Type: application/json'), not '{media[:100]}'")
+
+
+CACHE_SIZE = 1024
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    """Keep ``value`` unless ``cache`` is full (a client sending ever new paths or hosts cannot
+    grow it; what is not kept is computed again)."""
+    if len(cache) < CACHE_SIZE:
+        cache[key] = value
+
+
+class PolicyCache:
+    """:func:`policy_for` once per (method, path) while the app's routes stay the same: routing
+    a request is a walk over every route, and the guard did it once more for each request."""
+
+    def __init__(self) -> None:
+        self._routes: Any = None
+        self._count = -1
+        self._policies: dict[tuple[Any, ...], RoutePolicy] = {}
+
+    def get(self, scope: Scope) -> RoutePolicy:
+        routes = getattr(getattr(scope.get("app"), "router", None), "routes", None)
+        count = len(routes) if routes is not None else -1
+        if routes is not self._routes or count != self._count:
+            self._routes, self._count = routes, count
+            self._policies = {}
+        key = (scope["type"], scope.get("method"), scope.get("root_path", ""), scope["path"])
+        policy = self._policies.get(key)
+        if policy is None:
+            policy = policy_for(scope)
+            _remember(self._policies, key, policy)
+        return policy
 
 
 def policy_for(scope: Scope) -> RoutePolicy:

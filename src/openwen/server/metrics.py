@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -31,6 +32,7 @@ from openwen.server import ollama
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+MAX_CACHED_SERIES = 4096
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
 
 
@@ -94,6 +96,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: Metrics):
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,6 +115,20 @@ class MetricsMiddleware:
             await self.app(scope, receive, tracking_send)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            dialect = dialect_of(scope.get("path", ""))
-            self.metrics.requests.labels(dialect, route, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - start)
+            count, latency = self._series(route, scope.get("path", ""), scope["method"], status)
+            count.inc()
+            latency.observe(time.perf_counter() - start)
+
+    def _series(self, route: str, path: str, method: str, status: int) -> tuple[Any, Any]:
+        """The request counter and latency histogram of these labels (looked up once: a
+        labelled series is a lock and a dict per call; label values are route templates,
+        methods and statuses, so few)."""
+        dialect = dialect_of(path)
+        key = (dialect, route, method, status)
+        series = self._children.get(key)
+        if series is None:
+            series = (self.metrics.requests.labels(dialect, route, method, str(status)),
+                      self.metrics.latency.labels(route))
+            if len(self._children) < MAX_CACHED_SERIES:
+                self._children[key] = series
+        return series
