@@ -7,9 +7,12 @@ Everything runs the bundled SmolLM2-135M on the same threads. Measured in one ru
    of N sequences per ``llama_decode`` and sampling each greedily with llama.cpp's sampler,
    nothing else;
 2. **engine** (in a fresh process per measurement): openwen's :class:`BatchedEngine` with N
-   concurrent greedy requests; the time each step spends outside ``llama_decode`` (scheduling,
-   sampling, detokenising, stop checks, handing events to the event loop) is the per-step
-   overhead, in microseconds;
+   concurrent greedy requests, on the ceiling's fixed thread count (the thread tuner off: in a
+   fresh engine its first probes, after 8, 24 and 56 steps, run 12 of a 97-step burst on one
+   thread, 5-15% of the rate; a long-running server has backed off to a probe every 1,024
+   steps; ``bench/step_profile.py --tuner`` shows the difference); the time each step spends
+   outside ``llama_decode`` (scheduling, sampling, detokenising, stop checks, handing events to
+   the event loop) is the per-step overhead, in microseconds;
 3. **HTTP**: N concurrent streamed ``/v1/chat/completions`` (distinct prompts, greedy,
    ``--tokens`` tokens each) against ``openwen serve`` and ``llama-server -np 8`` (if a binary is
    found: ``--llama-server PATH``, or one built by ``--build-llama-server``; see
@@ -94,7 +97,7 @@ class InProcess:
 
         self.engine = BatchedEngine(model, name="smollm2", n_ctx=N_CTX, n_threads=threads,
                                     kv_slots=max(8, max_streams), kv_cells=N_CTX * 2,
-                                    kv_ram_mb=0)
+                                    kv_ram_mb=0, adaptive_threads=False)
         self.raw_model = NativeModel(model)
         self.raw = NativeContext(self.raw_model, n_cells=N_CTX * 2, n_seq=max_streams,
                                  n_batch=512, n_threads=threads)

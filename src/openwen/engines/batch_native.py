@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from openwen.engines.batch_sampling import JobSampler, step_logits
+from openwen.engines.batch_sampling import JobSampler, StepLogits
 from openwen.engines.decoding import TokenPieces, check_gguf
 from openwen.engines.llama_buffers import llama_cpp_module
 from openwen.errors import EngineError, ModelFileError
@@ -193,6 +193,7 @@ class NativeContext:
         self._decode = llama.llama_decode
         self._sample = llama.llama_sampler_sample
         self._logits_ith = llama.llama_get_logits_ith
+        self._step_logits = StepLogits(ctx, self.n_vocab)
 
     def put(self, i: int, token: int, pos: int, seq: int, output: bool) -> None:
         self.tokens[i] = token
@@ -224,7 +225,7 @@ class NativeContext:
 
     def output_logits(self, n_outputs: int) -> Any:
         """This step's output logits as an ``(n_outputs, n_vocab)`` numpy view."""
-        return step_logits(self.ctx, n_outputs, self.n_vocab)
+        return self._step_logits(n_outputs)
 
     def logits_at(self, i: int) -> Any:
         return self._logits_ith(self.ctx, i)

@@ -193,10 +193,46 @@ class JobSampler:
 
 
 def greedy_tokens(logits: np.ndarray, rows: Sequence[int]) -> list[int]:
-    """The argmax of each of ``rows`` of the step's output logits, in one numpy call."""
+    """The argmax of each of ``rows`` of the step's output logits, in one numpy call.
+
+    When the rows are the first ``len(rows)`` (every output greedy, the usual case) they are a
+    slice of the logits (no copy); otherwise the argmax runs over every row up to the last one
+    asked for, which costs less than gathering the rows into a copy first (measured: a copy of 4
+    rows of 49,152 logits ~3x the argmax of the slice)."""
     if len(rows) == 1:
         return [int(logits[rows[0]].argmax())]
-    return [int(t) for t in logits[list(rows)].argmax(axis=1)]
+    last = rows[-1]
+    best = logits[: last + 1].argmax(axis=1).tolist()
+    if len(rows) == last + 1:
+        return best  # type: ignore[no-any-return]
+    return [best[row] for row in rows]
+
+
+class StepLogits:
+    """The step's output logits as numpy rows, one view reused while llama.cpp keeps its buffer.
+
+    ``np.ctypeslib.as_array`` per step cost ~100-150 us on the owner thread right after a decode
+    (4 streams, bundled model); the buffer only moves when llama.cpp grows it, so the view is
+    rebuilt only when the pointer or the row count changes."""
+
+    def __init__(self, ctx: Any, n_vocab: int):
+        self._ctx = ctx
+        self._n_vocab = n_vocab
+        self._get = _llama().llama_get_logits
+        self._views: dict[int, np.ndarray] = {}
+        self._address = 0
+
+    def __call__(self, n_outputs: int) -> np.ndarray:
+        ptr = self._get(self._ctx)  # also synchronises the context, as llama.cpp requires
+        address = ctypes.cast(ptr, ctypes.c_void_p).value or 0
+        if address != self._address:
+            self._views.clear()
+            self._address = address
+        view = self._views.get(n_outputs)
+        if view is None:
+            view = np.ctypeslib.as_array(ptr, shape=(n_outputs, self._n_vocab))
+            self._views[n_outputs] = view
+        return view
 
 
 def step_logits(ctx: Any, n_outputs: int, n_vocab: int) -> np.ndarray:

@@ -13,6 +13,7 @@ class StopMatcher:
 
     def __init__(self, stops: Sequence[str]):
         self._stops = tuple(s for s in stops if s)
+        self._firsts = frozenset(s[0] for s in self._stops)  # a match or a partial one starts so
         self._held = ""
         self.stopped = False
         self.matched: str | None = None  # the stop string that ended the text
@@ -23,6 +24,9 @@ class StopMatcher:
         if not self._stops:
             return text
         buffer = self._held + text
+        if not any(c in buffer for c in self._firsts):
+            self._held = ""  # no stop string can start anywhere in it (most tokens)
+            return buffer
         cut = _first_match(buffer, self._stops)
         if cut is not None:
             self.stopped = True
