@@ -34,7 +34,7 @@ received between its sending and its first token, with their longest pause in th
 
     .venv/bin/python bench/concurrency.py [--threads 2] [--tokens 96] [--rounds 3]
         [--streams 1,4,8] [--only openwen|llama-server] [--llama-server PATH]
-        [--build-llama-server] [--with-llama-cpp-python] [--omp-spin]
+        [--build-llama-server] [--with-llama-cpp-python] [--omp-spin] [--client lean]
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ from servers import (  # noqa: E402
     omp_policy,
     openwen_server,
     stream_chat,
+    stream_chat_lean,
 )
 
 from openwen.messages import Done, Message  # noqa: E402
@@ -182,16 +183,21 @@ class InProcess:
         self.raw_model.close()
 
 
-async def burst(client: httpx.AsyncClient, url: str, n: int, tokens: int, round_: int
-                ) -> dict[str, float]:
-    """``n`` concurrent streams; the aggregate tokens/s and mean time to first token."""
-    start = time.perf_counter()
-    runs: list[Stream] = await asyncio.gather(
-        *(stream_chat(client, url, ask(story(i, round_)), max_tokens=tokens) for i in range(n)))
+async def burst(client: httpx.AsyncClient, url: str, n: int, tokens: int, round_: int,
+                lean: bool = False) -> dict[str, float]:
+    """``n`` concurrent streams; the aggregate tokens/s, mean time to first token and this
+    client's own CPU per token (it shares the cores with the server)."""
+    start, cpu = time.perf_counter(), time.process_time()
+    runs: list[Stream] = await asyncio.gather(*(
+        stream_chat_lean(url, ask(story(i, round_)), max_tokens=tokens) if lean
+        else stream_chat(client, url, ask(story(i, round_)), max_tokens=tokens)
+        for i in range(n)))
     end = max(r.done for r in runs)
-    return {"rate": sum(r.tokens for r in runs) / (end - start),
+    produced = sum(r.tokens for r in runs)
+    return {"rate": produced / (end - start),
             "ttft": statistics.mean(r.ttft for r in runs),
-            "tokens": sum(r.tokens for r in runs)}
+            "tokens": produced,
+            "client_us": (time.process_time() - cpu) / max(produced, 1) * 1e6}
 
 
 async def joining(client: httpx.AsyncClient, url: str) -> dict[str, float]:
@@ -213,14 +219,14 @@ async def joining(client: httpx.AsyncClient, url: str) -> dict[str, float]:
             "longest_pause": max(gaps, default=float("nan"))}
 
 
-def http_round(url: str, streams: list[int], tokens: int, round_: int
+def http_round(url: str, streams: list[int], tokens: int, round_: int, lean: bool = False
                ) -> dict[int, dict[str, float]]:
     async def run() -> dict[int, dict[str, float]]:
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
         async with httpx.AsyncClient(timeout=600, limits=limits) as client:
             if round_ == 0:
                 await stream_chat(client, url, ask("Say hello."), max_tokens=8)  # warm-up
-            return {n: await burst(client, url, n, tokens, round_) for n in streams}
+            return {n: await burst(client, url, n, tokens, round_, lean) for n in streams}
 
     return asyncio.run(run())
 
@@ -293,7 +299,8 @@ def measure(args: argparse.Namespace) -> dict[str, dict[Any, Any]]:
                     for side in ("ceiling", "engine"):
                         raw[side][n].append(in_fresh_process(side, n, r, args))
             for name, url in urls.items():
-                for n, res in http_round(url, args.streams, args.tokens, r).items():
+                for n, res in http_round(url, args.streams, args.tokens, r,
+                                                 args.client == "lean").items():
                     http.setdefault(name, {}).setdefault(n, []).append(res)
             print(f"  round {r + 1}/{args.rounds} done; {machine()}", flush=True)
         for name, url in urls.items():
@@ -309,7 +316,7 @@ def measure(args: argparse.Namespace) -> dict[str, dict[Any, Any]]:
 
 def report(results: dict[str, dict[Any, Any]], args: argparse.Namespace) -> None:
     print(f"\nconcurrency: SmolLM2-135M Q4_1, {args.threads} threads, n_ctx {N_CTX}, "
-          f"{args.tokens} tokens per stream, best of {args.rounds}; "
+          f"{args.tokens} tokens per stream, best of {args.rounds}, client {args.client}; "
           f"{datetime.date.today()}; {machine()}")
     streams = args.streams
     http = [k for k in results if k not in ("ceiling", "engine")]
@@ -326,6 +333,9 @@ def report(results: dict[str, dict[Any, Any]], args: argparse.Namespace) -> None
         print("engine per-step time outside llama_decode (owner thread / wall clock): "
               + ", ".join(f"{n} streams {e[n]['overhead_us']:.0f} / {e[n]['wall_overhead_us']:.0f}"
                           " us" for n in streams))
+    for name in http:
+        print(f"client CPU per token, {name} (this process, on the same cores): " + ", ".join(
+            f"{n} streams {results[name][n]['client_us']:.0f} us" for n in streams))
     ceiling = results.get("ceiling")
     for name in http:
         if ceiling:
@@ -363,6 +373,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--streams", type=lambda s: [int(x) for x in s.split(",")],
                     default=[1, 4, 8])
+    ap.add_argument("--client", choices=["httpx", "lean"], default="httpx",
+                    help="HTTP client of the bursts: httpx, or a raw connection that costs the "
+                         "shared cores the least (servers.stream_chat_lean)")
     add_server_options(ap)
     args = ap.parse_args()
     if 1 not in args.streams:
