@@ -62,6 +62,26 @@ def test_model_ids_with_slashes_and_colons(tmp_path: Path, bundled_model: Path) 
         assert answer.choices[0].message.content
 
 
+def test_listing_follows_the_store_while_serving(tmp_path: Path, bundled_model: Path) -> None:
+    """The encoded list is sent again only while what it shows is unchanged: a model copied
+    into the store (or removed) while the server runs shows up in the next listing."""
+    home = tmp_path / "home"
+    repo = home / "models" / "acme" / "late-GGUF"
+    with running_server(server_settings(home)) as server:
+        http = httpx.Client(base_url=server.url)
+        first = http.get("/v1/models")
+        assert first.headers["content-type"] == "application/json"
+        assert http.get("/v1/models").content == first.content
+        assert "acme/late-GGUF" not in [m["id"] for m in first.json()["data"]]
+        repo.mkdir(parents=True)
+        shutil.copy(bundled_model, repo / "late-q4.gguf")
+        ids = [m["id"] for m in http.get("/v1/models").json()["data"]]
+        assert "acme/late-GGUF" in ids
+        shutil.rmtree(repo)
+        ids = [m["id"] for m in http.get("/v1/models").json()["data"]]
+        assert "acme/late-GGUF" not in ids
+
+
 def norm(vector: list[float]) -> float:
     return math.sqrt(sum(v * v for v in vector))
 

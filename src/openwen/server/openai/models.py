@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from openwen.engines.base import ModelInfo
 from openwen.errors import ModelNotFoundError
@@ -16,7 +16,11 @@ router = APIRouter(tags=["OpenAI"])
 STARTED = int(time.time())
 
 
-async def model_cards(request: Request) -> list[ModelCard]:
+# what a card shows: id, owned_by, context_length, type, available
+CardFields = tuple[str, str, int | None, str, bool]
+
+
+async def card_fields(request: Request) -> tuple[CardFields, ...]:
     """Chat models (local store, loaded models, remote upstream) then embedding models."""
     service = request.app.state.service
     infos: list[ModelInfo] = list(await service.registry.list_models())
@@ -24,23 +28,49 @@ async def model_cards(request: Request) -> list[ModelCard]:
     for engine in service.registry.loaded():  # e.g. a model loaded from a .gguf path
         infos.extend(i for i in engine.models() if i.id not in seen)
         seen.update(i.id for i in engine.models())
-    cards = [_card(i, "chat") for i in infos]
-    cards += [_card(i, "embedding") for i in request.app.state.embeddings.models()
-              if i.id not in seen]
-    return cards
+    fields = [_fields(i, "chat") for i in infos]
+    fields += [_fields(i, "embedding") for i in request.app.state.embeddings.models()
+               if i.id not in seen]
+    return tuple(fields)
 
 
-def _card(info: ModelInfo, kind: str) -> ModelCard:
-    return ModelCard(id=info.id, created=STARTED, owned_by=info.owned_by,
-                     context_length=info.context_length,
-                     type=str(info.details.get("type", kind)),
-                     available=info.details.get("available", True) is not False)
+async def model_cards(request: Request) -> list[ModelCard]:
+    return [_card(f) for f in await card_fields(request)]
+
+
+def _fields(info: ModelInfo, kind: str) -> CardFields:
+    return (info.id, info.owned_by, info.context_length, str(info.details.get("type", kind)),
+            info.details.get("available", True) is not False)
+
+
+def _card(fields: CardFields) -> ModelCard:
+    model_id, owned_by, context_length, kind, available = fields
+    return ModelCard(id=model_id, created=STARTED, owned_by=owned_by,
+                     context_length=context_length, type=kind, available=available)
+
+
+class EncodedList:
+    """The last ``/v1/models`` body, encoded once and sent again while the cards it shows stay
+    the same (clients poll this list; validating and encoding it per request cost more than
+    finding what it lists)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[tuple[CardFields, ...], bytes] | None = None
+
+    def body(self, fields: tuple[CardFields, ...]) -> bytes:
+        last = self._last
+        if last is not None and last[0] == fields:
+            return last[1]
+        data = ModelList(data=[_card(f) for f in fields]).model_dump(mode="json")
+        body = bytes(JSONResponse(data).body)
+        self._last = (fields, body)
+        return body
 
 
 @router.get("/v1/models", summary="List models", response_model=ModelList)
-async def list_models(request: Request) -> JSONResponse:
-    cards = await model_cards(request)
-    return JSONResponse(ModelList(data=cards).model_dump(mode="json"))
+async def list_models(request: Request) -> Response:
+    encoded: EncodedList = request.app.state.encoded_models
+    return Response(encoded.body(await card_fields(request)), media_type="application/json")
 
 
 @router.get("/v1/models/{model_id:path}", summary="Retrieve a model", response_model=ModelCard,
