@@ -67,8 +67,8 @@ def test_listing_follows_the_store_while_serving(tmp_path: Path, bundled_model: 
     into the store (or removed) while the server runs shows up in the next listing."""
     home = tmp_path / "home"
     repo = home / "models" / "acme" / "late-GGUF"
-    with running_server(server_settings(home)) as server:
-        http = httpx.Client(base_url=server.url)
+    with running_server(server_settings(home)) as server, \
+            httpx.Client(base_url=server.url) as http:
         first = http.get("/v1/models")
         assert first.headers["content-type"] == "application/json"
         assert http.get("/v1/models").content == first.content

@@ -20,6 +20,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -215,7 +216,6 @@ class EmbeddingService:
         self.max_loaded = max_loaded
         self._slots: OrderedDict[str, _Slot] = OrderedDict()
         self._lock = asyncio.Lock()
-        self._local: list[ModelInfo] | None = None
 
     @property
     def default_model(self) -> str:
@@ -228,18 +228,13 @@ class EmbeddingService:
                  for config in self.settings.engines for name in config.embedding_models]
         if not self.settings.local_models:
             return infos
-        local = self._local_models()
+        local = self._local_models
         return [*infos, *[i for i in local if all(i.id != o.id for o in infos)]]
 
+    @cached_property
     def _local_models(self) -> list[ModelInfo]:
         """The local embedding models whose packages are installed (looked up once: a package
         lookup walks ``sys.path``, too slow for every ``/v1/models``)."""
-        if self._local is None:
-            self._local = self._find_local_models()
-        return self._local
-
-    @staticmethod
-    def _find_local_models() -> list[ModelInfo]:
         from openwen.knowledge.embeddings_e5 import E5, e5_available
 
         local = []

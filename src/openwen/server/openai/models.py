@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -16,8 +17,14 @@ router = APIRouter(tags=["OpenAI"])
 STARTED = int(time.time())
 
 
-# what a card shows: id, owned_by, context_length, type, available
-CardFields = tuple[str, str, int | None, str, bool]
+class CardFields(NamedTuple):
+    """What a model card shows (``created`` is the server's start for every card)."""
+
+    id: str
+    owned_by: str
+    context_length: int | None
+    type: str
+    available: bool
 
 
 async def card_fields(request: Request) -> tuple[CardFields, ...]:
@@ -39,14 +46,13 @@ async def model_cards(request: Request) -> list[ModelCard]:
 
 
 def _fields(info: ModelInfo, kind: str) -> CardFields:
-    return (info.id, info.owned_by, info.context_length, str(info.details.get("type", kind)),
-            info.details.get("available", True) is not False)
+    return CardFields(info.id, info.owned_by, info.context_length,
+                      str(info.details.get("type", kind)),
+                      info.details.get("available", True) is not False)
 
 
 def _card(fields: CardFields) -> ModelCard:
-    model_id, owned_by, context_length, kind, available = fields
-    return ModelCard(id=model_id, created=STARTED, owned_by=owned_by,
-                     context_length=context_length, type=kind, available=available)
+    return ModelCard(created=STARTED, **fields._asdict())
 
 
 class EncodedList:
@@ -61,8 +67,7 @@ class EncodedList:
         last = self._last
         if last is not None and last[0] == fields:
             return last[1]
-        data = ModelList(data=[_card(f) for f in fields]).model_dump(mode="json")
-        body = bytes(JSONResponse(data).body)
+        body = ModelList(data=[_card(f) for f in fields]).model_dump_json().encode()
         self._last = (fields, body)
         return body
 
